@@ -1,0 +1,141 @@
+"""The only sender of work: one interface, two implementations.
+
+`InlineDispatcher` runs everything in this process (`tern flow test`, tests): advances on the calling
+thread, task runs on a thread pool. The Celery dispatcher (the runtime issue) sends the same requests
+as Celery messages.
+"""
+from __future__ import annotations
+
+import heapq
+import itertools
+import queue
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Iterator, Protocol
+
+from django.db import connections
+from django.utils import timezone
+
+
+class Dispatcher(Protocol):
+    def advance(self, execution_id: str, at: datetime | None = None) -> None: ...
+    def run_task_runs(self, execution_id: str, task_run_ids: list[str]) -> None: ...
+    def execution_ended(self, execution_id: str) -> None: ...
+
+
+class InlineDispatcher:
+    """Work items go on a local queue; `run_until_done` carries them out until the execution ends."""
+
+    def __init__(self, threads: int = 8):
+        self.items: queue.Queue[tuple[str, str]] = queue.Queue()
+        self.pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="tern-task")
+        self.timers: list[tuple[datetime, int, str]] = []
+        self.counter = itertools.count()
+        self.running = 0
+        self.lock = threading.Lock()
+
+    # -- the Dispatcher interface (called from any thread) --
+    def advance(self, execution_id: str, at: datetime | None = None) -> None:
+        if at is not None and at > timezone.now():
+            with self.lock:
+                heapq.heappush(self.timers, (at, next(self.counter), execution_id))
+            self.items.put(("wake", execution_id))  # let the loop recompute its wait
+        else:
+            self.items.put(("advance", execution_id))
+
+    def run_task_runs(self, execution_id: str, task_run_ids: list[str]) -> None:
+        for task_run_id in task_run_ids:
+            with self.lock:
+                self.running += 1
+            self.pool.submit(self._run, execution_id, task_run_id)
+
+    def execution_ended(self, execution_id: str) -> None:
+        self.items.put(("ended", execution_id))
+
+    # -- the loop --
+    def _run(self, execution_id: str, task_run_id: str) -> None:
+        from flows_app.services.taskruns import run_task_run
+
+        try:
+            run_task_run(task_run_id)
+        except Exception as exc:  # surfaced by the loop: a crash must not hang `tern flow test`
+            self.items.put(("crash", f"{type(exc).__name__}: {exc}"))
+        finally:
+            connections.close_all()  # this thread's connection; tests and PostgreSQL need it closed
+            with self.lock:
+                self.running -= 1
+            self.items.put(("done", execution_id))
+
+    def run_until_done(self, execution_id: str, timeout: float | None = None) -> str:
+        """Carry out work until the execution ends (or pauses with nothing due); returns its state."""
+        from flows_app.models import Execution
+        from flows_app.services.executions import advance_execution
+
+        deadline = None if timeout is None else timezone.now().timestamp() + timeout
+        idle_rounds = 0
+        while True:
+            try:
+                kind, payload = self.items.get(timeout=self._next_wait())
+            except queue.Empty:
+                kind, payload = "idle", execution_id
+            if kind == "crash":
+                raise RuntimeError(payload)
+            if kind == "advance":
+                advance_execution(payload)
+            for due in self._due_timers():
+                advance_execution(due)
+            state = Execution.objects.filter(id=execution_id).values_list("state", flat=True).first()
+            with self.lock:
+                idle = self.running == 0 and self.items.empty()
+                waiting = bool(self.timers)
+            if idle and state in ("SUCCESS", "WARNING", "FAILED", "KILLED", "PAUSED") and not waiting:
+                return state
+            if kind == "idle" and idle and not waiting:
+                # Nothing in flight and nothing due, yet not ended: re-advance once, as the scheduler's
+                # tick would; a second idle round with no progress means the execution is stuck.
+                idle_rounds += 1
+                if idle_rounds > 2:
+                    raise RuntimeError(f"execution {execution_id} is stuck in state {state}")
+                advance_execution(execution_id)
+            else:
+                idle_rounds = 0
+            if deadline is not None and timezone.now().timestamp() > deadline:
+                raise TimeoutError(f"execution {execution_id} still {state} after {timeout} s")
+
+    def _next_wait(self) -> float | None:
+        with self.lock:
+            if not self.timers:
+                return 0.2 if self.running == 0 else None
+            return max((self.timers[0][0] - timezone.now()).total_seconds(), 0)
+
+    def _due_timers(self) -> list[str]:
+        due, now = [], timezone.now()
+        with self.lock:
+            while self.timers and self.timers[0][0] <= now:
+                due.append(heapq.heappop(self.timers)[2])
+        return list(dict.fromkeys(due))
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True)
+
+
+_current: Dispatcher | None = None
+
+
+def get() -> Dispatcher:
+    global _current
+    if _current is None:
+        _current = InlineDispatcher()
+    return _current
+
+
+@contextmanager
+def using(dispatcher: Dispatcher) -> Iterator[Dispatcher]:
+    global _current
+    previous, _current = _current, dispatcher
+    try:
+        yield dispatcher
+    finally:
+        _current = previous

@@ -1,0 +1,56 @@
+"""The steps the planner asks for: small frozen records the services carry out in one transaction."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Mapping, Union
+
+from .states import State
+
+
+@dataclass(frozen=True)
+class CreateTaskRun:
+    id: str
+    task_id: str
+    parent_id: str | None
+    state: State  # QUEUED for runnables, RUNNING for flowables, SKIPPED or FAILED when decided at once
+    value: str | None = None
+    outputs: Mapping[str, Any] = field(default_factory=dict)
+    message: str | None = None  # logged at ERROR when the run is created FAILED
+
+
+@dataclass(frozen=True)
+class SetTaskRunState:
+    task_run_id: str
+    state: State
+    message: str | None = None
+
+
+@dataclass(frozen=True)
+class RequeueTaskRun:
+    """A retry whose time has come: RETRYING -> QUEUED, to be sent to a worker again."""
+
+    task_run_id: str
+
+
+@dataclass(frozen=True)
+class SetExecutionState:
+    state: State
+    outputs: Mapping[str, Any] | None = None
+    message: str | None = None
+
+
+Action = Union[CreateTaskRun, SetTaskRunState, RequeueTaskRun, SetExecutionState]
+
+
+@dataclass(frozen=True)
+class Plan:
+    actions: tuple[Action, ...]
+    wake_at: datetime | None = None  # when the execution must be advanced again with no message (retries)
+
+    @property
+    def to_dispatch(self) -> list[str]:
+        """Ids of runs that a worker must run now."""
+        ids = [a.id for a in self.actions if isinstance(a, CreateTaskRun) and a.state == State.QUEUED]
+        ids += [a.task_run_id for a in self.actions if isinstance(a, RequeueTaskRun)]
+        return ids

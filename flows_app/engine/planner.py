@@ -1,0 +1,212 @@
+"""The pure planner: given an execution's snapshot, the ordered small steps that move it forward.
+
+`plan()` runs the steps in order; the first that has something to do returns its actions, they are
+applied to an in-memory copy of the snapshot, and the steps run again from the top until none has
+anything left. Same snapshot in, same decisions out: any worker may advance any execution.
+"""
+from __future__ import annotations
+
+import uuid
+from typing import Any, Callable, Sequence
+
+from flows_app.spec.model import TaskSpec
+from plugins_app.base import ChildRun, FlowableError, FlowablePlugin, resolve_children_state, sequential_next
+from plugins_app.registry import get_plugin
+
+from .actions import Action, CreateTaskRun, Plan, RequeueTaskRun, SetExecutionState, SetTaskRunState
+from .properties import PropertyError, render_properties
+from .snapshot import ExecutionSnapshot, RunState
+from .states import State
+from .templating import TemplateError, render_value, truthy
+from .variables import build_variables
+
+MAX_ROUNDS = 10_000  # a safety net: each round creates or ends at least one run
+
+NewId = Callable[[], str]
+
+
+def new_run_id() -> str:
+    return uuid.uuid4().hex
+
+
+def plan(snapshot: ExecutionSnapshot, new_id: NewId = new_run_id) -> Plan:
+    steps: Sequence[Callable[[ExecutionSnapshot, NewId], list[Action]]] = (
+        handle_start, handle_kill, handle_due_retries, handle_flowables, handle_root,
+    )
+    actions: list[Action] = []
+    current = snapshot
+    for _ in range(MAX_ROUNDS):
+        found: list[Action] = []
+        for step in steps:
+            found = step(current, new_id)
+            if found:
+                break
+        if not found:
+            break
+        actions.extend(found)
+        current = apply(current, found)
+    waits = [r.next_attempt_at for r in current.runs if r.state == State.RETRYING and r.next_attempt_at]
+    return Plan(tuple(actions), min(waits) if waits else None)
+
+
+# ---- the steps -----------------------------------------------------------------------------------
+
+def handle_start(snapshot: ExecutionSnapshot, new_id: NewId) -> list[Action]:
+    if snapshot.state == State.CREATED:
+        return [SetExecutionState(State.RUNNING)]
+    return []
+
+
+def handle_kill(snapshot: ExecutionSnapshot, new_id: NewId) -> list[Action]:
+    """A KILLING execution: stop what has not started, let running work see the kill, end KILLED."""
+    if snapshot.state != State.KILLING:
+        return []
+    actions: list[Action] = []
+    for run in snapshot.runs:
+        if run.state in (State.CREATED, State.QUEUED, State.RETRYING, State.PAUSED):
+            actions.append(SetTaskRunState(run.id, State.KILLED))
+        elif run.state == State.RUNNING and _is_flowable(snapshot, run):
+            if all(c.state.is_terminal for c in snapshot.children(run.id)):
+                actions.append(SetTaskRunState(run.id, State.KILLED))
+    if actions:
+        return actions
+    if all(r.state.is_terminal for r in snapshot.runs):
+        return [SetExecutionState(State.KILLED)]
+    return []
+
+
+def handle_due_retries(snapshot: ExecutionSnapshot, new_id: NewId) -> list[Action]:
+    if snapshot.state != State.RUNNING:
+        return []
+    return [RequeueTaskRun(r.id) for r in snapshot.runs
+            if r.state == State.RETRYING and r.next_attempt_at is not None and r.next_attempt_at <= snapshot.now]
+
+
+def handle_flowables(snapshot: ExecutionSnapshot, new_id: NewId) -> list[Action]:
+    """Each running flowable says which children start now, or, when none, its own end state."""
+    if snapshot.state != State.RUNNING:
+        return []
+    actions: list[Action] = []
+    for run in snapshot.runs:
+        if run.state != State.RUNNING or not _is_flowable(snapshot, run):
+            continue
+        task = snapshot.flow.task(run.task_id)
+        ctx = FlowableRun(snapshot, task, run)
+        plugin = get_plugin(task.type)()
+        try:
+            children = plugin.next_children(ctx)
+            if children:
+                actions.extend(create_child(snapshot, child, run, new_id) for child in children)
+                continue
+            state = plugin.resolve_state(ctx)
+        except (FlowableError, PropertyError, TemplateError) as exc:
+            actions.append(SetTaskRunState(run.id, _allowed(task, State.FAILED), message=str(exc)))
+            continue
+        if state is not None:
+            actions.append(SetTaskRunState(run.id, _allowed(task, state)))
+    return actions
+
+
+def handle_root(snapshot: ExecutionSnapshot, new_id: NewId) -> list[Action]:
+    """The flow itself is a sequence of `tasks` with `errors`; when it is done, the execution ends."""
+    if snapshot.state != State.RUNNING:
+        return []
+    flow, top = snapshot.flow, snapshot.children(None)
+    children = sequential_next(flow.tasks, flow.errors, top)
+    if children:
+        return [create_child(snapshot, child, None, new_id) for child in children]
+    state = resolve_children_state(flow.tasks, flow.errors, top)
+    if state is None:
+        return []
+    if not flow.outputs:
+        return [SetExecutionState(state)]
+    try:
+        outputs = render_flow_outputs(snapshot)
+    except (TemplateError, ValueError) as exc:
+        return [SetExecutionState(State.FAILED, message=f"flow outputs: {exc}")]
+    return [SetExecutionState(state, outputs=outputs)]
+
+
+# ---- creating runs -------------------------------------------------------------------------------
+
+def create_child(snapshot: ExecutionSnapshot, child: ChildRun, parent: RunState | None, new_id: NewId) -> CreateTaskRun:
+    """A new run: SKIPPED when its `runIf` is false, RUNNING for a flowable (started here), else QUEUED."""
+    task, run_id = child.task, new_id()
+    parent_id = parent.id if parent else None
+    if task.run_if is not None:
+        try:
+            variables = build_variables(snapshot, task, parent=parent, value=child.value)
+            if not truthy(render_value(task.run_if, variables)):
+                return CreateTaskRun(run_id, task.id, parent_id, State.SKIPPED, child.value)
+        except TemplateError as exc:
+            return CreateTaskRun(run_id, task.id, parent_id, _allowed(task, State.FAILED), child.value,
+                                 message=f"runIf: {exc}")
+    plugin = get_plugin(task.type)
+    if not issubclass(plugin, FlowablePlugin):
+        return CreateTaskRun(run_id, task.id, parent_id, State.QUEUED, child.value)
+    run = RunState(run_id, task.id, parent_id, State.RUNNING, child.value, attempts=1,
+                   order=len(snapshot.runs), started_at=snapshot.now)
+    started = apply(snapshot, [CreateTaskRun(run_id, task.id, parent_id, State.RUNNING, child.value)])
+    try:
+        outputs = plugin().start(FlowableRun(started, task, run))
+    except (FlowableError, PropertyError, TemplateError) as exc:
+        return CreateTaskRun(run_id, task.id, parent_id, _allowed(task, State.FAILED), child.value, message=str(exc))
+    return CreateTaskRun(run_id, task.id, parent_id, State.RUNNING, child.value, outputs=dict(outputs or {}))
+
+
+class FlowableRun:
+    """The FlowableContext handed to a flowable plugin."""
+
+    def __init__(self, snapshot: ExecutionSnapshot, task: TaskSpec, run: RunState):
+        self.snapshot, self.task, self.run = snapshot, task, run
+        self.children = snapshot.children(run.id)
+        self._props: Any = None
+
+    def variables(self) -> dict[str, Any]:
+        return build_variables(self.snapshot, self.task, self.run)
+
+    def render(self, value: Any) -> Any:
+        return render_value(value, self.variables())
+
+    def props(self) -> Any:
+        if self._props is None:
+            self._props = render_properties(get_plugin(self.task.type), self.task, self.variables())
+        return self._props
+
+
+def render_flow_outputs(snapshot: ExecutionSnapshot) -> dict[str, Any]:
+    variables = build_variables(snapshot)
+    return {item["id"]: render_value(item["value"], variables) for item in snapshot.flow.outputs}
+
+
+def _is_flowable(snapshot: ExecutionSnapshot, run: RunState) -> bool:
+    return issubclass(get_plugin(snapshot.flow.task(run.task_id).type), FlowablePlugin)
+
+
+def _allowed(task: TaskSpec, state: State) -> State:
+    """allowFailure turns a failure into WARNING; allowWarning turns a warning into SUCCESS."""
+    if state == State.FAILED and task.allow_failure:
+        return State.WARNING
+    if state == State.WARNING and task.allow_warning:
+        return State.SUCCESS
+    return state
+
+
+# ---- applying actions to a snapshot (in memory) ----------------------------------------------------
+
+def apply(snapshot: ExecutionSnapshot, actions: Sequence[Action]) -> ExecutionSnapshot:
+    runs = {r.id: r for r in snapshot.runs}
+    state, order = snapshot.state, len(runs)
+    for action in actions:
+        if isinstance(action, CreateTaskRun):
+            runs[action.id] = RunState(action.id, action.task_id, action.parent_id, action.state, action.value,
+                                       attempts=1 if action.state == State.RUNNING else 0,
+                                       outputs=action.outputs, order=order, started_at=snapshot.now)
+            order += 1
+        elif isinstance(action, SetTaskRunState):
+            runs[action.task_run_id] = runs[action.task_run_id].evolve(state=action.state)
+        elif isinstance(action, RequeueTaskRun):
+            runs[action.task_run_id] = runs[action.task_run_id].evolve(state=State.QUEUED, next_attempt_at=None)
+        elif isinstance(action, SetExecutionState):
+            state = action.state
+    return snapshot.with_runs(tuple(sorted(runs.values(), key=lambda r: r.order)), state)

@@ -1,0 +1,75 @@
+"""The states of executions and task runs, and the one table of legal moves between them."""
+from __future__ import annotations
+
+from enum import Enum
+
+
+class State(str, Enum):
+    CREATED = "CREATED"
+    QUEUED = "QUEUED"
+    RUNNING = "RUNNING"
+    PAUSED = "PAUSED"
+    RETRYING = "RETRYING"
+    SUCCESS = "SUCCESS"
+    WARNING = "WARNING"
+    FAILED = "FAILED"
+    KILLING = "KILLING"
+    KILLED = "KILLED"
+    SKIPPED = "SKIPPED"
+
+    def __str__(self) -> str:
+        return self.value
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in TERMINAL
+
+    @property
+    def is_failure(self) -> bool:
+        return self in (State.FAILED, State.KILLED)
+
+    @property
+    def is_success(self) -> bool:
+        """Ended in a way that lets the next task start."""
+        return self in (State.SUCCESS, State.WARNING, State.SKIPPED)
+
+
+TERMINAL = frozenset({State.SUCCESS, State.WARNING, State.FAILED, State.KILLED, State.SKIPPED})
+
+_S = State
+ALLOWED: dict[State, frozenset[State]] = {
+    _S.CREATED: frozenset({_S.QUEUED, _S.RUNNING, _S.SKIPPED, _S.WARNING, _S.FAILED, _S.KILLING, _S.KILLED}),
+    _S.QUEUED: frozenset({_S.RUNNING, _S.SKIPPED, _S.FAILED, _S.KILLING, _S.KILLED}),
+    _S.RUNNING: frozenset({_S.PAUSED, _S.RETRYING, _S.SUCCESS, _S.WARNING, _S.FAILED, _S.KILLING, _S.KILLED}),
+    _S.PAUSED: frozenset({_S.RUNNING, _S.SUCCESS, _S.WARNING, _S.FAILED, _S.KILLING, _S.KILLED}),
+    _S.RETRYING: frozenset({_S.QUEUED, _S.RUNNING, _S.FAILED, _S.KILLING, _S.KILLED}),
+    _S.KILLING: frozenset({_S.KILLED, _S.FAILED}),
+    _S.SUCCESS: frozenset(),
+    _S.WARNING: frozenset(),
+    _S.FAILED: frozenset(),
+    _S.KILLED: frozenset(),
+    _S.SKIPPED: frozenset(),
+}
+
+
+class IllegalTransition(Exception):
+    def __init__(self, what: str, current: State, target: State):
+        super().__init__(f"{what}: cannot move from {current} to {target}")
+        self.current, self.target = current, target
+
+
+def check_transition(what: str, current: State | str, target: State | str) -> State:
+    """The one door: raise IllegalTransition unless `current -> target` is in the table."""
+    current, target = State(current), State(target)
+    if target not in ALLOWED[current]:
+        raise IllegalTransition(what, current, target)
+    return target
+
+
+def worst(states) -> State:
+    """The combined end state of several ended runs: FAILED/KILLED beat WARNING beat SUCCESS."""
+    states = set(states)
+    for candidate in (State.KILLED, State.FAILED, State.WARNING):
+        if candidate in states:
+            return candidate
+    return State.SUCCESS

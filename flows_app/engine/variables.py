@@ -1,0 +1,89 @@
+"""The variables a template sees (`inputs`, `outputs`, `vars`, `flow`, `execution`, `task`, `taskrun`, ...)."""
+from __future__ import annotations
+
+import os
+from datetime import datetime, timezone
+from typing import Any, Callable, Mapping
+
+from flows_app.spec.model import TaskSpec
+
+from .snapshot import ExecutionSnapshot, RunState
+
+
+def iso(moment: datetime | None) -> str | None:
+    if moment is None:
+        return None
+    return moment.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def outputs_tree(snapshot: ExecutionSnapshot) -> dict[str, Any]:
+    """`outputs.<taskId>` for plain runs, `outputs.<taskId>[value]...` for runs inside loops."""
+    tree: dict[str, Any] = {}
+    for run in sorted(snapshot.runs, key=lambda r: r.order):
+        if not run.outputs:
+            continue
+        values = snapshot.loop_values(run)
+        if not values:
+            tree[run.task_id] = dict(run.outputs)
+            continue
+        node = tree.setdefault(run.task_id, {})
+        for value in values[:-1]:
+            node = node.setdefault(value, {})
+        node[values[-1]] = dict(run.outputs)
+    return tree
+
+
+def envs() -> dict[str, str]:
+    """Environment variables named ENV_X, seen as `envs.x` (Kestra's convention)."""
+    return {k[4:].lower(): v for k, v in os.environ.items() if k.startswith("ENV_")}
+
+
+def build_variables(snapshot: ExecutionSnapshot, task: TaskSpec | None = None, run: RunState | None = None,
+                    parent: RunState | None = None, value: str | None = None,
+                    functions: Mapping[str, Callable[..., Any]] | None = None) -> dict[str, Any]:
+    """Variables for rendering `task`'s properties in `run` (or for a run about to be created under `parent`)."""
+    flow = snapshot.flow
+    variables: dict[str, Any] = {
+        "flow": {"id": flow.id, "namespace": flow.namespace, "revision": flow.revision},
+        "execution": {"id": snapshot.id, "startDate": iso(snapshot.start_date), "state": str(snapshot.state)},
+        "inputs": dict(snapshot.inputs),
+        "outputs": outputs_tree(snapshot),
+        "vars": dict(flow.variables),
+        "labels": dict(snapshot.labels),
+        "trigger": dict(snapshot.trigger) if snapshot.trigger else None,
+        "envs": envs(),
+    }
+    if task is not None:
+        variables["task"] = {"id": task.id, "type": task.type}
+    parent_run = parent
+    if run is not None:
+        variables["taskrun"] = {
+            "id": run.id,
+            "startDate": iso(run.started_at),
+            "attemptsCount": max(run.attempts - 1, 0),
+            "parentId": run.parent_id,
+            "value": _nearest_value(snapshot, run),
+        }
+        if run.parent_id is not None:
+            parent_run = snapshot.run(run.parent_id)
+    elif value is not None or parent is not None:
+        variables["taskrun"] = {"value": value if value is not None else (_nearest_value(snapshot, parent) if parent else None)}
+    if parent_run is not None:
+        chain = [parent_run] + snapshot.ancestors(parent_run)
+        parents = [_parent_view(snapshot, r) for r in chain]
+        variables["parent"] = parents[0]
+        variables["parents"] = parents
+    if functions:
+        variables.update(functions)
+    return variables
+
+
+def _nearest_value(snapshot: ExecutionSnapshot, run: RunState) -> str | None:
+    for r in [run] + snapshot.ancestors(run):
+        if r.value is not None:
+            return r.value
+    return None
+
+
+def _parent_view(snapshot: ExecutionSnapshot, run: RunState) -> dict[str, Any]:
+    return {"taskrun": {"value": _nearest_value(snapshot, run), "id": run.id}, "outputs": dict(run.outputs)}

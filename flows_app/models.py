@@ -1,0 +1,127 @@
+"""Flows with their revisions, executions, task runs and logs: every fact that must survive."""
+from __future__ import annotations
+
+import hashlib
+import uuid
+
+from django.db import models
+
+from flows_app.engine.states import State
+
+STATE_CHOICES = [(s.value, s.value) for s in State]
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex
+
+
+class Flow(models.Model):
+    namespace = models.CharField(max_length=255, db_index=True)
+    flow_id = models.CharField("id", max_length=255)
+    revision = models.PositiveIntegerField(default=1, help_text="The latest revision.")
+    source = models.TextField(help_text="The latest revision's YAML, exactly as written.")
+    disabled = models.BooleanField(default=False)
+    description = models.TextField(blank=True, default="")
+    labels = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["namespace", "flow_id"], name="flow_unique_id")]
+        ordering = ["namespace", "flow_id"]
+
+    def __str__(self) -> str:
+        return f"{self.namespace}.{self.flow_id}"
+
+
+class FlowRevision(models.Model):
+    flow = models.ForeignKey(Flow, on_delete=models.CASCADE, related_name="revisions")
+    revision = models.PositiveIntegerField()
+    source = models.TextField()
+    checksum = models.CharField(max_length=64)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["flow", "revision"], name="flow_revision_unique")]
+        ordering = ["flow", "-revision"]
+
+    def __str__(self) -> str:
+        return f"{self.flow} rev {self.revision}"
+
+    @staticmethod
+    def checksum_of(source: str) -> str:
+        return hashlib.sha256(source.encode()).hexdigest()
+
+
+class Execution(models.Model):
+    id = models.CharField(primary_key=True, max_length=32, default=new_id, editable=False)
+    flow = models.ForeignKey(Flow, on_delete=models.CASCADE, related_name="executions")
+    flow_revision = models.ForeignKey(FlowRevision, on_delete=models.PROTECT, related_name="executions")
+    state = models.CharField(max_length=16, choices=STATE_CHOICES, default=State.CREATED.value, db_index=True)
+    inputs = models.JSONField(default=dict, blank=True)
+    labels = models.JSONField(default=dict, blank=True)
+    outputs = models.JSONField(default=dict, blank=True)
+    trigger = models.JSONField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+    wake_at = models.DateTimeField(null=True, blank=True, db_index=True,
+                                   help_text="When the execution has work due with no message (a retry).")
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.flow} {self.id[:8]} {self.state}"
+
+    @property
+    def duration(self):
+        if self.started_at and self.ended_at:
+            return self.ended_at - self.started_at
+        return None
+
+
+class TaskRun(models.Model):
+    id = models.CharField(primary_key=True, max_length=32, default=new_id, editable=False)
+    execution = models.ForeignKey(Execution, on_delete=models.CASCADE, related_name="task_runs")
+    task_id = models.CharField(max_length=255)
+    parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.CASCADE, related_name="children")
+    value = models.TextField(null=True, blank=True, help_text="The loop value this run is for.")
+    state = models.CharField(max_length=16, choices=STATE_CHOICES, default=State.CREATED.value)
+    order = models.PositiveIntegerField(default=0)
+    attempts = models.JSONField(default=list, blank=True,
+                                help_text="One entry per attempt: state, startDate, endDate.")
+    outputs = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["execution", "order"]
+        indexes = [models.Index(fields=["execution", "order"])]
+
+    def __str__(self) -> str:
+        return f"{self.task_id} {self.state}"
+
+    @property
+    def attempt_count(self) -> int:
+        return len(self.attempts)
+
+
+class LogEntry(models.Model):
+    execution = models.ForeignKey(Execution, on_delete=models.CASCADE, related_name="logs")
+    task_run_id = models.CharField(max_length=32, null=True, blank=True)
+    task_id = models.CharField(max_length=255, blank=True, default="")
+    attempt = models.PositiveIntegerField(default=1)
+    level = models.CharField(max_length=8, db_index=True)
+    message = models.TextField()
+    timestamp = models.DateTimeField(db_index=True)
+
+    class Meta:
+        ordering = ["execution", "id"]
+        verbose_name_plural = "log entries"
+        indexes = [models.Index(fields=["execution", "id"])]
+
+    def __str__(self) -> str:
+        return f"[{self.level}] {self.task_id}: {self.message[:60]}"

@@ -1,0 +1,122 @@
+"""Starting, advancing and killing executions: the only writers of executions and task runs."""
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from django.db import transaction
+from django.utils import timezone
+
+from flows_app import dispatch
+from flows_app.engine.actions import CreateTaskRun, Plan, RequeueTaskRun, SetExecutionState, SetTaskRunState
+from flows_app.engine.inputs import coerce_inputs
+from flows_app.engine.planner import plan
+from flows_app.engine.states import State, check_transition
+from flows_app.models import Execution, Flow, TaskRun
+
+from .flows import spec_of
+from .logs import log_now
+from .snapshots import load_snapshot
+from .transitions import move_execution, move_task_run
+
+
+class FlowDisabled(Exception):
+    pass
+
+
+def start_execution(flow: Flow, inputs: Mapping[str, Any] | None = None, labels: Mapping[str, str] | None = None,
+                    trigger: Mapping[str, Any] | None = None) -> Execution:
+    """Check the inputs against the flow's latest revision (InputsError names each bad one) and create the
+    execution; it is advanced once the transaction commits."""
+    revision = flow.revisions.get(revision=flow.revision)
+    spec = spec_of(revision)
+    if spec.disabled:
+        raise FlowDisabled(f"flow {flow} is disabled")
+    values = coerce_inputs(spec.inputs, inputs or {})
+    with transaction.atomic():
+        execution = Execution.objects.create(
+            flow=flow, flow_revision=revision,
+            inputs=values, labels={**spec.labels, **(labels or {})}, trigger=dict(trigger) if trigger else None,
+        )
+        transaction.on_commit(lambda: dispatch.get().advance(execution.id))
+    return execution
+
+
+def advance_execution(execution_id: str) -> Plan | None:
+    """Holds the execution's row lock while it plans and applies the next steps; sends work after commit."""
+    with transaction.atomic():
+        execution = Execution.objects.select_for_update().filter(id=execution_id).first()
+        if execution is None or State(execution.state).is_terminal:
+            return None
+        runs = {r.id: r for r in execution.task_runs.order_by("order")}
+        snapshot = load_snapshot(execution, list(runs.values()))
+        result = plan(snapshot)
+        _apply(execution, runs, result)
+        if execution.wake_at != result.wake_at and not State(execution.state).is_terminal:
+            Execution.objects.filter(id=execution.id).update(wake_at=result.wake_at)
+        to_run, wake_at = result.to_dispatch, result.wake_at
+        if to_run:
+            transaction.on_commit(lambda: dispatch.get().run_task_runs(execution_id, to_run))
+        if wake_at is not None:
+            transaction.on_commit(lambda: dispatch.get().advance(execution_id, at=wake_at))
+        if State(execution.state).is_terminal:
+            transaction.on_commit(lambda: dispatch.get().execution_ended(execution_id))
+    return result
+
+
+def _apply(execution: Execution, runs: dict[str, TaskRun], result: Plan) -> None:
+    """Carry out the planner's actions, in order, each state change through the one door."""
+    now = timezone.now()
+    order = max((r.order for r in runs.values()), default=-1) + 1
+    new_runs: list[TaskRun] = []
+    errors: list[tuple[str | None, str, str]] = []  # (run id, task id, message) logged at ERROR
+    for action in result.actions:
+        if isinstance(action, CreateTaskRun):
+            check_transition(f"task run '{action.task_id}'", State.CREATED, action.state)
+            started = action.state == State.RUNNING
+            run = TaskRun(
+                id=action.id, execution_id=execution.id, task_id=action.task_id, parent_id=action.parent_id,
+                value=action.value, state=action.state.value, order=order, outputs=dict(action.outputs),
+                attempts=[{"state": action.state.value, "startDate": now.isoformat()}] if started else [],
+                started_at=now if started or action.state.is_terminal else None,
+                ended_at=now if action.state.is_terminal else None,
+            )
+            order += 1
+            runs[run.id] = run
+            new_runs.append(run)
+            if action.message:
+                errors.append((run.id, run.task_id, action.message))
+        elif isinstance(action, SetTaskRunState):
+            _flush_new(new_runs)
+            run = runs[action.task_run_id]
+            move_task_run(run, action.state)
+            if action.message:
+                errors.append((run.id, run.task_id, action.message))
+        elif isinstance(action, RequeueTaskRun):
+            _flush_new(new_runs)
+            move_task_run(runs[action.task_run_id], State.QUEUED, next_attempt_at=None)
+        elif isinstance(action, SetExecutionState):
+            _flush_new(new_runs)
+            fields = {"outputs": dict(action.outputs)} if action.outputs is not None else {}
+            move_execution(execution, action.state, **fields)
+            if action.message:
+                errors.append((None, "", action.message))
+    _flush_new(new_runs)
+    for run_id, task_id, message in errors:
+        log_now(execution.id, "ERROR", message, run_id, task_id)
+
+
+def _flush_new(new_runs: list[TaskRun]) -> None:
+    if new_runs:
+        TaskRun.objects.bulk_create(new_runs)
+        new_runs.clear()
+
+
+def kill_execution(execution_id: str) -> bool:
+    """Ask an execution to stop: queued work is dropped, running tasks are told to stop; ends KILLED."""
+    with transaction.atomic():
+        execution = Execution.objects.select_for_update().filter(id=execution_id).first()
+        if execution is None or State(execution.state).is_terminal or execution.state == State.KILLING:
+            return False
+        move_execution(execution, State.KILLING)
+        transaction.on_commit(lambda: dispatch.get().advance(execution_id))
+    return True

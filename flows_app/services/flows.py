@@ -1,0 +1,60 @@
+"""Saving flows: each new source is a new revision; the same source twice is not."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+from django.db import transaction
+
+from flows_app.models import Flow, FlowRevision
+from flows_app.spec.flow import load_flow
+from flows_app.spec.model import FlowSpec
+
+
+@dataclass(frozen=True)
+class Saved:
+    flow: Flow
+    revision: FlowRevision
+    created: bool  # a new revision was written
+
+
+def save_flow(source: str) -> Saved:
+    """Validate `source` (FlowValidationError if it is not a valid flow) and store it as the latest revision."""
+    spec = load_flow(source)
+    checksum = FlowRevision.checksum_of(source)
+    with transaction.atomic():
+        flow, _ = Flow.objects.select_for_update().get_or_create(
+            namespace=spec.namespace, flow_id=spec.id, defaults={"source": source, "revision": 0},
+        )
+        latest = flow.revisions.order_by("-revision").first()
+        if latest is not None and latest.checksum == checksum:
+            return Saved(flow, latest, created=False)
+        number = (latest.revision if latest else 0) + 1
+        revision = FlowRevision.objects.create(flow=flow, revision=number, source=source, checksum=checksum)
+        flow.revision, flow.source = number, source
+        flow.disabled, flow.description = spec.disabled, spec.description or ""
+        flow.labels = dict(spec.labels)
+        flow.save(update_fields=["revision", "source", "disabled", "description", "labels", "updated_at"])
+    return Saved(flow, revision, created=True)
+
+
+def save_flows_in(directory: Path) -> list[Saved]:
+    """Every *.yml / *.yaml file of a directory (not recursive); the first invalid one raises."""
+    saved = []
+    for path in sorted(directory.iterdir()):
+        if path.suffix in (".yml", ".yaml") and path.is_file():
+            saved.append(save_flow(path.read_text()))
+    return saved
+
+
+def spec_of(revision: FlowRevision) -> FlowSpec:
+    """The parsed spec of a stored revision, cached: parsing is not free and revisions never change."""
+    return _cached_spec(revision.pk, revision.checksum, revision.source, revision.revision)
+
+
+@lru_cache(maxsize=512)
+def _cached_spec(pk: int, checksum: str, source: str, number: int) -> FlowSpec:
+    from dataclasses import replace
+
+    return replace(load_flow(source), revision=number)

@@ -1,0 +1,119 @@
+"""Running one task run: claim it, render its properties, call its plugin, record the attempt's outcome."""
+from __future__ import annotations
+
+import shutil
+import time
+import traceback
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from flows_app import dispatch
+from flows_app.engine.outcome import decide
+from flows_app.engine.properties import PropertyError, render_properties
+from flows_app.engine.states import State
+from flows_app.engine.templating import TemplateError, render_value
+from flows_app.engine.variables import build_variables
+from flows_app.models import Execution, TaskRun
+from plugins_app.base import PluginError, TaskResult
+from plugins_app.context import TaskRunContext
+from plugins_app.registry import get_plugin
+
+from .logs import LogSink
+from .snapshots import load_snapshot
+from .transitions import claim_task_run, move_task_run
+
+
+@dataclass
+class Attempt:
+    state: State
+    outputs: Mapping[str, Any] = field(default_factory=dict)
+    retryable: bool = True
+
+
+def run_task_run(task_run_id: str) -> bool:
+    """Run a queued task run once. Returns False when there was nothing to do (already claimed or gone)."""
+    run = TaskRun.objects.select_related("execution__flow_revision").filter(id=task_run_id).first()
+    if run is None or run.state != State.QUEUED or not claim_task_run(run):
+        return False
+    execution = run.execution
+    snapshot = load_snapshot(execution)
+    task = snapshot.flow.task(run.task_id)
+    sink = LogSink(execution.id, run.id, run.task_id, attempt=len(run.attempts), min_level=task.log_level)
+    started = time.monotonic()
+    workdir = settings.TERN["WORK_DIR"] / execution.id / f"{run.id}-{len(run.attempts)}"
+    try:
+        attempt = _execute(snapshot, task, run, sink, workdir, started)
+    finally:
+        sink.flush()
+        shutil.rmtree(workdir, ignore_errors=True)
+    _record(run, snapshot.flow, task, attempt)
+    return True
+
+
+def _execute(snapshot, task, run: TaskRun, sink: LogSink, workdir, started: float) -> Attempt:
+    plugin_cls = get_plugin(task.type)
+    run_view = next(r for r in snapshot.runs if r.id == run.id)
+    variables = build_variables(snapshot, task, run_view)
+    variables["render"] = lambda text: render_value(text, variables)
+    deadline = started + task.timeout.total_seconds() if task.timeout else None
+    try:
+        props = render_properties(plugin_cls, task, variables)
+    except PropertyError as exc:
+        sink.emit("ERROR", str(exc))
+        return Attempt(State.FAILED)
+    workdir.mkdir(parents=True, exist_ok=True)
+    ctx = TaskRunContext(
+        task_id=task.id, task_run_id=run.id, execution_id=run.execution_id, attempt=len(run.attempts),
+        working_dir=workdir, renderer=lambda value: render_value(value, variables), logger=sink.emit,
+        stop_check=lambda: _is_killing(run.execution_id), deadline=deadline,
+    )
+    try:
+        result = plugin_cls().run(props, ctx)
+    except PluginError as exc:
+        sink.emit("ERROR", str(exc))
+        return Attempt(State.FAILED, exc.outputs, exc.retryable)
+    except TemplateError as exc:
+        sink.emit("ERROR", f"task '{task.id}': {exc}")
+        return Attempt(State.FAILED)
+    except Exception as exc:  # a plugin bug must fail its task, not the worker
+        sink.emit("ERROR", f"task '{task.id}' failed: {type(exc).__name__}: {exc}")
+        sink.emit("DEBUG", traceback.format_exc())
+        return Attempt(State.FAILED)
+    if deadline is not None and time.monotonic() > deadline:
+        sink.emit("ERROR", f"Timeout after {task.timeout}")
+        return Attempt(State.FAILED)
+    if isinstance(result, TaskResult):
+        return Attempt(State(result.state), dict(result.outputs))
+    return Attempt(State.SUCCESS, dict(result or {}))
+
+
+def _is_killing(execution_id: str) -> bool:
+    return Execution.objects.filter(id=execution_id, state__in=[State.KILLING, State.KILLED]).exists()
+
+
+def _record(run: TaskRun, flow, task, attempt: Attempt) -> None:
+    """Store the attempt and decide: done, or a retry at a stored time. Then ask for an advance."""
+    now = timezone.now()
+    if _is_killing(run.execution_id) and attempt.state == State.FAILED:
+        decision_state, next_at = State.KILLED, None
+    else:
+        decision = decide(flow, task, attempt.state, len(run.attempts), attempt.retryable, run.started_at, now)
+        decision_state, next_at = decision.state, decision.next_attempt_at
+    attempts = list(run.attempts)
+    attempts[-1] = {**attempts[-1], "state": attempt.state.value, "endDate": now.isoformat()}
+    fields: dict[str, Any] = {"attempts": attempts, "outputs": _json_safe(attempt.outputs)}
+    if next_at is not None:
+        fields["next_attempt_at"] = next_at
+    with transaction.atomic():
+        move_task_run(run, decision_state, **fields)
+        transaction.on_commit(lambda: dispatch.get().advance(run.execution_id))
+
+
+def _json_safe(outputs: Mapping[str, Any]) -> dict[str, Any]:
+    import json
+
+    return json.loads(json.dumps(dict(outputs), default=str))

@@ -1,0 +1,226 @@
+"""Loads a flow's YAML source into a FlowSpec, or raises FlowValidationError with every problem at once."""
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from croniter import croniter
+
+from .errors import ErrorCollector, FlowValidationError, Path
+from .inputs import parse_inputs
+from .model import FlowSpec, TriggerSpec
+from .tasks import ID_PATTERN, TaskParser, parse_retry
+from .yamlsource import load_yaml
+
+NAMESPACE_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]*(\.[a-z0-9][a-z0-9_-]*)*$", re.IGNORECASE)
+
+# Top-level keys Kestra accepts; those Tern does not act on yet are kept in FlowSpec.extra.
+FLOW_KEYS = {
+    "id", "namespace", "revision", "description", "labels", "inputs", "variables", "tasks", "errors",
+    "triggers", "disabled", "outputs", "taskDefaults", "pluginDefaults", "retry",
+    # accepted, acted on by later issues
+    "listeners", "finally", "afterExecution", "concurrency", "sla", "deleted", "workerGroup", "checks",
+}
+
+SCHEDULE = ("io.kestra.plugin.core.trigger.Schedule", "io.kestra.core.models.triggers.types.Schedule")
+FLOW_TRIGGER = ("io.kestra.plugin.core.trigger.Flow", "io.kestra.core.models.triggers.types.Flow")
+WEBHOOK = ("io.kestra.plugin.core.trigger.Webhook", "io.kestra.core.models.triggers.types.Webhook")
+TRIGGER_TYPES = {name: group[0] for group in (SCHEDULE, FLOW_TRIGGER, WEBHOOK) for name in group}
+
+
+def load_flow(source: str) -> FlowSpec:
+    """Parse and check a flow's YAML source."""
+    data, lines, yaml_errors = load_yaml(source)
+    errors = ErrorCollector(lines=lines, errors=list(yaml_errors))
+    flow = parse_flow(data, errors)
+    errors.raise_if_any()
+    assert flow is not None
+    return flow
+
+
+def parse_flow(data: Any, errors: ErrorCollector) -> FlowSpec | None:
+    if not isinstance(data, dict):
+        errors.add((), "a flow must be a YAML map with at least `id`, `namespace` and `tasks`")
+        return None
+    for key in data:
+        if key not in FLOW_KEYS:
+            errors.add((key,), "unknown flow property")
+    flow_id = _check_id(data.get("id"), ("id",), errors)
+    namespace = data.get("namespace")
+    if namespace is None:
+        errors.add(("namespace",), "missing namespace")
+    elif not isinstance(namespace, str) or not NAMESPACE_PATTERN.match(namespace):
+        errors.add(("namespace",), f"'{namespace}' is not a valid namespace (dotted names like `company.team`)")
+    defaults = _task_defaults(data, errors)
+    parser = TaskParser(errors, defaults)
+    if data.get("tasks") is None:
+        errors.add(("tasks",), "missing tasks: a flow needs at least one task")
+        tasks = ()
+    else:
+        tasks = parser.parse_list(data.get("tasks"), ("tasks",))
+    flow_errors = parser.parse_list(data.get("errors"), ("errors",), allow_empty=True)
+    extra = {k: data[k] for k in ("listeners", "finally", "afterExecution", "concurrency", "sla", "checks") if k in data}
+    if "finally" in data:
+        extra["finally"] = parser.parse_list(data["finally"], ("finally",), allow_empty=True)
+    spec = FlowSpec(
+        id=flow_id or "",
+        namespace=namespace if isinstance(namespace, str) else "",
+        tasks=tasks,
+        errors=flow_errors,
+        revision=data.get("revision") if isinstance(data.get("revision"), int) else None,
+        description=data.get("description"),
+        labels=_labels(data.get("labels"), errors),
+        inputs=parse_inputs(data.get("inputs"), ("inputs",), errors) if data.get("inputs") is not None else (),
+        variables=_map(data.get("variables"), ("variables",), errors),
+        outputs=_outputs(data.get("outputs"), errors),
+        triggers=_triggers(data.get("triggers"), errors),
+        disabled=bool(data.get("disabled", False)),
+        retry=parse_retry(data["retry"], ("retry",), errors) if data.get("retry") is not None else None,
+        task_defaults=tuple(defaults),
+        extra=extra,
+    )
+    return spec
+
+
+def _check_id(value: Any, path: Path, errors: ErrorCollector) -> str | None:
+    if value is None:
+        errors.add(path, "missing id")
+        return None
+    if not isinstance(value, str) or not ID_PATTERN.match(value):
+        errors.add(path, f"'{value}' is not a valid id (letters, digits, '-' and '_')")
+        return None
+    return value
+
+
+def _map(value: Any, path: Path, errors: ErrorCollector) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        errors.add(path, "must be a map")
+        return {}
+    return value
+
+
+def _labels(value: Any, errors: ErrorCollector) -> dict[str, str]:
+    """Labels as a map, or as Kestra's list of {key, value}; the `system.` prefix is reserved."""
+    if value is None:
+        return {}
+    pairs: list[tuple[Any, Any, Path]] = []
+    if isinstance(value, dict):
+        pairs = [(k, v, ("labels", k)) for k, v in value.items()]
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            if not isinstance(item, dict) or "key" not in item or "value" not in item:
+                errors.add(("labels", i), "a label must be a map with `key` and `value`")
+                continue
+            pairs.append((item["key"], item["value"], ("labels", i)))
+    else:
+        errors.add(("labels",), "must be a map of key: value, or a list of {key, value}")
+    labels: dict[str, str] = {}
+    for key, val, path in pairs:
+        key = str(key)
+        if key.startswith("system."):
+            errors.add(path, f"label '{key}': the `system.` prefix is reserved")
+            continue
+        labels[key] = val if isinstance(val, str) else _text(val)
+    return labels
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return "" if value is None else str(value)
+
+
+def _outputs(value: Any, errors: ErrorCollector) -> tuple[dict[str, Any], ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        errors.add(("outputs",), "must be a list of {id, type, value}")
+        return ()
+    outputs, seen = [], set()
+    for i, item in enumerate(value):
+        if not isinstance(item, dict) or "id" not in item:
+            errors.add(("outputs", i), "an output needs an `id`, a `type` and a `value`")
+            continue
+        if item["id"] in seen:
+            errors.add(("outputs", i, "id"), f"duplicate output id '{item['id']}'")
+        seen.add(item["id"])
+        if "value" not in item:
+            errors.add(("outputs", i, "value"), "missing value")
+        outputs.append(item)
+    return tuple(outputs)
+
+
+def _task_defaults(data: dict[str, Any], errors: ErrorCollector) -> list[dict[str, Any]]:
+    defaults: list[dict[str, Any]] = []
+    for key in ("taskDefaults", "pluginDefaults"):
+        raw = data.get(key)
+        if raw is None:
+            continue
+        if not isinstance(raw, list):
+            errors.add((key,), "must be a list of {type, values}")
+            continue
+        for i, item in enumerate(raw):
+            if not isinstance(item, dict) or not isinstance(item.get("type"), str):
+                errors.add((key, i), "needs a `type` and `values`")
+                continue
+            if not isinstance(item.get("values", {}), dict):
+                errors.add((key, i, "values"), "must be a map of property: value")
+                continue
+            defaults.append(item)
+    return defaults
+
+
+def _triggers(value: Any, errors: ErrorCollector) -> tuple[TriggerSpec, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        errors.add(("triggers",), "must be a list of triggers")
+        return ()
+    triggers, seen = [], set()
+    for i, raw in enumerate(value):
+        path = ("triggers", i)
+        if not isinstance(raw, dict):
+            errors.add(path, "a trigger must be a map with `id` and `type`")
+            continue
+        trigger_id = _check_id(raw.get("id"), path + ("id",), errors)
+        if trigger_id in seen:
+            errors.add(path + ("id",), f"duplicate trigger id '{trigger_id}'")
+        seen.add(trigger_id)
+        type_name = raw.get("type")
+        canonical = TRIGGER_TYPES.get(type_name) if isinstance(type_name, str) else None
+        if canonical is None:
+            import difflib
+            close = difflib.get_close_matches(str(type_name), list(TRIGGER_TYPES), n=1)
+            hint = f"; did you mean '{close[0]}'?" if close else ""
+            errors.add(path + ("type",), f"unknown trigger type '{type_name}'{hint}")
+            continue
+        if canonical == SCHEDULE[0]:
+            _check_schedule(raw, path, errors)
+        props = {k: v for k, v in raw.items() if k not in ("id", "type", "disabled")}
+        if trigger_id:
+            triggers.append(TriggerSpec(trigger_id, canonical, props, bool(raw.get("disabled", False))))
+    return tuple(triggers)
+
+
+def _check_schedule(raw: dict[str, Any], path: Path, errors: ErrorCollector) -> None:
+    cron = raw.get("cron")
+    if not isinstance(cron, str):
+        errors.add(path + ("cron",), "missing cron expression")
+        return
+    aliases = {"@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly"}
+    if cron.strip() in aliases:
+        return
+    fields = cron.split()
+    if not croniter.is_valid(cron) or len(fields) not in (5, 6):
+        errors.add(path + ("cron",), f"'{cron}' is not a valid cron expression")
+
+
+def check_source(source: str) -> list[str]:
+    """Every problem of a flow source as text (empty when valid)."""
+    try:
+        load_flow(source)
+    except FlowValidationError as exc:
+        return [str(e) for e in exc.errors]
+    return []

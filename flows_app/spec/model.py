@@ -1,0 +1,102 @@
+"""The frozen flow spec: what a validated flow YAML means, ready for the planner."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any, Iterator, Mapping
+
+from .errors import Path
+
+
+@dataclass(frozen=True)
+class RetrySpec:
+    type: str  # constant | exponential | random
+    interval: timedelta | None = None
+    max_interval: timedelta | None = None
+    min_interval: timedelta | None = None
+    delay_factor: float | None = None
+    max_duration: timedelta | None = None
+    max_attempts: int | None = None
+    warning_on_retry: bool = False
+    behavior: str = "RETRY_FAILED_TASK"
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    id: str
+    type: str  # the plugin's canonical type name
+    properties: Mapping[str, Any]  # plugin properties as written (children removed), rendered at run time
+    branches: Mapping[str, tuple["TaskSpec", ...]] = field(default_factory=dict)  # "tasks", "errors", "cases.A", ...
+    description: str | None = None
+    disabled: bool = False
+    timeout: timedelta | None = None
+    retry: RetrySpec | None = None
+    allow_failure: bool = False
+    allow_warning: bool = False
+    log_level: str | None = None
+    worker_group: str | None = None
+    run_if: str | None = None
+    path: Path = ()
+
+    def walk(self) -> Iterator["TaskSpec"]:
+        yield self
+        for children in self.branches.values():
+            for child in children:
+                yield from child.walk()
+
+
+@dataclass(frozen=True)
+class TriggerSpec:
+    id: str
+    type: str
+    properties: Mapping[str, Any]
+    disabled: bool = False
+
+
+@dataclass(frozen=True)
+class FlowSpec:
+    id: str
+    namespace: str
+    tasks: tuple[TaskSpec, ...]
+    errors: tuple[TaskSpec, ...] = ()
+    revision: int | None = None
+    description: str | None = None
+    labels: Mapping[str, str] = field(default_factory=dict)
+    inputs: tuple[Any, ...] = ()  # InputSpec, see spec/inputs.py
+    variables: Mapping[str, Any] = field(default_factory=dict)
+    outputs: tuple[Mapping[str, Any], ...] = ()
+    triggers: tuple[TriggerSpec, ...] = ()
+    disabled: bool = False
+    retry: RetrySpec | None = None
+    task_defaults: tuple[Mapping[str, Any], ...] = ()
+    extra: Mapping[str, Any] = field(default_factory=dict)  # accepted Kestra keys Tern does not act on yet
+
+    def walk(self) -> Iterator[TaskSpec]:
+        for task in self.tasks + self.errors:
+            yield from task.walk()
+
+    def task(self, task_id: str) -> TaskSpec:
+        return self.task_index[task_id]
+
+    @property
+    def task_index(self) -> Mapping[str, TaskSpec]:
+        index = self.__dict__.get("_task_index")
+        if index is None:
+            index = {t.id: t for t in self.walk()}
+            object.__setattr__(self, "_task_index", index)
+        return index
+
+    @property
+    def parent_index(self) -> Mapping[str, str | None]:
+        """task id -> id of the flowable task that holds it (None at the top)."""
+        index = self.__dict__.get("_parent_index")
+        if index is None:
+            index = {}
+            for top in self.tasks + self.errors:
+                index[top.id] = None
+                for task in top.walk():
+                    for children in task.branches.values():
+                        for child in children:
+                            index[child.id] = task.id
+            object.__setattr__(self, "_parent_index", index)
+        return index

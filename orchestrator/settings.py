@@ -1,0 +1,115 @@
+"""Tern's Django settings: everything from environment variables, with safe embedded defaults."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import dj_database_url
+
+from .env import SettingError, env_bool, env_int, env_list, env_str
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+DATA_DIR = Path(env_str("TERN_DATA_DIR", str(BASE_DIR / "data"))).resolve()
+
+DEBUG = env_bool("TERN_DEBUG", False)
+SECRET_KEY = env_str("TERN_SECRET_KEY", "")
+if not SECRET_KEY:
+    # An embedded default for a laptop; a deployment must set TERN_SECRET_KEY.
+    SECRET_KEY = "tern-insecure-local-key-set-TERN_SECRET_KEY-in-production"
+ALLOWED_HOSTS = env_list("TERN_ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"])
+CSRF_TRUSTED_ORIGINS = env_list("TERN_CSRF_TRUSTED_ORIGINS", [])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "flows_app",
+    "plugins_app",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "orchestrator.urls"
+WSGI_APPLICATION = "orchestrator.wsgi.application"
+ASGI_APPLICATION = "orchestrator.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+
+def _database() -> dict:
+    url = env_str("DATABASE_URL", "")
+    if not url:
+        url = f"sqlite:///{DATA_DIR / 'tern.sqlite3'}"
+    try:
+        db = dj_database_url.parse(url, conn_max_age=env_int("TERN_DB_CONN_MAX_AGE", 0))
+    except Exception as exc:  # dj_database_url raises plain errors on unknown schemes
+        raise SettingError(f"DATABASE_URL is not a database URL: {exc}") from None
+    if db["ENGINE"] == "django.db.backends.sqlite3":
+        # IMMEDIATE: a transaction takes the write lock when it starts, so two writers queue instead
+        # of failing with "database is locked"; WAL lets readers go on meanwhile.
+        db["OPTIONS"] = {
+            "transaction_mode": "IMMEDIATE",
+            "timeout": 30,
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        }
+        # Tests use a file, not the default shared in-memory database: task runs execute on threads, and
+        # SQLite's shared cache has table locks that ignore the busy timeout.
+        db.setdefault("TEST", {})["NAME"] = str(DATA_DIR / "test.sqlite3")
+    return db
+
+
+DATABASES = {"default": _database()}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = False
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = DATA_DIR / "static"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "root": {"handlers": ["console"], "level": env_str("TERN_LOG_LEVEL", "WARNING")},
+}
+
+# Tern's own settings, in one namespace.
+TERN = {
+    "DATA_DIR": DATA_DIR,
+    "WORK_DIR": Path(env_str("TERN_WORK_DIR", str(DATA_DIR / "work"))),
+    "FLOWS_DIR": Path(env_str("TERN_FLOWS_DIR", str(BASE_DIR / "flows"))),
+    "DISPATCHER": env_str("TERN_DISPATCHER", "inline"),
+    "LOG_BATCH_SIZE": env_int("TERN_LOG_BATCH_SIZE", 100),
+    "INLINE_THREADS": env_int("TERN_INLINE_THREADS", 8),
+}

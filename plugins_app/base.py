@@ -1,0 +1,233 @@
+"""What a plugin is: typed properties, and either `run(props, ctx)` (runnable) or child rules (flowable).
+
+Pure: no Django, no Celery. Plugins reach the world only through the context they are handed.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Mapping, Protocol, Sequence
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from flows_app.engine.states import State
+
+if TYPE_CHECKING:  # the spec imports plugins; plugins only need its types for hints
+    from flows_app.spec.model import TaskSpec
+
+
+class PluginError(Exception):
+    """A task failed for a reason the user can read; `retryable` says whether trying again can help."""
+
+    def __init__(self, message: str, *, retryable: bool = True, outputs: Mapping[str, Any] | None = None):
+        super().__init__(message)
+        self.retryable = retryable
+        self.outputs = dict(outputs or {})
+
+
+class Properties(BaseModel):
+    """A plugin's properties. Unknown keys are errors, as in Kestra."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True, arbitrary_types_allowed=True)
+
+
+def prop(default: Any = ..., *, description: str = "", dynamic: bool = True, alias: str | None = None, **kwargs: Any) -> Any:
+    """Declare a property. `dynamic` properties are rendered as templates before the plugin sees them."""
+    extra = {"dynamic": dynamic}
+    return Field(default, description=description, alias=alias, json_schema_extra=extra, **kwargs)
+
+
+def dynamic_fields(properties: type[Properties]) -> frozenset[str]:
+    names = set()
+    for name, info in properties.model_fields.items():
+        extra = info.json_schema_extra if isinstance(info.json_schema_extra, dict) else {}
+        if extra.get("dynamic", True):
+            names.add(info.alias or name)
+    return frozenset(names)
+
+
+@dataclass(frozen=True)
+class TaskResult:
+    """What a runnable returns when a dict of outputs is not enough: a WARNING end, say."""
+
+    outputs: Mapping[str, Any] = field(default_factory=dict)
+    state: State = State.SUCCESS
+
+
+class RunContext(Protocol):
+    """Everything a runnable plugin may touch (implemented in plugins_app/context.py)."""
+
+    task_id: str
+    task_run_id: str
+    execution_id: str
+    attempt: int
+    working_dir: Any  # pathlib.Path, one directory per task run
+    timeout: float | None  # seconds left before the task must stop
+
+    def render(self, value: Any) -> Any: ...
+    def log(self, level: str, message: str) -> None: ...
+    def should_stop(self) -> bool: ...
+
+
+class Plugin:
+    """Base of every plugin. Subclasses set `type`, `aliases`, `Properties` and a docstring."""
+
+    type: ClassVar[str]
+    aliases: ClassVar[tuple[str, ...]] = ()
+    Properties: ClassVar[type[Properties]] = Properties
+    outputs: ClassVar[Mapping[str, str]] = {}
+    example: ClassVar[str] = ""
+
+    @classmethod
+    def title(cls) -> str:
+        return (cls.__doc__ or cls.__name__).strip().splitlines()[0]
+
+    @classmethod
+    def is_flowable(cls) -> bool:
+        return issubclass(cls, FlowablePlugin)
+
+
+class RunnablePlugin(Plugin):
+    """Work done by a worker: `run` returns JSON-serialisable outputs or a TaskResult."""
+
+    def run(self, props: Any, ctx: RunContext) -> Mapping[str, Any] | TaskResult:
+        raise NotImplementedError
+
+
+# ---- flowable plugins -------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ChildRun:
+    """A child task run a flowable wants created now; `value` is the loop value it runs for."""
+
+    task: "TaskSpec"
+    value: str | None = None
+
+
+class RunView(Protocol):
+    """A read-only task run as the planner sees it."""
+
+    id: str
+    task_id: str
+    parent_id: str | None
+    value: str | None
+    state: State
+    attempts: int
+    outputs: Mapping[str, Any]
+
+
+class FlowableContext(Protocol):
+    """What a flowable is handed by the planner: its task, its own run, its direct children's runs."""
+
+    task: "TaskSpec"
+    run: RunView
+    children: Sequence[RunView]
+
+    def render(self, value: Any) -> Any: ...
+    def props(self) -> Any: ...
+
+
+class FlowableError(Exception):
+    """A flowable cannot go on (bad loop value, no Switch case): its task run fails with this message."""
+
+
+# How a flowable's property holds child tasks: a list of tasks, or a map of name -> list of tasks.
+LIST, MAP = "list", "map"
+
+
+class FlowablePlugin(Plugin):
+    """Orchestrates child tasks. The planner asks it which children run next and what its own state is."""
+
+    # property name -> LIST or MAP; these properties are parsed as task specs, not plugin properties
+    child_fields: ClassVar[Mapping[str, str]] = {"tasks": LIST, "errors": LIST}
+    required_children: ClassVar[frozenset[str]] = frozenset({"tasks"})  # must hold at least one task
+
+    def start(self, ctx: FlowableContext) -> Mapping[str, Any]:
+        """Called once when the task run is created; its result becomes the run's outputs."""
+        return {}
+
+    def next_children(self, ctx: FlowableContext) -> list[ChildRun]:
+        raise NotImplementedError
+
+    def resolve_state(self, ctx: FlowableContext) -> State | None:
+        """The run's end state once its children are done, or None while it goes on."""
+        raise NotImplementedError
+
+
+# ---- shared child rules (Kestra's FlowableUtils, in small functions) ---------------------------
+
+def active(tasks: Sequence["TaskSpec"] | None) -> list["TaskSpec"]:
+    """Disabled tasks are left out, as if not written."""
+    return [t for t in (tasks or ()) if not t.disabled]
+
+
+def runs_of(tasks: Sequence["TaskSpec"], children: Sequence[RunView], value: str | None = None, by_value: bool = False) -> list[RunView]:
+    ids = {t.id for t in tasks}
+    return [r for r in children if r.task_id in ids and (not by_value or r.value == value)]
+
+
+def _failed(runs: Sequence[RunView]) -> bool:
+    return any(r.state.is_failure for r in runs)
+
+
+def sequential_next(tasks: Sequence["TaskSpec"], errors: Sequence["TaskSpec"], children: Sequence[RunView],
+                    value: str | None = None, by_value: bool = False) -> list[ChildRun]:
+    """One task after another; on a failure, the `errors` tasks one after another."""
+    tasks, errors = active(tasks), active(errors)
+    main = runs_of(tasks, children, value, by_value)
+    if _failed(main):
+        return _next_in_order(errors, runs_of(errors, children, value, by_value), value)
+    return _next_in_order(tasks, main, value)
+
+
+def _next_in_order(tasks: Sequence["TaskSpec"], runs: Sequence[RunView], value: str | None) -> list[ChildRun]:
+    if any(not r.state.is_terminal for r in runs):
+        return []
+    if runs and not all(r.state.is_success for r in runs):
+        return []
+    started = {r.task_id for r in runs}
+    for task in tasks:
+        if task.id not in started:
+            return [ChildRun(task, value)]
+    return []
+
+
+def parallel_next(tasks: Sequence["TaskSpec"], errors: Sequence["TaskSpec"], children: Sequence[RunView],
+                  concurrent: int = 0, value: str | None = None, by_value: bool = False) -> list[ChildRun]:
+    """Up to `concurrent` tasks at once (0: all); on a failure no new task starts, then `errors` run in order."""
+    tasks, errors = active(tasks), active(errors)
+    main = runs_of(tasks, children, value, by_value)
+    if _failed(main):
+        if any(not r.state.is_terminal for r in main):
+            return []
+        return _next_in_order(errors, runs_of(errors, children, value, by_value), value)
+    started = {r.task_id for r in main}
+    running = sum(1 for r in main if not r.state.is_terminal)
+    free = len(tasks) if concurrent <= 0 else max(concurrent - running, 0)
+    todo = [t for t in tasks if t.id not in started]
+    return [ChildRun(t, value) for t in todo[:free]]
+
+
+def resolve_children_state(tasks: Sequence["TaskSpec"], errors: Sequence["TaskSpec"], children: Sequence[RunView],
+                           value: str | None = None, by_value: bool = False) -> State | None:
+    """None while work remains; else the worst end state, FAILED whenever a task failed (errors ran or not)."""
+    tasks, errors = active(tasks), active(errors)
+    main = runs_of(tasks, children, value, by_value)
+    handlers = runs_of(errors, children, value, by_value)
+    if any(not r.state.is_terminal for r in main + handlers):
+        return None
+    if _failed(main):
+        if errors and len({r.task_id for r in handlers}) < len(errors) and not _failed(handlers):
+            return None  # error handlers still to run
+        return State.KILLED if any(r.state == State.KILLED for r in main) else State.FAILED
+    if len({r.task_id for r in main}) < len(tasks):
+        return None
+    return _ended_state(main)
+
+
+def _ended_state(runs: Sequence[RunView]) -> State:
+    states = [r.state for r in runs]
+    return State.WARNING if State.WARNING in states else State.SUCCESS
+
+
+def dynamic_children(task: "TaskSpec", name: str) -> list["TaskSpec"]:
+    return list(task.branches.get(name, ()))

@@ -1,0 +1,45 @@
+"""The RunContext a runnable plugin is handed: rendering, logging, a working directory, a stop signal.
+
+It holds callables given by the engine, so plugins never import the engine or the database.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+
+@dataclass
+class TaskRunContext:
+    task_id: str
+    task_run_id: str
+    execution_id: str
+    attempt: int
+    working_dir: Path
+    renderer: Callable[[Any], Any]
+    logger: Callable[[str, str], None]
+    stop_check: Callable[[], bool] = lambda: False
+    deadline: float | None = None  # time.monotonic() by which the task must end
+    _last_stop_check: float = field(default=0.0, repr=False)
+    _stopped: bool = field(default=False, repr=False)
+
+    @property
+    def timeout(self) -> float | None:
+        if self.deadline is None:
+            return None
+        return max(self.deadline - time.monotonic(), 0.0)
+
+    def render(self, value: Any) -> Any:
+        return self.renderer(value)
+
+    def log(self, level: str, message: str) -> None:
+        self.logger(level, message)
+
+    def should_stop(self) -> bool:
+        """True once the execution is being killed; asks at most twice a second."""
+        now = time.monotonic()
+        if not self._stopped and now - self._last_stop_check >= 0.5:
+            self._last_stop_check = now
+            self._stopped = bool(self.stop_check())
+        return self._stopped

@@ -1,0 +1,359 @@
+"""Shell tasks (Commands, Script and the seed-era Bash): one shell script, run as a local process in the task's working directory."""
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Any, Literal, Mapping, Sequence
+
+from pydantic import BeforeValidator
+
+from flows_app.engine.states import State
+from flows_app.spec.durations import format_duration
+from plugins_app.base import PluginError, Properties, RunContext, RunnablePlugin, TaskResult, prop
+
+from .process import STOPPED, TIMED_OUT, run_process
+
+PROCESS_RUNNER = "io.kestra.plugin.core.runner.Process"
+
+OUTPUTS = {
+    "exitCode": "The shell's exit code (0, since a non-zero code fails the task).",
+    "vars": 'Values the script printed as `::{"outputs":{"name":"value"}}::` lines.',
+    "outputFiles": "Files matching `outputFiles`, by path relative to the working directory -> absolute path.",
+}
+
+
+def _env_strings(value: Any) -> Any:
+    """YAML reads `PORT: 8080` as a number; an environment holds strings, as Kestra renders them."""
+    return {k: _env_text(v) for k, v in value.items()} if isinstance(value, dict) else value
+
+
+def _env_text(value: Any) -> Any:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value) if isinstance(value, (int, float)) else value
+
+
+Env = Annotated[dict[str, str], BeforeValidator(_env_strings)]
+InputFiles = dict[str, str | None] | str  # a string is a JSON map, e.g. rendered from another task's outputs
+
+
+class ShellProperties(Properties):
+    """What Commands and Script share (Kestra's AbstractExecScript)."""
+
+    beforeCommands: list[str] | None = prop(None, description="Commands run first, e.g. to install a tool.")
+    env: Env | None = prop(None, description="Environment variables added to the worker's own.")
+    interpreter: list[str] = prop(["/bin/sh", "-c"], dynamic=False, min_length=1,
+                                  description="The program and arguments the script is handed to, as the last argument.")
+    warningOnStdErr: bool = prop(True, dynamic=False, description="End in WARNING when the script wrote to stderr.")
+    failFast: bool = prop(True, dynamic=False,
+                          description="Stop at the first failing command (`set -e`); if false, the last command decides.")
+    inputFiles: InputFiles | None = prop(None, description="Files written into the working directory first: name -> content.")
+    outputFiles: list[str] | None = prop(None, description="Glob patterns (`*.csv`, `out/**`) of files to return.")
+    namespaceFiles: dict[str, Any] | None = prop(None, dynamic=False, description="Not supported yet: must not be enabled.")
+    containerImage: str | None = prop(None, description="Accepted for Kestra flows; ignored by the local process runner.")
+    taskRunner: dict[str, Any] | None = prop(None, dynamic=False,
+                                             description=f"Only `{{type: {PROCESS_RUNNER}}}` is available for now.")
+    runner: Literal["PROCESS", "DOCKER"] | None = prop(None, dynamic=False, description="Deprecated; only PROCESS runs.")
+    docker: dict[str, Any] | None = prop(None, dynamic=False, description="Deprecated Docker options; ignored.")
+    targetOS: Literal["AUTO", "LINUX", "WINDOWS"] = prop("AUTO", dynamic=False, description="Accepted; the worker's OS is used.")
+    outputDirectory: bool = prop(False, dynamic=False, description="Deprecated; use `outputFiles`.")
+
+
+class Commands(RunnablePlugin):
+    """Run shell commands in a subprocess.
+
+    `beforeCommands` then `commands` are joined with newlines into one script, run by the
+    interpreter (`/bin/sh -c` by default). As in Kestra, `failFast` (default true) puts `set -e`
+    first, so a failing command fails the task even when it is not the last one.
+    `warningOnStdErr` defaults to true, Kestra's default up to 0.22 (Kestra 0.23 dropped the
+    WARNING-on-stderr state altogether): any stderr line ends the task in WARNING.
+    Only the local process runner exists for now: the task runs on the worker, not in a container
+    (Kestra's default is Docker), and a Docker or other remote `taskRunner` fails the task.
+    """
+
+    type = "io.kestra.plugin.scripts.shell.Commands"
+    outputs = OUTPUTS
+    example = """
+- id: report
+  type: io.kestra.plugin.scripts.shell.Commands
+  env:
+    GREETING: hello
+  commands:
+    - echo "$GREETING" > greeting.txt
+    - echo '::{"outputs":{"lines":1}}::'
+  outputFiles:
+    - "*.txt"
+"""
+
+    class Properties(ShellProperties):
+        commands: list[str] = prop(description="The commands to run, one per line of the script.", min_length=1)
+
+    def run(self, props, ctx):
+        return run_shell(_exec_job(props, ctx, props.commands), ctx)
+
+
+class Script(RunnablePlugin):
+    """Run an inline shell script in a subprocess.
+
+    The script is written to a file in the working directory and sourced (`. ./file`) by the
+    interpreter after `beforeCommands`, so `set -e` (`failFast`) applies inside it as in Kestra,
+    where the script ran inline. Defaults and runners as for Commands.
+    """
+
+    type = "io.kestra.plugin.scripts.shell.Script"
+    outputs = OUTPUTS
+    example = """
+- id: count
+  type: io.kestra.plugin.scripts.shell.Script
+  script: |
+    for i in 1 2 3; do echo "line $i"; done
+    echo '::{"outputs":{"count":3}}::'
+"""
+
+    class Properties(ShellProperties):
+        script: str = prop(description="The script's text (not a path: use Commands to run a file).", min_length=1)
+
+    def run(self, props, ctx):
+        name = f".tern-script-{secrets.token_hex(4)}.sh"
+        files = {**_input_files(props.inputFiles), name: props.script}
+        return run_shell(_exec_job(props, ctx, [f". ./{name}"], files=files, scratch=(name,)), ctx)
+
+
+class Bash(RunnablePlugin):
+    """Run shell commands in a subprocess (the seed-era Bash task).
+
+    Kestra's defaults: `interpreter` `/bin/sh` with `interpreterArgs` `["-c"]`, `exitOnFailed`
+    true (`set -o errexit` first), `warningOnStdErr` true. `outputFiles`, `outputsFiles` and
+    `files` are all read as glob patterns in the working directory; the old
+    `{{ outputFiles.name }}` temporary-file variables are not provided.
+    """
+
+    type = "io.kestra.core.tasks.scripts.Bash"
+    outputs = OUTPUTS
+    example = """
+- id: bash
+  type: io.kestra.core.tasks.scripts.Bash
+  commands:
+    - echo "The current execution is {{ execution.id }}"
+"""
+
+    class Properties(Properties):
+        commands: list[str] = prop(description="The commands to run, one per line of the script.", min_length=1)
+        interpreter: str = prop("/bin/sh", dynamic=False, min_length=1, description="The program that runs the script.")
+        interpreterArgs: list[str] = prop(["-c"], dynamic=False, description="Arguments before the script.")
+        exitOnFailed: bool = prop(True, dynamic=False, description="Stop at the first failing command (`set -o errexit`).")
+        env: Env | None = prop(None, description="Environment variables added to the worker's own.")
+        inputFiles: InputFiles | None = prop(None, description="Files written into the working directory first: name -> content.")
+        outputFiles: list[str] | None = prop(None, dynamic=False, description="Glob patterns of files to return.")
+        outputsFiles: list[str] | None = prop(None, dynamic=False, description="Deprecated name of `outputFiles`.")
+        files: list[str] | None = prop(None, description="Deprecated name of `outputFiles`.")
+        warningOnStdErr: bool = prop(True, dynamic=False, description="End in WARNING when the script wrote to stderr.")
+        runner: Literal["PROCESS", "DOCKER"] = prop("PROCESS", dynamic=False, description="Only PROCESS runs for now.")
+        dockerOptions: dict[str, Any] | None = prop(None, dynamic=False, description="Accepted; Docker runs come later.")
+
+    def run(self, props, ctx):
+        if props.runner == "DOCKER":
+            raise PluginError("runner DOCKER is not available yet: Docker runners come later; use runner: PROCESS",
+                              retryable=False)
+        lines = (["set -o errexit"] if props.exitOnFailed else []) + list(props.commands)
+        patterns = (*(props.outputFiles or ()), *(props.outputsFiles or ()), *(props.files or ()))
+        job = ShellJob(argv=(props.interpreter, *props.interpreterArgs, "\n".join(lines)), env=props.env or {},
+                       input_files=_input_files(props.inputFiles), output_patterns=patterns,
+                       warning_on_stderr=props.warningOnStdErr)
+        return run_shell(job, ctx)
+
+
+# ---- one shell run, whichever plugin asked for it -----------------------------------------------
+
+@dataclass(frozen=True)
+class ShellJob:
+    argv: tuple[str, ...]
+    env: Mapping[str, str] = field(default_factory=dict)
+    input_files: Mapping[str, str | None] = field(default_factory=dict)
+    output_patterns: tuple[str, ...] = ()
+    warning_on_stderr: bool = True
+    scratch: tuple[str, ...] = ()  # files of ours among input_files, removed before outputs are collected
+
+
+def run_shell(job: ShellJob, ctx: RunContext) -> Mapping[str, Any] | TaskResult:
+    """1. write the input files; 2. run, logging lines as they come; 3. turn the ending into outputs or an error."""
+    workdir = Path(ctx.working_dir)
+    write_input_files(workdir, job.input_files)
+    printed = _Printed(ctx)
+    env = {**os.environ, **job.env, "WORKING_DIR": str(workdir)}
+    ctx.log("DEBUG", f"Starting {job.argv[0]} in {workdir}")
+    try:
+        ended = run_process(job.argv, cwd=workdir, env=env, on_line=printed.line,
+                            timeout=ctx.timeout, should_stop=ctx.should_stop)
+    except (FileNotFoundError, PermissionError) as exc:  # from starting the interpreter, not from the script
+        raise PluginError(f"Cannot start '{job.argv[0]}': {exc.strerror}", retryable=False) from exc
+    finally:
+        for name in job.scratch:
+            (workdir / name).unlink(missing_ok=True)
+
+    if ended.reason == TIMED_OUT:
+        raise PluginError(f"Timeout after {format_duration(timedelta(seconds=ctx.timeout or 0))}", retryable=True)
+    if ended.reason == STOPPED:
+        raise PluginError("killed", retryable=False)
+    outputs: dict[str, Any] = {"exitCode": ended.exit_code, "vars": printed.vars}
+    if ended.exit_code != 0:
+        raise PluginError(f"Command failed with exit code {ended.exit_code}", outputs=outputs)
+    if job.output_patterns:
+        outputs["outputFiles"] = match_output_files(workdir, job.output_patterns)
+    if printed.stderr_lines and job.warning_on_stderr:
+        return TaskResult(outputs, state=State.WARNING)
+    return outputs
+
+
+def _exec_job(props: ShellProperties, ctx: RunContext, commands: Sequence[str], *,
+              files: Mapping[str, str | None] | None = None, scratch: tuple[str, ...] = ()) -> ShellJob:
+    """Commands and Script: one script of `set -e`, `beforeCommands`, then `commands`, like Kestra's ScriptService."""
+    _check_runner(props, ctx)
+    lines = (["set -e"] if props.failFast else []) + list(props.beforeCommands or ()) + list(commands)
+    return ShellJob(
+        argv=(*props.interpreter, "\n".join(lines)),
+        env=props.env or {},
+        input_files=_input_files(props.inputFiles) if files is None else files,
+        output_patterns=tuple(props.outputFiles or ()),
+        warning_on_stderr=props.warningOnStdErr,
+        scratch=scratch,
+    )
+
+
+def _check_runner(props: ShellProperties, ctx: RunContext) -> None:
+    """Only the local process runner exists: a flow asking for a container must fail, not run on the worker."""
+    if props.namespaceFiles and props.namespaceFiles.get("enabled"):
+        raise PluginError("namespaceFiles are not available yet", retryable=False)
+    if props.taskRunner is not None:
+        kind = str(props.taskRunner.get("type") or "")
+        if kind == PROCESS_RUNNER or kind.endswith(".runner.Process"):
+            return
+        later = "Docker task runners come later" if "docker" in kind.lower() else "only the Process runner exists"
+        raise PluginError(f"task runner '{kind}' is not available yet ({later}); use type: {PROCESS_RUNNER}",
+                          retryable=False)
+    if props.runner == "DOCKER":
+        raise PluginError("runner DOCKER is not available yet: Docker runners come later; use runner: PROCESS",
+                          retryable=False)
+    if props.containerImage or props.docker:
+        ctx.log("WARN", "containerImage/docker ignored: Tern runs this task as a local process, not in a container")
+
+
+# ---- what the process printed -------------------------------------------------------------------
+
+_COMMAND_LINE = re.compile(r"^::(\{.*\})::$")
+
+
+class _Printed:
+    """`::{json}::` lines are messages to the orchestrator (outputs, metrics); every other line is logged."""
+
+    def __init__(self, ctx: RunContext):
+        self.ctx = ctx
+        self.vars: dict[str, Any] = {}
+        self.stderr_lines = 0
+
+    def line(self, text: str, is_stderr: bool) -> None:
+        match = _COMMAND_LINE.match(text.strip())
+        if match:
+            self._command(match.group(1))
+            return
+        if is_stderr:
+            self.stderr_lines += 1
+        self.ctx.log("WARN" if is_stderr else "INFO", text)
+
+    def _command(self, payload: str) -> None:
+        try:
+            command = json.loads(payload)
+        except ValueError as exc:
+            self.ctx.log("WARN", f"Invalid outputs '{payload}': {exc}")
+            return
+        outputs = command.get("outputs") if isinstance(command, dict) else None
+        if isinstance(outputs, dict):
+            self.vars.update(outputs)
+        elif outputs is not None:
+            self.ctx.log("WARN", f"Invalid outputs '{payload}': `outputs` must be a JSON object")
+        # "metrics" are read and dropped until Tern records metrics.
+
+
+# ---- files in the working directory -------------------------------------------------------------
+
+def _input_files(value: InputFiles | None) -> dict[str, str | None]:
+    if value is None:
+        return {}
+    if isinstance(value, dict):
+        return dict(value)
+    try:
+        files = json.loads(value)
+    except ValueError as exc:
+        raise PluginError(f"inputFiles: a string must be a JSON map of file name -> content ({exc})", retryable=False)
+    if not isinstance(files, dict) or not all(isinstance(v, (str, type(None))) for v in files.values()):
+        raise PluginError("inputFiles: a string must be a JSON map of file name -> content", retryable=False)
+    return files
+
+
+def write_input_files(workdir: Path, files: Mapping[str, str | None]) -> None:
+    """Write each file under the working directory; a name that climbs out of it is refused."""
+    root = workdir.resolve()
+    for name, content in files.items():
+        if content is None:  # Kestra drops null entries
+            continue
+        target = (root / name).resolve()
+        if target == root or not target.is_relative_to(root):
+            raise PluginError(f"inputFiles: '{name}' is not a path inside the working directory", retryable=False)
+        if content.startswith("kestra://"):
+            raise PluginError(f"inputFiles: '{name}' is an internal storage file ({content}); "
+                              "reading internal storage comes later", retryable=False)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(content, encoding="utf-8")
+
+
+def match_output_files(workdir: Path, patterns: Sequence[str]) -> dict[str, str]:
+    """Files whose path relative to the working directory matches a pattern -> their absolute path."""
+    root = workdir.resolve()
+    regexes = [_glob_regex(p) for p in patterns]
+    found: dict[str, str] = {}
+    for folder, _subfolders, names in os.walk(root):
+        for name in names:
+            path = Path(folder) / name
+            relative = path.relative_to(root).as_posix()
+            if any(r.fullmatch(relative) for r in regexes) and _own_file(path, root):
+                found[relative] = str(path)
+    return dict(sorted(found.items()))
+
+
+def _own_file(path: Path, root: Path) -> bool:
+    """A regular file that really lies in the working directory: a symlink to /etc/passwd is no output."""
+    real = path.resolve()
+    return real.is_file() and real.is_relative_to(root)
+
+
+def _glob_regex(pattern: str) -> re.Pattern[str]:
+    """Java's glob, as Kestra matches outputFiles: `**` crosses folders, `*` and `?` do not, `{a,b}` is either."""
+    parts, i, braces = [], 0, 0
+    while i < len(pattern):
+        char = pattern[i]
+        if pattern.startswith("**", i):
+            parts.append(".*")
+            i += 1
+        elif char == "*":
+            parts.append("[^/]*")
+        elif char == "?":
+            parts.append("[^/]")
+        elif char == "{":
+            parts.append("(?:")
+            braces += 1
+        elif char == "}" and braces:
+            parts.append(")")
+            braces -= 1
+        elif char == "," and braces:
+            parts.append("|")
+        else:
+            parts.append(re.escape(char))
+        i += 1
+    if braces:
+        raise PluginError(f"outputFiles: '{pattern}' has an unclosed '{{'", retryable=False)
+    return re.compile("".join(parts))

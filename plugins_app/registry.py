@@ -1,0 +1,79 @@
+"""Type name -> plugin class: core plugins by dotted path, third-party ones by the `tern.plugins` entry points.
+
+Classes are imported on first use and cached. Every Kestra name (seed era and current) is an alias.
+"""
+from __future__ import annotations
+
+import difflib
+import importlib
+from functools import lru_cache
+from importlib.metadata import entry_points
+
+from .base import Plugin
+
+# Core plugin classes by dotted path; each declares its own type name and aliases.
+CORE_PLUGINS = (
+    "plugins_app.core.log.Log",
+    "plugins_app.core.debug.Return",
+    "plugins_app.core.debug.Echo",
+    "plugins_app.core.execution.Fail",
+    "plugins_app.core.flow.Sequential",
+    "plugins_app.core.flow.Parallel",
+    "plugins_app.core.shell.Commands",
+    "plugins_app.core.shell.Script",
+    "plugins_app.core.shell.Bash",
+)
+
+ENTRY_POINT_GROUP = "tern.plugins"
+
+
+class UnknownPlugin(LookupError):
+    def __init__(self, type_name: str, suggestions: list[str]):
+        hint = f"; did you mean {' or '.join(repr(s) for s in suggestions)}?" if suggestions else ""
+        super().__init__(f"unknown task type '{type_name}'{hint}")
+        self.suggestions = suggestions
+
+
+def import_string(dotted: str) -> type[Plugin]:
+    module, _, name = dotted.rpartition(".")
+    return getattr(importlib.import_module(module), name)
+
+
+@lru_cache(maxsize=1)
+def _catalogue() -> dict[str, type[Plugin]]:
+    classes: list[type[Plugin]] = [import_string(path) for path in CORE_PLUGINS]
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        loaded = ep.load()
+        classes.extend(loaded if isinstance(loaded, (list, tuple)) else [loaded])
+    table: dict[str, type[Plugin]] = {}
+    for cls in classes:
+        for name in (cls.type, *cls.aliases):
+            table[name] = cls
+    return table
+
+
+def all_plugins() -> list[type[Plugin]]:
+    """Every plugin class once, by canonical type name."""
+    return sorted(set(_catalogue().values()), key=lambda c: c.type)
+
+
+def get_plugin(type_name: str) -> type[Plugin]:
+    try:
+        return _catalogue()[type_name]
+    except KeyError:
+        raise UnknownPlugin(type_name, suggest(type_name)) from None
+
+
+def suggest(type_name: str) -> list[str]:
+    names = list(_catalogue())
+    close = difflib.get_close_matches(type_name, names, n=2, cutoff=0.6)
+    if not close:  # `Logg` or `log.Log`: compare the last parts
+        tail = type_name.rsplit(".", 1)[-1].lower()
+        close = difflib.get_close_matches(tail, {n.rsplit(".", 1)[-1].lower(): n for n in names}, n=2, cutoff=0.6)
+        by_tail = {n.rsplit(".", 1)[-1].lower(): n for n in names if "plugin.core" in n or "plugin.scripts" in n}
+        close = [by_tail.get(c, c) for c in close]
+    return close
+
+
+def clear_cache() -> None:
+    _catalogue.cache_clear()
