@@ -9,6 +9,7 @@ from .env import SettingError, env_bool, env_int, env_list, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(env_str("TERN_DATA_DIR", str(BASE_DIR / "data"))).resolve()
+DATA_DIR.mkdir(parents=True, exist_ok=True)  # the embedded SQLite database lives here
 
 DEBUG = env_bool("TERN_DEBUG", False)
 SECRET_KEY = env_str("TERN_SECRET_KEY", "")
