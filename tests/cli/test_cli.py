@@ -1,0 +1,82 @@
+"""`tern flow validate` and `tern flow test` as a user runs them: a real process, exit codes, no tracebacks."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+FIXTURES = ROOT / "tests" / "fixtures" / "flows"
+TERN = [sys.executable, "-m", "orchestrator.cli"]
+
+
+def tern(*args: str, env_extra: dict | None = None) -> subprocess.CompletedProcess:
+    import os
+
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "DJANGO_SETTINGS_MODULE")}
+    env.update(env_extra or {})
+    return subprocess.run([*TERN, *map(str, args)], capture_output=True, text=True, cwd=ROOT, env=env, timeout=120)
+
+
+def test_validate_accepts_valid_flows_and_exits_zero():
+    result = tern("flow", "validate", ROOT / "flows" / "hello.yml", ROOT / "flows" / "seed-full.yml")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count(": valid") == 2
+
+
+def test_validate_names_each_error_and_exits_one():
+    result = tern("flow", "validate", FIXTURES / "invalid" / "bad-duration.yml", FIXTURES / "valid" / "sequential.yml")
+    assert result.returncode == 1
+    assert "tasks[0].retry.interval: 'PT15X' is not a duration (line 9)" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in (FIXTURES / "invalid").glob("*.yml")))
+def test_every_invalid_fixture_is_rejected_without_a_traceback(name):
+    result = tern("flow", "validate", FIXTURES / "invalid" / name)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr and "invalid" in result.stderr
+
+
+def test_flow_test_prints_logs_and_a_json_summary():
+    result = tern("flow", "test", FIXTURES / "valid" / "sequential.yml", "--json")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.strip().splitlines()
+    assert any("INFO  say one two from say" in line for line in lines[:-1])
+    summary = json.loads(lines[-1])
+    assert summary["state"] == "SUCCESS" and summary["flowId"] == "sequential" and summary["namespace"] == "tests.engine"
+    assert [r["taskId"] for r in summary["taskRuns"]] == ["first", "second", "say"]
+    first = summary["taskRuns"][0]
+    assert first["parentTaskRunId"] is None and first["attempts"] == 1 and first["outputs"] == {"value": "one"}
+
+
+def test_flow_test_exits_one_when_the_execution_fails():
+    result = tern("flow", "test", FIXTURES / "valid" / "errors-branch.yml", "--json")
+    assert result.returncode == 1
+    assert json.loads(result.stdout.strip().splitlines()[-1])["state"] == "FAILED"
+
+
+def test_flow_test_takes_inputs_and_exits_two_on_a_bad_one():
+    good = tern("flow", "test", FIXTURES / "valid" / "inputs.yml", "--input", "count=1", "--input", "name=tern", "--json")
+    assert good.returncode == 0, good.stderr
+    assert json.loads(good.stdout.strip().splitlines()[-1])["taskRuns"][0]["outputs"] == {"value": "tern x2 "}
+    bad = tern("flow", "test", FIXTURES / "valid" / "inputs.yml", "--input", "count=lots")
+    assert bad.returncode == 2
+    assert "inputs.count: 'lots' is not an integer" in bad.stderr and "Traceback" not in bad.stderr
+    missing = tern("flow", "test", FIXTURES / "valid" / "inputs.yml")
+    assert missing.returncode == 2 and "inputs.count" in missing.stderr
+
+
+def test_flow_test_exits_two_on_an_invalid_flow_or_a_missing_file():
+    invalid = tern("flow", "test", FIXTURES / "invalid" / "unknown-type.yml")
+    assert invalid.returncode == 2 and "unknown task type" in invalid.stderr and "Traceback" not in invalid.stderr
+    missing = tern("flow", "test", FIXTURES / "valid" / "no-such-flow.yml")
+    assert missing.returncode == 2 and "cannot read" in missing.stderr
+
+
+def test_flow_test_loads_other_flows_with_flows_dir():
+    result = tern("flow", "test", FIXTURES / "valid" / "sequential.yml", "--flows", FIXTURES / "valid", "--json")
+    assert result.returncode == 0, result.stderr

@@ -1,0 +1,121 @@
+"""Flow revisions, the one door for state changes, claims by compare-and-set, and the admin pages."""
+from __future__ import annotations
+
+import pytest
+from django.urls import reverse
+
+from flows_app import dispatch
+from flows_app.engine.states import IllegalTransition, State
+from flows_app.models import Execution, Flow, FlowRevision, TaskRun
+from flows_app.services.executions import advance_execution, kill_execution, start_execution
+from flows_app.services.flows import save_flow
+from flows_app.services.taskruns import run_task_run
+from flows_app.services.transitions import claim_task_run, move_task_run
+from flows_app.spec.errors import FlowValidationError
+
+SOURCE = """# the hello flow, comments kept
+id: hello
+namespace: tests.services
+tasks:
+  - id: a
+    type: io.kestra.plugin.core.log.Log
+    message: hi   # inline comment
+"""
+
+
+class Recorder:
+    """A dispatcher that records what would be sent, so a test can play the messages itself."""
+
+    def __init__(self):
+        self.advances, self.runs = [], []
+
+    def advance(self, execution_id, at=None):
+        self.advances.append((execution_id, at))
+
+    def run_task_runs(self, execution_id, task_run_ids):
+        self.runs.extend(task_run_ids)
+
+    def execution_ended(self, execution_id):
+        pass
+
+
+@pytest.mark.django_db
+def test_saving_the_same_source_twice_makes_no_new_revision():
+    first = save_flow(SOURCE)
+    again = save_flow(SOURCE)
+    assert first.created and not again.created and again.revision.pk == first.revision.pk
+    changed = save_flow(SOURCE.replace("hi", "hello"))
+    assert changed.created and changed.revision.revision == 2
+    flow = Flow.objects.get(flow_id="hello")
+    assert flow.revision == 2 and FlowRevision.objects.filter(flow=flow).count() == 2
+    assert flow.revisions.get(revision=1).source == SOURCE  # exactly as written, comments included
+
+
+@pytest.mark.django_db
+def test_an_invalid_source_is_not_saved():
+    with pytest.raises(FlowValidationError):
+        save_flow("id: x\nnamespace: y\ntasks: []\n")
+    assert not Flow.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_each_message_played_twice_runs_each_task_once():
+    recorder = Recorder()
+    saved = save_flow(SOURCE)
+    with dispatch.using(recorder):
+        execution = start_execution(saved.flow)
+        advance_execution(execution.id)
+        advance_execution(execution.id)  # a duplicate advance creates nothing new
+        assert TaskRun.objects.filter(execution=execution).count() == 1
+        run_id = recorder.runs[0]
+        assert run_task_run(run_id) is True
+        assert run_task_run(run_id) is False  # the duplicate finds the run claimed and does nothing
+        advance_execution(execution.id)
+        advance_execution(execution.id)
+    run = TaskRun.objects.get(id=run_id)
+    assert run.state == "SUCCESS" and len(run.attempts) == 1
+    assert Execution.objects.get(id=execution.id).state == "SUCCESS"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_claim_succeeds_once_and_illegal_moves_are_refused():
+    recorder = Recorder()
+    saved = save_flow(SOURCE)
+    with dispatch.using(recorder):
+        execution = start_execution(saved.flow)
+        advance_execution(execution.id)
+    run = TaskRun.objects.get(execution=execution)
+    stale = TaskRun.objects.get(id=run.id)
+    assert claim_task_run(run) is True
+    assert claim_task_run(stale) is False  # read QUEUED, but another worker holds it now
+    with pytest.raises(IllegalTransition):
+        move_task_run(run, State.QUEUED)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_killing_an_execution_drops_its_queued_work():
+    recorder = Recorder()
+    saved = save_flow(SOURCE)
+    with dispatch.using(recorder):
+        execution = start_execution(saved.flow)
+        advance_execution(execution.id)
+        assert kill_execution(execution.id) is True
+        advance_execution(execution.id)
+        assert run_task_run(recorder.runs[0]) is False
+    assert Execution.objects.get(id=execution.id).state == "KILLED"
+    assert TaskRun.objects.get(execution=execution).state == "KILLED"
+    assert kill_execution(execution.id) is False
+
+
+@pytest.mark.django_db
+def test_the_admin_lists_flows_executions_task_runs_and_logs(admin_client):
+    saved = save_flow(SOURCE)
+    with dispatch.using(Recorder()):
+        start_execution(saved.flow)
+    for model in ("flow", "flowrevision", "execution", "taskrun", "logentry"):
+        response = admin_client.get(reverse(f"admin:flows_app_{model}_changelist"))
+        assert response.status_code == 200, model
+    page = admin_client.get(reverse("admin:flows_app_flow_change", args=[saved.flow.pk]))
+    assert page.status_code == 200 and b"# the hello flow, comments kept" in page.content
+    filtered = admin_client.get(reverse("admin:flows_app_execution_changelist") + "?state__exact=CREATED")
+    assert filtered.status_code == 200 and saved.flow.flow_id.encode() in filtered.content
