@@ -85,6 +85,20 @@ class Plugin:
     def is_flowable(cls) -> bool:
         return issubclass(cls, FlowablePlugin)
 
+    @classmethod
+    def json_schema(cls) -> dict[str, Any]:
+        """The JSON Schema of a task of this type: its properties, its outputs, and its type names."""
+        schema = cls.Properties.model_json_schema(by_alias=True)
+        schema["title"] = cls.type
+        schema["description"] = (cls.__doc__ or "").strip()
+        schema.setdefault("properties", {})["type"] = {"enum": [cls.type, *cls.aliases]}
+        schema["required"] = sorted({"type", *schema.get("required", [])})
+        schema["x-outputs"] = dict(cls.outputs)
+        children = getattr(cls, "child_fields", None)
+        if children:
+            schema["x-children"] = dict(children)
+        return schema
+
 
 class RunnablePlugin(Plugin):
     """Work done by a worker: `run` returns JSON-serialisable outputs or a TaskResult."""

@@ -17,7 +17,7 @@ from flows_app.engine.properties import PropertyError, render_properties
 from flows_app.engine.states import State
 from flows_app.engine.templating import TemplateError, render_value
 from flows_app.engine.variables import build_variables
-from flows_app.models import Execution, TaskRun
+from flows_app.models import Execution, LogEntry, TaskRun
 from plugins_app.base import PluginError, TaskResult
 from plugins_app.context import TaskRunContext
 from plugins_app.registry import get_plugin
@@ -59,6 +59,7 @@ def _execute(snapshot, task, run: TaskRun, sink: LogSink, workdir, started: floa
     run_view = next(r for r in snapshot.runs if r.id == run.id)
     variables = build_variables(snapshot, task, run_view)
     variables["render"] = lambda text: render_value(text, variables)
+    variables["errorLogs"] = lambda: _error_logs(run.execution_id)
     deadline = started + task.timeout.total_seconds() if task.timeout else None
     try:
         props = render_properties(plugin_cls, task, variables)
@@ -89,6 +90,13 @@ def _execute(snapshot, task, run: TaskRun, sink: LogSink, workdir, started: floa
     if isinstance(result, TaskResult):
         return Attempt(State(result.state), dict(result.outputs))
     return Attempt(State.SUCCESS, dict(result or {}))
+
+
+def _error_logs(execution_id: str) -> list[dict[str, Any]]:
+    """Kestra's `errorLogs()`: the execution's ERROR lines, for messages in `errors` handlers."""
+    entries = LogEntry.objects.filter(execution_id=execution_id, level="ERROR").order_by("id")
+    return [{"taskId": e.task_id, "taskRunId": e.task_run_id, "level": e.level, "message": e.message,
+             "timestamp": e.timestamp.isoformat()} for e in entries]
 
 
 def _is_killing(execution_id: str) -> bool:

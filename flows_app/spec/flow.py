@@ -62,6 +62,8 @@ def parse_flow(data: Any, errors: ErrorCollector) -> FlowSpec | None:
     extra = {k: data[k] for k in ("listeners", "finally", "afterExecution", "concurrency", "sla", "checks") if k in data}
     if "finally" in data:
         extra["finally"] = parser.parse_list(data["finally"], ("finally",), allow_empty=True)
+    if "listeners" in data:
+        extra["listeners"] = _listeners(data["listeners"], parser, errors)
     spec = FlowSpec(
         id=flow_id or "",
         namespace=namespace if isinstance(namespace, str) else "",
@@ -80,6 +82,21 @@ def parse_flow(data: Any, errors: ErrorCollector) -> FlowSpec | None:
         extra=extra,
     )
     return spec
+
+
+def _listeners(value: Any, parser: TaskParser, errors: ErrorCollector) -> tuple[dict[str, Any], ...]:
+    """Kestra's (deprecated) listeners: tasks run after the execution when their conditions hold."""
+    if not isinstance(value, list):
+        errors.add(("listeners",), "must be a list of {conditions, tasks}")
+        return ()
+    listeners = []
+    for i, item in enumerate(value):
+        if not isinstance(item, dict):
+            errors.add(("listeners", i), "a listener must be a map with `tasks`")
+            continue
+        tasks = parser.parse_list(item.get("tasks"), ("listeners", i, "tasks"))
+        listeners.append({"conditions": item.get("conditions") or [], "tasks": tasks})
+    return tuple(listeners)
 
 
 def _check_id(value: Any, path: Path, errors: ErrorCollector) -> str | None:

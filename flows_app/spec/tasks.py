@@ -180,7 +180,8 @@ class TaskParser:
         except ValidationError as exc:
             for error in exc.errors():
                 loc = tuple(error["loc"])
-                if _is_templated_at(props, loc):
+                structural = error["type"] in ("missing", "extra_forbidden")
+                if not structural and _is_templated_at(props, loc):
                     continue
                 self.errors.add(path + loc, _message(error))
 
