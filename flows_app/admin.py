@@ -1,8 +1,11 @@
 """The Django admin for operators: flows with their revisions, executions with task runs and logs."""
 from __future__ import annotations
 
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.utils.html import format_html
+
+from .engine.inputs import InputsError
+from .services.executions import FlowDisabled, kill_execution, start_execution
 
 from .models import Execution, Flow, FlowRevision, LogEntry, TaskRun
 
@@ -34,6 +37,17 @@ class FlowAdmin(admin.ModelAdmin):
     fields = ("namespace", "flow_id", "revision", "disabled", "description", "labels", "source_view",
               "created_at", "updated_at")
     inlines = [RevisionInline]
+    actions = ["run_flows"]
+
+    @admin.action(description="Run the selected flows (with their default inputs)")
+    def run_flows(self, request, queryset):
+        for flow in queryset:
+            try:
+                execution = start_execution(flow)
+            except (InputsError, FlowDisabled) as exc:
+                self.message_user(request, f"{flow}: not started: {exc}", messages.ERROR)
+            else:
+                self.message_user(request, f"{flow}: execution {execution.id} started", messages.SUCCESS)
 
     @admin.display(description="source")
     def source_view(self, obj):
@@ -85,6 +99,12 @@ class ExecutionAdmin(admin.ModelAdmin):
     readonly_fields = ("id", "flow", "flow_revision", "state", "inputs", "labels",
                        "outputs", "trigger", "created_at", "started_at", "ended_at", "wake_at")
     inlines = [TaskRunInline, LogInline]
+    actions = ["kill_executions"]
+
+    @admin.action(description="Kill the selected executions")
+    def kill_executions(self, request, queryset):
+        killed = sum(1 for execution in queryset if kill_execution(execution.id))
+        self.message_user(request, f"{killed} execution(s) asked to stop", messages.SUCCESS)
 
     def has_add_permission(self, request):
         return False

@@ -76,16 +76,7 @@ class InlineDispatcher:
         deadline = None if timeout is None else timezone.now().timestamp() + timeout
         idle_rounds = 0
         while True:
-            try:
-                kind, payload = self.items.get(timeout=self._next_wait())
-            except queue.Empty:
-                kind, payload = "idle", execution_id
-            if kind == "crash":
-                raise RuntimeError(payload)
-            if kind == "advance":
-                advance_execution(payload)
-            for due in self._due_timers():
-                advance_execution(due)
+            kind = self._handle_next()
             state = Execution.objects.filter(id=execution_id).values_list("state", flat=True).first()
             with self.lock:
                 idle = self.running == 0 and self.items.empty()
@@ -103,6 +94,34 @@ class InlineDispatcher:
                 idle_rounds = 0
             if deadline is not None and timezone.now().timestamp() > deadline:
                 raise TimeoutError(f"execution {execution_id} still {state} after {timeout} s")
+
+    def run_forever(self, stop: threading.Event) -> None:
+        """Serve every execution until `stop` is set (`tern server local` runs this on a thread)."""
+        while not stop.is_set():
+            try:
+                self._handle_next()
+            except Exception as exc:  # keep serving the other executions; the failure is logged
+                import logging
+
+                logging.getLogger("tern.dispatch").exception("inline dispatcher: %s", exc)
+            finally:
+                connections.close_all()
+
+    def _handle_next(self) -> str:
+        """Take one work item (waiting at most until the next timer) and carry it out; returns its kind."""
+        from flows_app.services.executions import advance_execution
+
+        try:
+            kind, payload = self.items.get(timeout=self._next_wait())
+        except queue.Empty:
+            kind, payload = "idle", ""
+        if kind == "crash":
+            raise RuntimeError(payload)
+        if kind == "advance":
+            advance_execution(payload)
+        for due in self._due_timers():
+            advance_execution(due)
+        return kind
 
     def _next_wait(self) -> float | None:
         with self.lock:
@@ -129,6 +148,11 @@ def get() -> Dispatcher:
     if _current is None:
         _current = InlineDispatcher()
     return _current
+
+
+def set_default(dispatcher: Dispatcher) -> None:
+    global _current
+    _current = dispatcher
 
 
 @contextmanager

@@ -37,6 +37,12 @@ def build_parser() -> argparse.ArgumentParser:
     test.add_argument("--timeout", type=float, default=None, help="give up after this many seconds")
     test.set_defaults(handler=cmd_test)
 
+    server = commands.add_parser("server", help="run Tern's processes").add_subparsers(dest="server_command")
+    local = server.add_parser("local", help="everything in one command, for a laptop (what `make run` starts)")
+    local.add_argument("--host", default=os.environ.get("TERN_HOST", "127.0.0.1"))
+    local.add_argument("--port", type=int, default=int(os.environ.get("TERN_PORT", "8080")))
+    local.set_defaults(handler=cmd_server_local)
+
     manage = commands.add_parser("manage", help="run a Django management command", add_help=False)
     manage.add_argument("rest", nargs=argparse.REMAINDER)
     manage.set_defaults(handler=cmd_manage)
@@ -118,6 +124,17 @@ def setup_throwaway_django(directory: Path) -> None:
 
     django.setup()
     call_command("migrate", verbosity=0, interactive=False)
+
+
+def cmd_server_local(args: argparse.Namespace) -> int:
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "orchestrator.settings")
+    import django
+    from django.conf import settings
+
+    django.setup()
+    from orchestrator.local import serve
+
+    return serve(args.host, args.port, settings.TERN["FLOWS_DIR"])
 
 
 def cmd_manage(args: argparse.Namespace) -> int:

@@ -119,3 +119,31 @@ def test_the_admin_lists_flows_executions_task_runs_and_logs(admin_client):
     assert page.status_code == 200 and b"# the hello flow, comments kept" in page.content
     filtered = admin_client.get(reverse("admin:flows_app_execution_changelist") + "?state__exact=CREATED")
     assert filtered.status_code == 200 and saved.flow.flow_id.encode() in filtered.content
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_admin_run_and_kill_actions_go_through_the_services(admin_client):
+    saved = save_flow(SOURCE)
+    runner = dispatch.InlineDispatcher()
+    try:
+        with dispatch.using(runner):
+            url = reverse("admin:flows_app_flow_changelist")
+            page = admin_client.post(url, {"action": "run_flows", "_selected_action": [saved.flow.pk]}, follow=True)
+            assert b"started" in page.content
+            execution = Execution.objects.get()
+            assert runner.run_until_done(execution.id, timeout=30) == "SUCCESS"
+            assert execution.logs.filter(message="hi").exists()
+            kill_url = reverse("admin:flows_app_execution_changelist")
+            admin_client.post(kill_url, {"action": "kill_executions", "_selected_action": [execution.pk]}, follow=True)
+            assert Execution.objects.get().state == "SUCCESS"  # an ended execution is not killed
+    finally:
+        runner.close()
+
+
+@pytest.mark.django_db
+def test_the_admin_run_action_reports_missing_required_inputs(admin_client):
+    saved = save_flow(SOURCE.replace("tasks:", "inputs:\n  - id: n\n    type: INT\ntasks:"))
+    url = reverse("admin:flows_app_flow_changelist")
+    page = admin_client.post(url, {"action": "run_flows", "_selected_action": [saved.flow.pk]}, follow=True)
+    assert b"not started" in page.content and b"inputs.n" in page.content
+    assert not Execution.objects.exists()
