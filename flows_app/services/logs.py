@@ -7,6 +7,7 @@ from typing import Callable
 from django.conf import settings
 from django.utils import timezone
 
+from flows_app.engine.masking import mask, secret_values
 from flows_app.models import LogEntry
 
 LEVELS = {"TRACE": 0, "DEBUG": 10, "INFO": 20, "WARN": 30, "WARNING": 30, "ERROR": 40}
@@ -36,10 +37,10 @@ class LogSink:
     """The logs of one task-run attempt (or of the execution itself, with no task run)."""
 
     def __init__(self, execution_id: str, task_run_id: str | None = None, task_id: str = "",
-                 attempt: int = 1, min_level: str | None = None, mask: Callable[[str], str] | None = None):
+                 attempt: int = 1, min_level: str | None = None):
         self.execution_id, self.task_run_id, self.task_id, self.attempt = execution_id, task_run_id, task_id, attempt
         self.min_level = LEVELS[normalize_level(min_level)] if min_level else 0
-        self.mask = mask
+        self.secrets = secret_values()  # read once per sink: the environment does not change mid-task
         self.batch_size = settings.TERN["LOG_BATCH_SIZE"]
         self.pending: list[LogEntry] = []
         self.lock = threading.Lock()  # stdout and stderr readers log from two threads
@@ -48,8 +49,7 @@ class LogSink:
         level = normalize_level(level)
         if LEVELS[level] < self.min_level:
             return
-        if self.mask:
-            message = self.mask(message)
+        message = mask(str(message), self.secrets)
         entry = LogEntry(execution_id=self.execution_id, task_run_id=self.task_run_id, task_id=self.task_id,
                          attempt=self.attempt, level=level, message=message, timestamp=timezone.now())
         for listener in list(_listeners):

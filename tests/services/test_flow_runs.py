@@ -134,3 +134,17 @@ def test_secrets_come_from_base64_environment_variables(run_flow, tmp_path, monk
                     "    format: \"{{ secret('API_TOKEN') | length }}\"\n")
     outcome = run_flow(flow)
     assert runs_by_task(outcome)["r"]["outputs"] == {"value": "6"}
+
+
+def test_secret_values_are_masked_in_the_logs(run_flow, tmp_path, monkeypatch):
+    monkeypatch.setenv("SECRET_DB_PASSWORD", "aHVudGVyMg==")  # base64 of "hunter2"
+    flow = tmp_path / "leak.yml"
+    flow.write_text("id: leak\nnamespace: tests\ntasks:\n  - id: say\n    type: io.kestra.plugin.core.log.Log\n"
+                    "    message: \"password is {{ secret('DB_PASSWORD') }}\"\n"
+                    "  - id: shell\n    type: io.kestra.plugin.scripts.shell.Commands\n"
+                    "    commands: [\"echo pw={{ secret('DB_PASSWORD') }}\"]\n")
+    outcome = run_flow(flow)
+    assert outcome.execution.state == "SUCCESS"
+    assert messages(outcome, "say") == ["password is ******"]
+    assert "pw=******" in messages(outcome, "shell", "INFO")
+    assert not LogEntry.objects.filter(message__contains="hunter2").exists()

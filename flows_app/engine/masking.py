@@ -1,0 +1,33 @@
+"""Secrets never reach the logs: every value of a SECRET_* environment variable is masked."""
+from __future__ import annotations
+
+import base64
+import binascii
+import os
+
+MASK = "******"
+MIN_LENGTH = 3  # shorter values would mask ordinary text
+
+
+def secret_values(environ: dict[str, str] | None = None) -> list[str]:
+    """The decoded values of SECRET_* variables (and each of their lines), longest first."""
+    environ = os.environ if environ is None else environ
+    values: set[str] = set()
+    for name, encoded in environ.items():
+        if not name.startswith("SECRET_"):
+            continue
+        try:
+            value = base64.b64decode(encoded, validate=True).decode("utf-8")
+        except (binascii.Error, UnicodeDecodeError):
+            continue
+        for candidate in (value, *value.splitlines()):
+            if len(candidate.strip()) >= MIN_LENGTH:
+                values.add(candidate)
+    return sorted(values, key=len, reverse=True)
+
+
+def mask(text: str, values: list[str]) -> str:
+    for value in values:
+        if value in text:
+            text = text.replace(value, MASK)
+    return text
