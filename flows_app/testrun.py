@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
+from django.conf import settings
+
 from flows_app import dispatch
 from flows_app.engine.inputs import InputsError
 from flows_app.models import Execution, LogEntry
@@ -51,7 +53,7 @@ def run_flow_file(path: Path, inputs: Mapping[str, Any] | None = None, flows_dir
         saved = save_flow(source)
     except FlowValidationError as exc:
         raise InvalidFlow(f"{path}: invalid flow\n{exc}") from None
-    runner = dispatch.InlineDispatcher()
+    runner = dispatch.InlineDispatcher(threads=settings.TERN["INLINE_THREADS"])
     if on_log:
         logs.add_listener(on_log)
     try:

@@ -98,6 +98,9 @@ def cmd_test(args: argparse.Namespace) -> int:
         except InvalidFlow as exc:
             print(exc, file=sys.stderr)
             return EXIT_INVALID
+        except (TimeoutError, RuntimeError) as exc:  # --timeout reached, or an execution that cannot go on
+            print(f"error: {exc}", file=sys.stderr)
+            return EXIT_FAILED
         state = outcome.execution.state
         print(f"execution {outcome.execution.id} ended {state}", file=sys.stderr)
         if args.json:

@@ -112,5 +112,5 @@ TERN = {
     "FLOWS_DIR": Path(env_str("TERN_FLOWS_DIR", str(BASE_DIR / "flows"))),
     "DISPATCHER": env_str("TERN_DISPATCHER", "inline"),
     "LOG_BATCH_SIZE": env_int("TERN_LOG_BATCH_SIZE", 100),
-    "INLINE_THREADS": env_int("TERN_INLINE_THREADS", 8),
+    "INLINE_THREADS": env_int("TERN_INLINE_THREADS", 32),
 }
