@@ -82,10 +82,6 @@ class Plugin:
         return (cls.__doc__ or cls.__name__).strip().splitlines()[0]
 
     @classmethod
-    def is_flowable(cls) -> bool:
-        return issubclass(cls, FlowablePlugin)
-
-    @classmethod
     def json_schema(cls) -> dict[str, Any]:
         """The JSON Schema of a task of this type: its properties, its outputs, and its type names."""
         schema = cls.Properties.model_json_schema(by_alias=True)
@@ -243,5 +239,6 @@ def _ended_state(runs: Sequence[RunView]) -> State:
     return State.WARNING if State.WARNING in states else State.SUCCESS
 
 
-def dynamic_children(task: "TaskSpec", name: str) -> list["TaskSpec"]:
+def branch(task: "TaskSpec", name: str) -> list["TaskSpec"]:
+    """The child tasks a flowable holds under `name` ("tasks", "errors", "cases.A", ...)."""
     return list(task.branches.get(name, ()))

@@ -67,12 +67,12 @@ def get_plugin(type_name: str) -> type[Plugin]:
 def suggest(type_name: str) -> list[str]:
     names = list(_catalogue())
     close = difflib.get_close_matches(type_name, names, n=2, cutoff=0.6)
-    if not close:  # `Logg` or `log.Log`: compare the last parts
-        tail = type_name.rsplit(".", 1)[-1].lower()
-        close = difflib.get_close_matches(tail, {n.rsplit(".", 1)[-1].lower(): n for n in names}, n=2, cutoff=0.6)
-        by_tail = {n.rsplit(".", 1)[-1].lower(): n for n in names if "plugin.core" in n or "plugin.scripts" in n}
-        close = [by_tail.get(c, c) for c in close]
-    return close
+    if close:
+        return close
+    # A short or mangled name (`Logg`, `log.Log`): compare the last parts, suggest the canonical names.
+    canonical = {cls.type.rsplit(".", 1)[-1].lower(): cls.type for cls in all_plugins()}
+    tails = difflib.get_close_matches(type_name.rsplit(".", 1)[-1].lower(), list(canonical), n=2, cutoff=0.6)
+    return [canonical[t] for t in tails]
 
 
 def clear_cache() -> None:

@@ -65,11 +65,3 @@ def check_transition(what: str, current: State | str, target: State | str) -> St
         raise IllegalTransition(what, current, target)
     return target
 
-
-def worst(states) -> State:
-    """The combined end state of several ended runs: FAILED/KILLED beat WARNING beat SUCCESS."""
-    states = set(states)
-    for candidate in (State.KILLED, State.FAILED, State.WARNING):
-        if candidate in states:
-            return candidate
-    return State.SUCCESS

@@ -3,46 +3,44 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.db import models
 from django.utils import timezone
 
 from flows_app.engine.states import State, check_transition
 from flows_app.models import Execution, TaskRun
 
 
-def move_task_run(run: TaskRun, target: State, **fields: Any) -> bool:
-    """Move `run` to `target` only if its row is still in the state we read; False if someone else moved it."""
-    check_transition(f"task run '{run.task_id}'", run.state, target)
-    if target.is_terminal and "ended_at" not in fields:
-        fields["ended_at"] = timezone.now()
-    updated = TaskRun.objects.filter(id=run.id, state=run.state).update(state=target.value, **fields)
+def _compare_and_set(row: models.Model, what: str, target: State, fields: dict[str, Any]) -> bool:
+    """UPDATE ... WHERE id = row.id AND state = <the state we read>; False if someone moved it first."""
+    check_transition(what, row.state, target)
+    updated = type(row).objects.filter(pk=row.pk, state=row.state).update(state=target.value, **fields)
     if updated:
-        run.state = target.value
+        row.state = target.value
         for key, value in fields.items():
-            setattr(run, key, value)
+            setattr(row, key, value)
     return updated == 1
+
+
+def move_task_run(run: TaskRun, target: State, **fields: Any) -> bool:
+    if target.is_terminal:
+        fields.setdefault("ended_at", timezone.now())
+    return _compare_and_set(run, f"task run '{run.task_id}'", target, fields)
 
 
 def claim_task_run(run: TaskRun) -> bool:
     """QUEUED -> RUNNING for exactly one worker; a duplicate or late message gets False."""
     now = timezone.now()
-    attempts = list(run.attempts) + [{"state": State.RUNNING.value, "startDate": now.isoformat()}]
-    fields: dict[str, Any] = {"attempts": attempts}
+    fields: dict[str, Any] = {"attempts": [*run.attempts, {"state": State.RUNNING.value, "startDate": now.isoformat()}]}
     if run.started_at is None:
         fields["started_at"] = now
     return move_task_run(run, State.RUNNING, **fields)
 
 
 def move_execution(execution: Execution, target: State, **fields: Any) -> bool:
-    check_transition(f"execution {execution.id}", execution.state, target)
     now = timezone.now()
     if target == State.RUNNING and execution.started_at is None:
         fields.setdefault("started_at", now)
     if target.is_terminal:
         fields.setdefault("ended_at", now)
         fields.setdefault("wake_at", None)
-    updated = Execution.objects.filter(id=execution.id, state=execution.state).update(state=target.value, **fields)
-    if updated:
-        execution.state = target.value
-        for key, value in fields.items():
-            setattr(execution, key, value)
-    return updated == 1
+    return _compare_and_set(execution, f"execution {execution.id}", target, fields)

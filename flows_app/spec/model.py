@@ -85,18 +85,3 @@ class FlowSpec:
             index = {t.id: t for t in self.walk()}
             object.__setattr__(self, "_task_index", index)
         return index
-
-    @property
-    def parent_index(self) -> Mapping[str, str | None]:
-        """task id -> id of the flowable task that holds it (None at the top)."""
-        index = self.__dict__.get("_parent_index")
-        if index is None:
-            index = {}
-            for top in self.tasks + self.errors:
-                index[top.id] = None
-                for task in top.walk():
-                    for children in task.branches.values():
-                        for child in children:
-                            index[child.id] = task.id
-            object.__setattr__(self, "_parent_index", index)
-        return index

@@ -10,7 +10,7 @@ from plugins_app.base import LIST, MAP, FlowablePlugin, Plugin
 from plugins_app.registry import UnknownPlugin, get_plugin
 
 from .durations import DurationError, parse_duration
-from .errors import ErrorCollector, Path
+from .errors import ErrorCollector, Path, format_path
 from .model import RetrySpec, TaskSpec
 
 ID_PATTERN = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_-]*$")
@@ -89,7 +89,6 @@ class TaskParser:
             self.errors.add(path + ("id",), f"'{task_id}' is not a valid id (letters, digits, '-' and '_', not starting with '-' or '_')")
             return None
         if task_id in self.seen_ids:
-            from .errors import format_path
             self.errors.add(path + ("id",), f"duplicate task id '{task_id}' (also at {format_path(self.seen_ids[task_id])})")
             return None
         self.seen_ids[task_id] = path
@@ -237,8 +236,6 @@ def parse_retry(raw: Any, path: Path, errors: ErrorCollector) -> RetrySpec | Non
     if attempts is not None and (isinstance(attempts, bool) or not isinstance(attempts, int) or attempts < 1):
         errors.add(path + ("maxAttempt",), f"'{attempts}' is not a positive whole number")
         attempts = None
-    if attempts is None and "max_duration" not in durations and not errors.errors:
-        pass  # Kestra allows neither: the task is then retried without end; we keep that reading
     factor = raw.get("delayFactor")
     if factor is not None and (isinstance(factor, bool) or not isinstance(factor, (int, float))):
         errors.add(path + ("delayFactor",), f"'{factor}' is not a number")

@@ -4,7 +4,7 @@ from __future__ import annotations
 from plugins_app.base import (
     FlowablePlugin,
     Properties,
-    dynamic_children,
+    branch,
     parallel_next,
     prop,
     resolve_children_state,
@@ -30,10 +30,10 @@ class Sequential(FlowablePlugin):
 """
 
     def next_children(self, ctx):
-        return sequential_next(dynamic_children(ctx.task, "tasks"), dynamic_children(ctx.task, "errors"), ctx.children)
+        return sequential_next(branch(ctx.task, "tasks"), branch(ctx.task, "errors"), ctx.children)
 
     def resolve_state(self, ctx):
-        return resolve_children_state(dynamic_children(ctx.task, "tasks"), dynamic_children(ctx.task, "errors"), ctx.children)
+        return resolve_children_state(branch(ctx.task, "tasks"), branch(ctx.task, "errors"), ctx.children)
 
 
 class Parallel(FlowablePlugin):
@@ -58,8 +58,8 @@ class Parallel(FlowablePlugin):
         concurrent: int = prop(0, description="How many children run at once; 0 means all.", ge=0)
 
     def next_children(self, ctx):
-        return parallel_next(dynamic_children(ctx.task, "tasks"), dynamic_children(ctx.task, "errors"),
+        return parallel_next(branch(ctx.task, "tasks"), branch(ctx.task, "errors"),
                              ctx.children, concurrent=ctx.props().concurrent)
 
     def resolve_state(self, ctx):
-        return resolve_children_state(dynamic_children(ctx.task, "tasks"), dynamic_children(ctx.task, "errors"), ctx.children)
+        return resolve_children_state(branch(ctx.task, "tasks"), branch(ctx.task, "errors"), ctx.children)
