@@ -148,3 +148,16 @@ def test_secret_values_are_masked_in_the_logs(run_flow, tmp_path, monkeypatch):
     assert messages(outcome, "say") == ["password is ******"]
     assert "pw=******" in messages(outcome, "shell", "INFO")
     assert not LogEntry.objects.filter(message__contains="hunter2").exists()
+
+
+def test_templates_see_the_flow_execution_task_and_parent_variables(run_flow, monkeypatch):
+    monkeypatch.setenv("ENV_TERN_FIXTURE", "from-env")
+    outcome = run_flow("context-variables.yml")
+    runs = runs_by_task(outcome)
+    assert runs["inner"]["outputs"]["value"] == "inner|true|1|tests.engine.context-variables|data|hello|from-env|32|0"
+    year = outcome.execution.started_at.strftime("%Y")
+    assert runs["when"]["outputs"]["value"] == f"{year}|true"
+    assert runs["guard-pass"]["state"] == "SUCCESS"  # its condition is false: it does not fail
+    assert messages(outcome, "echo") == ["echo inner"]
+    assert runs["guard-fail"]["state"] == "FAILED" and outcome.execution.state == "FAILED"
+    assert messages(outcome, "guard-fail", "ERROR") == ["greeting was hello"]
