@@ -12,17 +12,59 @@ import queue
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Iterator, Protocol
 
+from django.conf import settings
 from django.db import connections
-from django.utils import timezone
+from django.utils import module_loading, timezone
+
+
+@dataclass(frozen=True)
+class Batch:
+    """Task runs to start now. `join`: they are all the children of one fan-in parent (a Parallel), so
+    nothing can happen until every one has ended — one advance after the last is enough (a chord)."""
+
+    task_run_ids: tuple[str, ...]
+    queue: str = "tern"
+    join: bool = False
 
 
 class Dispatcher(Protocol):
     def advance(self, execution_id: str, at: datetime | None = None) -> None: ...
-    def run_task_runs(self, execution_id: str, task_run_ids: list[str]) -> None: ...
+    def run_task_runs(self, execution_id: str, batches: list[Batch]) -> None: ...
     def execution_ended(self, execution_id: str) -> None: ...
+
+
+class CeleryDispatcher:
+    """Planner decisions as Celery messages: one per task run, a `group` for several, a `chord` to join."""
+
+    def advance(self, execution_id: str, at: datetime | None = None) -> None:
+        from flows_app.tasks import advance_execution
+
+        if at is not None and at > timezone.now():
+            advance_execution.apply_async((execution_id,), eta=at)
+        else:
+            advance_execution.apply_async((execution_id,))
+
+    def run_task_runs(self, execution_id: str, batches: list[Batch]) -> None:
+        from celery import chord, group
+
+        from flows_app.tasks import advance_execution, run_task_run, run_task_run_in_chord
+
+        for batch in batches:
+            ids = batch.task_run_ids
+            if batch.join and len(ids) > 1:
+                header = [run_task_run_in_chord.si(i).set(queue=batch.queue) for i in ids]
+                chord(header)(advance_execution.si(execution_id).set(queue="tern"))
+            elif len(ids) > 1:
+                group(run_task_run.si(i).set(queue=batch.queue) for i in ids).apply_async()
+            else:
+                run_task_run.apply_async((ids[0],), queue=batch.queue)
+
+    def execution_ended(self, execution_id: str) -> None:
+        pass  # flow triggers listening to ends are evaluated here by the triggers issue
 
 
 class InlineDispatcher:
@@ -45,11 +87,12 @@ class InlineDispatcher:
         else:
             self.items.put(("advance", execution_id))
 
-    def run_task_runs(self, execution_id: str, task_run_ids: list[str]) -> None:
-        for task_run_id in task_run_ids:
-            with self.lock:
-                self.running += 1
-            self.pool.submit(self._run, execution_id, task_run_id)
+    def run_task_runs(self, execution_id: str, batches: list[Batch]) -> None:
+        for batch in batches:
+            for task_run_id in batch.task_run_ids:
+                with self.lock:
+                    self.running += 1
+                self.pool.submit(self._run, execution_id, task_run_id)
 
     def execution_ended(self, execution_id: str) -> None:
         self.items.put(("ended", execution_id))
@@ -144,10 +187,20 @@ _current: Dispatcher | None = None
 
 
 def get() -> Dispatcher:
+    """The dispatcher in use: set by `using()`/`set_default()`, else the one settings name."""
     global _current
     if _current is None:
-        _current = InlineDispatcher()
+        _current = from_settings()
     return _current
+
+
+def from_settings() -> Dispatcher:
+    name = settings.TERN["DISPATCHER"]
+    if name == "celery":
+        return CeleryDispatcher()
+    if name == "inline":
+        return InlineDispatcher(threads=settings.TERN["INLINE_THREADS"])
+    return module_loading.import_string(name)()
 
 
 def set_default(dispatcher: Dispatcher) -> None:

@@ -96,10 +96,13 @@ class TaskRun(models.Model):
     started_at = models.DateTimeField(null=True, blank=True)
     ended_at = models.DateTimeField(null=True, blank=True)
     next_attempt_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True,
+                                        help_text="Last sign of life of the worker running it (runnables only).")
+    worker = models.CharField(max_length=255, blank=True, default="", help_text="Which worker holds it.")
 
     class Meta:
         ordering = ["execution", "order"]
-        indexes = [models.Index(fields=["execution", "order"])]
+        indexes = [models.Index(fields=["execution", "order"]), models.Index(fields=["state", "heartbeat_at"])]
 
     def __str__(self) -> str:
         return f"{self.task_id} {self.state}"

@@ -1,0 +1,1 @@
+"""Tern's Django project: settings, the Celery app, URLs, ASGI, the `tern` command."""

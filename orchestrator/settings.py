@@ -26,6 +26,7 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "django_celery_beat",
     "flows_app",
     "plugins_app",
 ]
@@ -105,12 +106,38 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env_str("TERN_LOG_LEVEL", "WARNING")},
 }
 
+# ---- Celery over Redis ---------------------------------------------------------------------------
+# No REDIS_URL: `tern server local` starts an embedded Redis and sets it for the processes it starts.
+REDIS_URL = env_str("REDIS_URL", "")
+CELERY_BROKER_URL = REDIS_URL or "redis://127.0.0.1:6379/0"
+CELERY_RESULT_BACKEND = CELERY_BROKER_URL
+CELERY_TASK_SERIALIZER = "json"
+CELERY_RESULT_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TASK_ACKS_LATE = True  # a message is acknowledged once its work is done...
+CELERY_TASK_REJECT_ON_WORKER_LOST = True  # ...and goes back to the queue if its worker dies
+CELERY_WORKER_PREFETCH_MULTIPLIER = env_int("TERN_WORKER_PREFETCH", 4)
+CELERY_TASK_DEFAULT_QUEUE = "tern"
+CELERY_RESULT_EXPIRES = 3600
+CELERY_TASK_IGNORE_RESULT = True  # only chord headers keep results (they say so per task)
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+CELERY_WORKER_SEND_TASK_EVENTS = False
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+CELERY_TIMEZONE = "UTC"
+
 # Tern's own settings, in one namespace.
 TERN = {
     "DATA_DIR": DATA_DIR,
     "WORK_DIR": Path(env_str("TERN_WORK_DIR", str(DATA_DIR / "work"))),
     "FLOWS_DIR": Path(env_str("TERN_FLOWS_DIR", str(BASE_DIR / "flows"))),
-    "DISPATCHER": env_str("TERN_DISPATCHER", "inline"),
+    # "celery" (the server), "inline" (in-process), or the dotted path of a Dispatcher class
+    "DISPATCHER": env_str("TERN_DISPATCHER", "celery"),
+    "WORKER_CONCURRENCY": env_int("TERN_WORKER_CONCURRENCY", 16),
+    "WORKER_POOL": env_str("TERN_WORKER_POOL", "threads"),
+    "HEARTBEAT_SECONDS": env_int("TERN_HEARTBEAT_SECONDS", 5),
+    "HEARTBEAT_TIMEOUT": env_int("TERN_HEARTBEAT_TIMEOUT", 30),  # a silent task run is reaped after this
+    "TICK_SECONDS": env_int("TERN_TICK_SECONDS", 5),
     "LOG_BATCH_SIZE": env_int("TERN_LOG_BATCH_SIZE", 100),
     "INLINE_THREADS": env_int("TERN_INLINE_THREADS", 32),
 }

@@ -150,6 +150,9 @@ class FlowablePlugin(Plugin):
     # property name -> LIST or MAP; these properties are parsed as task specs, not plugin properties
     child_fields: ClassVar[Mapping[str, str]] = {"tasks": LIST, "errors": LIST}
     required_children: ClassVar[frozenset[str]] = frozenset({"tasks"})  # must hold at least one task
+    # True when, once all its `tasks` have started together, nothing can happen before every one has
+    # ended (Parallel): the runtime then joins them with one advance instead of one per child.
+    fan_in: ClassVar[bool] = False
 
     def start(self, ctx: FlowableContext) -> Mapping[str, Any]:
         """Called once when the task run is created; its result becomes the run's outputs."""

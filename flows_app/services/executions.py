@@ -12,6 +12,10 @@ from flows_app.engine.inputs import coerce_inputs
 from flows_app.engine.planner import plan
 from flows_app.engine.states import State, check_transition
 from flows_app.models import Execution, Flow, TaskRun
+from flows_app.spec.model import FlowSpec
+from orchestrator.celery import queue_for
+from plugins_app.base import active
+from plugins_app.registry import get_plugin
 
 from .flows import spec_of
 from .logs import log_now
@@ -53,14 +57,36 @@ def advance_execution(execution_id: str) -> Plan | None:
         _apply(execution, runs, result)
         if execution.wake_at != result.wake_at and not State(execution.state).is_terminal:
             Execution.objects.filter(id=execution.id).update(wake_at=result.wake_at)
-        to_run, wake_at = result.to_dispatch, result.wake_at
-        if to_run:
-            transaction.on_commit(lambda: dispatch.get().run_task_runs(execution_id, to_run))
+        batches, wake_at = batches_of(snapshot.flow, runs, result.to_dispatch), result.wake_at
+        if batches:
+            transaction.on_commit(lambda: dispatch.get().run_task_runs(execution_id, batches))
         if wake_at is not None:
             transaction.on_commit(lambda: dispatch.get().advance(execution_id, at=wake_at))
         if State(execution.state).is_terminal:
             transaction.on_commit(lambda: dispatch.get().execution_ended(execution_id))
     return result
+
+
+def batches_of(flow: FlowSpec, runs: dict[str, TaskRun], ids: list[str]) -> list[dispatch.Batch]:
+    """Group the runs to start by parent and queue; a fan-in parent whose children all start now joins them."""
+    groups: dict[tuple[str | None, str], list[str]] = {}
+    for run_id in ids:
+        run = runs[run_id]
+        groups.setdefault((run.parent_id, queue_for(flow.task(run.task_id).worker_group)), []).append(run_id)
+    batches = []
+    for (parent_id, queue), members in groups.items():
+        batches.append(dispatch.Batch(tuple(members), queue, join=_joins(flow, runs, parent_id, members)))
+    return batches
+
+
+def _joins(flow: FlowSpec, runs: dict[str, TaskRun], parent_id: str | None, members: list[str]) -> bool:
+    if parent_id is None or len(members) < 2:
+        return False
+    parent = flow.task(runs[parent_id].task_id)
+    if not getattr(get_plugin(parent.type), "fan_in", False):
+        return False
+    siblings = [r for r in runs.values() if r.parent_id == parent_id]
+    return len(siblings) == len(members) == len(active(parent.branches.get("tasks", ())))
 
 
 def _apply(execution: Execution, runs: dict[str, TaskRun], result: Plan) -> None:

@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 import shutil
+import threading
 import time
 import traceback
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connections, transaction
 from django.utils import timezone
 
 from flows_app import dispatch
@@ -22,7 +23,7 @@ from plugins_app.base import PluginError, TaskResult
 from plugins_app.context import TaskRunContext
 from plugins_app.registry import get_plugin
 
-from .logs import LogSink
+from .logs import LogSink, log_now
 from .snapshots import load_snapshot
 from .transitions import claim_task_run, move_task_run
 
@@ -34,12 +35,25 @@ class Attempt:
     retryable: bool = True
 
 
-def run_task_run(task_run_id: str) -> bool:
-    """Run a queued task run once. Returns False when there was nothing to do (already claimed or gone)."""
+def run_task_run(task_run_id: str, advance: bool = True) -> bool:
+    """Run a queued task run once. Returns False when there was nothing to do (already claimed or gone).
+
+    `advance`: ask for an advance of the execution afterwards (False inside a chord, whose body does it).
+    """
     run = TaskRun.objects.select_related("execution__flow_revision").filter(id=task_run_id).first()
     if run is None or run.state != State.QUEUED or not claim_task_run(run):
         return False
     execution = run.execution
+    heartbeat = Heartbeat(run.id)
+    heartbeat.start()
+    try:
+        _run_claimed(run, execution, advance)
+    finally:
+        heartbeat.stop()
+    return True
+
+
+def _run_claimed(run: TaskRun, execution: Execution, advance: bool) -> None:
     snapshot = load_snapshot(execution)
     task = snapshot.flow.task(run.task_id)
     sink = LogSink(execution.id, run.id, run.task_id, attempt=len(run.attempts), min_level=task.log_level)
@@ -50,8 +64,7 @@ def run_task_run(task_run_id: str) -> bool:
     finally:
         sink.flush()
         shutil.rmtree(workdir, ignore_errors=True)
-    _record(run, snapshot.flow, task, attempt)
-    return True
+    _record(run, snapshot.flow, task, attempt, advance)
 
 
 def _execute(snapshot, task, run: TaskRun, sink: LogSink, workdir, started: float) -> Attempt:
@@ -103,7 +116,49 @@ def _is_killing(execution_id: str) -> bool:
     return Execution.objects.filter(id=execution_id, state__in=[State.KILLING, State.KILLED]).exists()
 
 
-def _record(run: TaskRun, flow, task, attempt: Attempt) -> None:
+class Heartbeat:
+    """While a worker holds a task run, it says so every few seconds; the reaper takes silence for death."""
+
+    def __init__(self, task_run_id: str):
+        self.task_run_id = task_run_id
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self._beat, name=f"heartbeat-{task_run_id[:8]}", daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.stopped.set()
+        self.thread.join(timeout=5)
+
+    def _beat(self) -> None:
+        interval = settings.TERN["HEARTBEAT_SECONDS"]
+        try:
+            while not self.stopped.wait(interval):
+                TaskRun.objects.filter(id=self.task_run_id, state=State.RUNNING).update(heartbeat_at=timezone.now())
+        finally:
+            connections.close_all()  # this thread's own connection
+
+
+def reap_task_run(task_run_id: str) -> bool:
+    """A RUNNING task run whose worker went silent: its attempt failed ("worker lost"); retried or
+    failed by its policy. Holds the execution's row lock, so a late worker result cannot race it."""
+    with transaction.atomic():
+        run = TaskRun.objects.select_related("execution__flow_revision").filter(id=task_run_id).first()
+        if run is None:
+            return False
+        Execution.objects.select_for_update().filter(id=run.execution_id).first()
+        run.refresh_from_db()
+        if run.state != State.RUNNING or run.heartbeat_at is None:
+            return False
+        flow = load_snapshot(run.execution).flow
+        log_now(run.execution_id, "ERROR", f"worker {run.worker or '?'} stopped answering; attempt "
+                f"{len(run.attempts)} of '{run.task_id}' counts as failed", run.id, run.task_id)
+        _record(run, flow, flow.task(run.task_id), Attempt(State.FAILED), advance=True)
+    return True
+
+
+def _record(run: TaskRun, flow, task, attempt: Attempt, advance: bool) -> None:
     """Store the attempt and decide: done, or a retry at a stored time. Then ask for an advance."""
     now = timezone.now()
     if _is_killing(run.execution_id) and attempt.state == State.FAILED:
@@ -116,9 +171,11 @@ def _record(run: TaskRun, flow, task, attempt: Attempt) -> None:
     fields: dict[str, Any] = {"attempts": attempts, "outputs": _json_safe(attempt.outputs)}
     if next_at is not None:
         fields["next_attempt_at"] = next_at
+    fields["heartbeat_at"] = None
     with transaction.atomic():
         move_task_run(run, decision_state, **fields)
-        transaction.on_commit(lambda: dispatch.get().advance(run.execution_id))
+        if advance or decision_state == State.RETRYING:
+            transaction.on_commit(lambda: dispatch.get().advance(run.execution_id))
 
 
 def _json_safe(outputs: Mapping[str, Any]) -> dict[str, Any]:

@@ -3,11 +3,17 @@ from __future__ import annotations
 
 from typing import Any
 
+import os
+import socket
+
 from django.db import models
 from django.utils import timezone
 
 from flows_app.engine.states import State, check_transition
 from flows_app.models import Execution, TaskRun
+
+
+WORKER_NAME = f"{socket.gethostname()}:{os.getpid()}"
 
 
 def _compare_and_set(row: models.Model, what: str, target: State, fields: dict[str, Any]) -> bool:
@@ -30,7 +36,8 @@ def move_task_run(run: TaskRun, target: State, **fields: Any) -> bool:
 def claim_task_run(run: TaskRun) -> bool:
     """QUEUED -> RUNNING for exactly one worker; a duplicate or late message gets False."""
     now = timezone.now()
-    fields: dict[str, Any] = {"attempts": [*run.attempts, {"state": State.RUNNING.value, "startDate": now.isoformat()}]}
+    fields: dict[str, Any] = {"attempts": [*run.attempts, {"state": State.RUNNING.value, "startDate": now.isoformat()}],
+                              "heartbeat_at": now, "worker": WORKER_NAME}
     if run.started_at is None:
         fields["started_at"] = now
     return move_task_run(run, State.RUNNING, **fields)

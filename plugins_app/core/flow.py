@@ -41,6 +41,7 @@ class Parallel(FlowablePlugin):
 
     type = "io.kestra.plugin.core.flow.Parallel"
     aliases = ("io.kestra.core.tasks.flows.Parallel",)
+    fan_in = True
     example = """
 - id: fan-out
   type: io.kestra.plugin.core.flow.Parallel

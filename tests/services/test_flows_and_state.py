@@ -32,8 +32,9 @@ class Recorder:
     def advance(self, execution_id, at=None):
         self.advances.append((execution_id, at))
 
-    def run_task_runs(self, execution_id, task_run_ids):
-        self.runs.extend(task_run_ids)
+    def run_task_runs(self, execution_id, batches):
+        for batch in batches:
+            self.runs.extend(batch.task_run_ids)
 
     def execution_ended(self, execution_id):
         pass

@@ -1,0 +1,72 @@
+"""The scheduler's tick: work that no message asked for — due retries, lost messages, dead workers."""
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+from django.conf import settings
+from django.db.models import Q
+from django.utils import timezone
+
+from flows_app import dispatch
+from flows_app.engine.states import State
+from flows_app.models import Execution, TaskRun
+
+from .taskruns import reap_task_run
+
+ACTIVE = [State.CREATED, State.RUNNING, State.KILLING]
+STALL_SECONDS = 120  # a QUEUED run older than this lost its message (a Redis restart): send it again
+TICK_TASK = "tern.tick"
+
+
+def tick() -> dict[str, int]:
+    """1. reap task runs whose worker went silent; 2. advance executions with work due or nothing in
+    flight; 3. send again task runs queued too long ago. Every step is safe to repeat."""
+    now = timezone.now()
+    reaped = reap_dead_workers(now)
+    due = list(Execution.objects.filter(state__in=ACTIVE, wake_at__lte=now).values_list("id", flat=True))
+    stalled = list(_stalled_executions())
+    for execution_id in dict.fromkeys(due + stalled):
+        dispatch.get().advance(execution_id)
+    resent = _resend_lost_queued(now)
+    return {"reaped": reaped, "advanced": len(set(due + stalled)), "resent": resent}
+
+
+def reap_dead_workers(now) -> int:
+    cutoff = now - timedelta(seconds=settings.TERN["HEARTBEAT_TIMEOUT"])
+    dead = TaskRun.objects.filter(state=State.RUNNING, heartbeat_at__lt=cutoff).values_list("id", flat=True)
+    return sum(1 for run_id in list(dead) if reap_task_run(run_id))
+
+
+def _stalled_executions():
+    """Running executions with nothing queued, retrying or held by a worker: an advance was lost."""
+    in_flight = TaskRun.objects.filter(
+        Q(state__in=[State.QUEUED, State.RETRYING]) | Q(state=State.RUNNING, heartbeat_at__isnull=False)
+    ).values("execution_id")
+    return (Execution.objects.filter(state__in=ACTIVE, wake_at__isnull=True).exclude(id__in=in_flight)
+            .values_list("id", flat=True))
+
+
+def _resend_lost_queued(now) -> int:
+    from .executions import batches_of
+    from .flows import spec_of
+
+    old = now - timedelta(seconds=STALL_SECONDS)
+    lost = list(TaskRun.objects.filter(state=State.QUEUED, created_at__lt=old)
+                .select_related("execution__flow_revision"))
+    for run in lost:
+        flow = spec_of(run.execution.flow_revision)
+        dispatch.get().run_task_runs(run.execution_id, batches_of(flow, {run.id: run}, [run.id]))
+    return len(lost)
+
+
+def ensure_tick_schedule() -> None:
+    """The periodic `tick` as a django-celery-beat row (the scheduler reads schedules from the database)."""
+    from django_celery_beat.models import IntervalSchedule, PeriodicTask
+
+    every, _ = IntervalSchedule.objects.get_or_create(every=settings.TERN["TICK_SECONDS"],
+                                                      period=IntervalSchedule.SECONDS)
+    PeriodicTask.objects.update_or_create(
+        name="tern housekeeping tick",
+        defaults={"task": TICK_TASK, "interval": every, "args": json.dumps([]), "enabled": True},
+    )
