@@ -23,7 +23,7 @@ from plugins_app.base import PluginError, TaskResult
 from plugins_app.context import TaskRunContext
 from plugins_app.registry import get_plugin
 
-from .logs import LogSink, log_now
+from .logs import FLUSH_SECONDS, LogSink, log_now
 from .snapshots import load_snapshot
 from .transitions import claim_task_run, move_task_run
 
@@ -47,16 +47,17 @@ def run_task_run(task_run_id: str, advance: bool = True) -> bool:
     heartbeat = Heartbeat(run.id)
     heartbeat.start()
     try:
-        _run_claimed(run, execution, advance)
+        _run_claimed(run, execution, advance, heartbeat)
     finally:
         heartbeat.stop()
     return True
 
 
-def _run_claimed(run: TaskRun, execution: Execution, advance: bool) -> None:
+def _run_claimed(run: TaskRun, execution: Execution, advance: bool, heartbeat: Heartbeat) -> None:
     snapshot = load_snapshot(execution)
     task = snapshot.flow.task(run.task_id)
     sink = LogSink(execution.id, run.id, run.task_id, attempt=len(run.attempts), min_level=task.log_level)
+    heartbeat.sink = sink
     started = time.monotonic()
     workdir = settings.TERN["WORK_DIR"] / execution.id / f"{run.id}-{len(run.attempts)}"
     try:
@@ -117,10 +118,12 @@ def _is_killing(execution_id: str) -> bool:
 
 
 class Heartbeat:
-    """While a worker holds a task run, it says so every few seconds; the reaper takes silence for death."""
+    """While a worker holds a task run it says so every few seconds (the reaper takes silence for
+    death), and it flushes the run's pending log lines so live viewers see a quiet task's last words."""
 
     def __init__(self, task_run_id: str):
         self.task_run_id = task_run_id
+        self.sink: LogSink | None = None
         self.stopped = threading.Event()
         self.thread = threading.Thread(target=self._beat, name=f"heartbeat-{task_run_id[:8]}", daemon=True)
 
@@ -133,9 +136,14 @@ class Heartbeat:
 
     def _beat(self) -> None:
         interval = settings.TERN["HEARTBEAT_SECONDS"]
+        last_beat = time.monotonic()
         try:
-            while not self.stopped.wait(interval):
-                TaskRun.objects.filter(id=self.task_run_id, state=State.RUNNING).update(heartbeat_at=timezone.now())
+            while not self.stopped.wait(FLUSH_SECONDS):
+                if self.sink is not None:
+                    self.sink.flush()
+                if time.monotonic() - last_beat >= interval:
+                    last_beat = time.monotonic()
+                    TaskRun.objects.filter(id=self.task_run_id, state=State.RUNNING).update(heartbeat_at=timezone.now())
         finally:
             connections.close_all()  # this thread's own connection
 
