@@ -148,3 +148,64 @@ def test_the_admin_run_action_reports_missing_required_inputs(admin_client):
     page = admin_client.post(url, {"action": "run_flows", "_selected_action": [saved.flow.pk]}, follow=True)
     assert b"not started" in page.content and b"inputs.n" in page.content
     assert not Execution.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_parallel_block_whose_children_all_start_goes_as_one_join_and_worker_groups_pick_queues():
+    recorder = BatchRecorder()
+    saved = save_flow("""id: join
+namespace: tests.services
+tasks:
+  - id: fan
+    type: io.kestra.plugin.core.flow.Parallel
+    tasks:
+      - id: a
+        type: io.kestra.plugin.core.log.Log
+        message: a
+      - id: b
+        type: io.kestra.plugin.core.log.Log
+        message: b
+        workerGroup:
+          key: gpu
+      - id: c
+        type: io.kestra.plugin.core.log.Log
+        message: c
+  - id: limited
+    type: io.kestra.plugin.core.flow.Parallel
+    concurrent: 1
+    tasks:
+      - id: d
+        type: io.kestra.plugin.core.log.Log
+        message: d
+      - id: e
+        type: io.kestra.plugin.core.log.Log
+        message: e
+""")
+    with dispatch.using(recorder):
+        execution = start_execution(saved.flow)
+        advance_execution(execution.id)
+    names = {r.id: r.task_id for r in TaskRun.objects.all()}
+    batches = {tuple(sorted(names[i] for i in b.task_run_ids)): (b.queue, b.join) for b in recorder.batches}
+    # b goes to its worker group's queue, so the fan's children split in two batches: not all together
+    assert batches == {("a", "c"): ("tern", False), ("b",): ("tern.gpu", False)}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_children_of_one_parallel_on_one_queue_are_joined():
+    recorder = BatchRecorder()
+    saved = save_flow("id: join2\nnamespace: tests.services\ntasks:\n  - id: fan\n    type: io.kestra.plugin.core.flow.Parallel\n"
+                      "    tasks:\n" + "".join(f"      - id: t{i}\n        type: io.kestra.plugin.core.log.Log\n        message: m\n"
+                                              for i in range(3)))
+    with dispatch.using(recorder):
+        advance_execution(start_execution(saved.flow).id)
+    [batch] = recorder.batches
+    assert batch.join and len(batch.task_run_ids) == 3 and batch.queue == "tern"
+
+
+class BatchRecorder(Recorder):
+    def __init__(self):
+        super().__init__()
+        self.batches = []
+
+    def run_task_runs(self, execution_id, batches):
+        self.batches.extend(batches)
