@@ -1,13 +1,20 @@
-"""The Django admin for operators: flows with their revisions, executions with task runs and logs."""
+"""The Django admin for operators: flows with revisions and a Run page, executions with task runs and logs."""
 from __future__ import annotations
 
 from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
+from django.core.exceptions import PermissionDenied
+from django.http import HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
 from django.utils.html import format_html
 
 from .engine.inputs import InputsError
-from .services.executions import FlowDisabled, kill_execution, start_execution
-
+from .forms import InputsForm, LabelsForm, inputs_form, needs_value
 from .models import Execution, Flow, FlowRevision, LogEntry, TaskRun
+from .services.executions import FlowDisabled, kill_execution, start_execution
+from .services.flows import spec_of
+from .spec.model import FlowSpec
 
 
 class ReadOnlyInline(admin.TabularInline):
@@ -30,18 +37,36 @@ class RevisionInline(ReadOnlyInline):
 
 @admin.register(Flow)
 class FlowAdmin(admin.ModelAdmin):
-    list_display = ("flow_id", "namespace", "revision", "disabled", "updated_at")
+    list_display = ("flow_id", "namespace", "revision", "disabled", "updated_at", "run_link")
     list_filter = ("namespace", "disabled")
     search_fields = ("flow_id", "namespace", "description")
-    readonly_fields = ("namespace", "flow_id", "revision", "source_view", "labels", "created_at", "updated_at")
+    # All of it comes from the YAML (`disabled:` too): a flow changes by saving a new revision, not here.
+    readonly_fields = ("namespace", "flow_id", "revision", "disabled", "description", "source_view", "labels",
+                       "created_at", "updated_at")
     fields = ("namespace", "flow_id", "revision", "disabled", "description", "labels", "source_view",
               "created_at", "updated_at")
     inlines = [RevisionInline]
     actions = ["run_flows"]
 
-    @admin.action(description="Run the selected flows (with their default inputs)")
+    def get_urls(self):
+        run = path("<path:object_id>/run/", self.admin_site.admin_view(self.run_view),
+                   name=f"{self.opts.app_label}_{self.opts.model_name}_run")
+        return [run, *super().get_urls()]  # first: the catch-all `<path:object_id>/` would take it
+
+    def get_list_display(self, request):
+        shown = super().get_list_display(request)
+        return shown if self.has_change_permission(request) else tuple(c for c in shown if c != "run_link")
+
+    @admin.display(description="run")
+    def run_link(self, obj):
+        return format_html('<a href="{}">Run</a>', self._run_url(obj))
+
+    @admin.action(description="Run the selected flows (with their default inputs)", permissions=["change"])
     def run_flows(self, request, queryset):
-        for flow in queryset:
+        flows = list(queryset)
+        if len(flows) == 1 and (spec := latest_spec(flows[0])).inputs:
+            return self._to_run_page(request, flows[0], spec)  # one flow with inputs: let the user choose them
+        for flow in flows:
             try:
                 execution = start_execution(flow)
             except (InputsError, FlowDisabled) as exc:
@@ -49,12 +74,65 @@ class FlowAdmin(admin.ModelAdmin):
             else:
                 self.message_user(request, f"{flow}: execution {execution.id} started", messages.SUCCESS)
 
+    def _to_run_page(self, request, flow: Flow, spec: FlowSpec):
+        missing = ", ".join(f"inputs.{s.id}" for s in spec.inputs if needs_value(s))
+        hint = f"{missing} must be filled in" if missing else "check its inputs"
+        self.message_user(request, f"{flow}: not started: {hint}, then press Run.", messages.WARNING)
+        return HttpResponseRedirect(self._run_url(flow))
+
+    def run_view(self, request, object_id):
+        """GET: a form for the inputs of the flow's latest revision; POST: start an execution with them."""
+        flow = self.get_object(request, unquote(object_id))
+        if flow is None:
+            return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
+        if not self.has_change_permission(request, flow):
+            raise PermissionDenied
+        spec = latest_spec(flow)
+        form_class = inputs_form(spec)
+        if request.method == "POST":
+            form, labels_form = form_class(request.POST, request.FILES, prefix="input"), LabelsForm(request.POST)
+            if form.is_valid() and labels_form.is_valid():
+                execution = self._start(flow, form, labels_form.cleaned_data["labels"])
+                if execution is not None:
+                    self.message_user(request, f"Execution {execution.id} of {flow} started.", messages.SUCCESS)
+                    return HttpResponseRedirect(self._admin_url("flows_app_execution_change", execution.pk))
+        else:
+            form, labels_form = form_class(prefix="input"), LabelsForm()
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Run {flow}", "opts": self.opts, "flow": flow, "spec": spec,
+            "form": form, "labels_form": labels_form,
+        }
+        return TemplateResponse(request, "admin/flows_app/flow/run.html", context)
+
+    @staticmethod
+    def _start(flow: Flow, form: InputsForm, labels: dict[str, str]) -> Execution | None:
+        """Start through the service; what it refuses goes on the form, and the uploads are removed."""
+        try:
+            return start_execution(flow, form.inputs(), labels)
+        except InputsError as exc:
+            form.show_errors(exc)
+        except FlowDisabled as exc:
+            form.add_error(None, str(exc))
+        form.discard_uploads()
+        return None
+
+    def _run_url(self, flow: Flow) -> str:
+        return self._admin_url("flows_app_flow_run", flow.pk)
+
+    def _admin_url(self, name: str, pk) -> str:
+        return reverse(f"{self.admin_site.name}:{name}", args=[pk])
+
     @admin.display(description="source")
     def source_view(self, obj):
         return format_html("<pre style='white-space:pre-wrap'>{}</pre>", obj.source)
 
     def has_add_permission(self, request):
         return False  # flows come from YAML through the services, which keep revisions
+
+
+def latest_spec(flow: Flow) -> FlowSpec:
+    return spec_of(flow.revisions.get(revision=flow.revision))
 
 
 @admin.register(FlowRevision)
