@@ -38,3 +38,9 @@ def tick() -> None:
     from flows_app.services.housekeeping import tick as do_tick
 
     do_tick()
+
+
+@app.task(name="tern.noop", ignore_result=False)
+def noop(value=None):
+    """Passes its value on: `make bench` measures the bare Celery hop with a chain of these."""
+    return value

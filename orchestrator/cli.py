@@ -1,4 +1,5 @@
-"""The `tern` command: `tern flow validate`, `tern flow test`, and Django's commands under `tern manage`."""
+"""The `tern` command: flows (`flow validate`, `flow test`), processes (`web`, `worker`, `scheduler`,
+`server local`), and Django's commands under `tern manage`."""
 from __future__ import annotations
 
 import argparse
@@ -37,16 +38,43 @@ def build_parser() -> argparse.ArgumentParser:
     test.add_argument("--timeout", type=float, default=None, help="give up after this many seconds")
     test.set_defaults(handler=cmd_test)
 
-    server = commands.add_parser("server", help="run Tern's processes").add_subparsers(dest="server_command")
-    local = server.add_parser("local", help="everything in one command, for a laptop (what `make run` starts)")
-    local.add_argument("--host", default=os.environ.get("TERN_HOST", "127.0.0.1"))
-    local.add_argument("--port", type=int, default=int(os.environ.get("TERN_PORT", "8080")))
+    web = commands.add_parser("web", help="serve the admin over HTTP (ASGI, uvicorn)")
+    add_listen_options(web)
+    web.set_defaults(handler=cmd_web)
+
+    worker = commands.add_parser("worker", help="run task runs and advance executions (a Celery worker)")
+    worker.add_argument("--queues", default="tern", help="comma-separated queues to consume (default: tern; "
+                        "a worker group `gpu` is the queue tern.gpu)")
+    worker.add_argument("--concurrency", type=int, help="task runs at once (default: TERN_WORKER_CONCURRENCY, 16)")
+    worker.add_argument("--pool", choices=["threads", "prefork", "solo"],
+                        help="how task runs are executed (default: TERN_WORKER_POOL, threads)")
+    worker.add_argument("--hostname", default="tern@%h",
+                        help="the worker's node name, unique per worker (default: tern@%%h, %%h is the host name)")
+    worker.set_defaults(handler=cmd_worker)
+
+    scheduler = commands.add_parser("scheduler", help="send schedule and housekeeping ticks (Celery beat)")
+    scheduler.set_defaults(handler=cmd_scheduler)
+
+    server = commands.add_parser("server", help="all processes in one command: `tern server local`")
+    server = server.add_subparsers(dest="server_command")
+    local = server.add_parser("local", help="web, worker and scheduler in one command, for a laptop "
+                              "(what `make run` starts)")
+    add_listen_options(local)
     local.set_defaults(handler=cmd_server_local)
 
     manage = commands.add_parser("manage", help="run a Django management command", add_help=False)
     manage.add_argument("rest", nargs=argparse.REMAINDER)
     manage.set_defaults(handler=cmd_manage)
     return parser
+
+
+def add_listen_options(parser: argparse.ArgumentParser) -> None:
+    # String defaults go through `type` only when this command runs: a bad TERN_PORT is reported by
+    # `tern web`, and never breaks `tern flow validate`.
+    parser.add_argument("--host", default=os.environ.get("TERN_HOST", "127.0.0.1"),
+                        help="address to listen on (default: TERN_HOST, 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=os.environ.get("TERN_PORT", "8080"),
+                        help="port to listen on (default: TERN_PORT, 8080)")
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -129,15 +157,30 @@ def setup_throwaway_django(directory: Path) -> None:
     call_command("migrate", verbosity=0, interactive=False)
 
 
+def cmd_web(args: argparse.Namespace) -> int:
+    from orchestrator.processes import run_web
+
+    return run_web(args.host, args.port)
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from orchestrator.processes import run_worker
+
+    return run_worker(args.queues, args.concurrency, args.pool, args.hostname)
+
+
+def cmd_scheduler(args: argparse.Namespace) -> int:
+    from orchestrator.processes import run_scheduler
+
+    return run_scheduler()
+
+
 def cmd_server_local(args: argparse.Namespace) -> int:
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "orchestrator.settings")
-    import django
-    from django.conf import settings
-
-    django.setup()
     from orchestrator.local import serve
+    from orchestrator.processes import setup_django
 
-    return serve(args.host, args.port, settings.TERN["FLOWS_DIR"])
+    setup_django()
+    return serve(args.host, args.port)
 
 
 def cmd_manage(args: argparse.Namespace) -> int:
