@@ -34,6 +34,7 @@ class Batch:
 class Dispatcher(Protocol):
     def advance(self, execution_id: str, at: datetime | None = None) -> None: ...
     def run_task_runs(self, execution_id: str, batches: list[Batch]) -> None: ...
+    def task_run_ended(self, execution_id: str) -> None: ...
     def execution_ended(self, execution_id: str) -> None: ...
 
 
@@ -62,6 +63,13 @@ class CeleryDispatcher:
                 group(run_task_run.si(i).set(queue=batch.queue) for i in ids).apply_async()
             else:
                 run_task_run.apply_async((ids[0],), queue=batch.queue)
+
+    def task_run_ended(self, execution_id: str) -> None:
+        """Called in the worker that ran it: advance right here, which saves a Celery hop per task.
+        The advance takes the execution's row lock, so racing workers still decide one at a time."""
+        from flows_app.services.executions import advance_execution
+
+        advance_execution(execution_id)
 
     def execution_ended(self, execution_id: str) -> None:
         pass  # flow triggers listening to ends are evaluated here by the triggers issue
@@ -93,6 +101,9 @@ class InlineDispatcher:
                 with self.lock:
                     self.running += 1
                 self.pool.submit(self._run, execution_id, task_run_id)
+
+    def task_run_ended(self, execution_id: str) -> None:
+        self.advance(execution_id)  # the loop's thread does every advance: one writer at a time
 
     def execution_ended(self, execution_id: str) -> None:
         self.items.put(("ended", execution_id))

@@ -16,13 +16,19 @@ class TaskRunContext:
     task_run_id: str
     execution_id: str
     attempt: int
-    working_dir: Path
+    work_root: Path  # the run's working directory, made on first use
     renderer: Callable[[Any], Any]
     logger: Callable[[str, str], None]
     stop_check: Callable[[], bool] = lambda: False
     deadline: float | None = None  # time.monotonic() by which the task must end
     _last_stop_check: float = field(default=0.0, repr=False)
     _stopped: bool = field(default=False, repr=False)
+
+    @property
+    def working_dir(self) -> Path:
+        """Made on first use: most tasks (Log, Return) never need one, and mkdir is not free."""
+        self.work_root.mkdir(parents=True, exist_ok=True)
+        return self.work_root
 
     @property
     def timeout(self) -> float | None:

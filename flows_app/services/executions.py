@@ -17,7 +17,7 @@ from orchestrator.celery import queue_for
 from plugins_app.base import active
 from plugins_app.registry import get_plugin
 
-from .flows import spec_of
+from .flows import spec_of, with_checksum
 from .logs import log_now
 from .snapshots import load_snapshot
 from .transitions import move_execution, move_task_run
@@ -48,11 +48,11 @@ def start_execution(flow: Flow, inputs: Mapping[str, Any] | None = None, labels:
 def advance_execution(execution_id: str) -> Plan | None:
     """Holds the execution's row lock while it plans and applies the next steps; sends work after commit."""
     with transaction.atomic():
-        execution = Execution.objects.select_for_update().filter(id=execution_id).first()
+        execution = with_checksum(Execution.objects.select_for_update(of=("self",))).filter(id=execution_id).first()
         if execution is None or State(execution.state).is_terminal:
             return None
-        runs = {r.id: r for r in execution.task_runs.order_by("order")}
-        snapshot = load_snapshot(execution, list(runs.values()))
+        snapshot = load_snapshot(execution)
+        runs: dict[str, Any] = {r.id: r for r in snapshot.runs}
         result = plan(snapshot)
         _apply(execution, runs, result)
         if execution.wake_at != result.wake_at and not State(execution.state).is_terminal:
@@ -67,7 +67,7 @@ def advance_execution(execution_id: str) -> Plan | None:
     return result
 
 
-def batches_of(flow: FlowSpec, runs: dict[str, TaskRun], ids: list[str]) -> list[dispatch.Batch]:
+def batches_of(flow: FlowSpec, runs: Mapping[str, Any], ids: list[str]) -> list[dispatch.Batch]:
     """Group the runs to start by parent and queue; a fan-in parent whose children all start now joins them."""
     groups: dict[tuple[str | None, str], list[str]] = {}
     for run_id in ids:
@@ -79,7 +79,7 @@ def batches_of(flow: FlowSpec, runs: dict[str, TaskRun], ids: list[str]) -> list
     return batches
 
 
-def _joins(flow: FlowSpec, runs: dict[str, TaskRun], parent_id: str | None, members: list[str]) -> bool:
+def _joins(flow: FlowSpec, runs: Mapping[str, Any], parent_id: str | None, members: list[str]) -> bool:
     if parent_id is None or len(members) < 2:
         return False
     parent = flow.task(runs[parent_id].task_id)
@@ -89,8 +89,11 @@ def _joins(flow: FlowSpec, runs: dict[str, TaskRun], parent_id: str | None, memb
     return len(siblings) == len(members) == len(active(parent.branches.get("tasks", ())))
 
 
-def _apply(execution: Execution, runs: dict[str, TaskRun], result: Plan) -> None:
-    """Carry out the planner's actions, in order, each state change through the one door."""
+def _apply(execution: Execution, runs: dict[str, Any], result: Plan) -> None:
+    """Carry out the planner's actions, in order, each state change through the one door.
+
+    `runs` maps ids to the runs read for planning (RunState) and gains the TaskRun rows created here.
+    """
     now = timezone.now()
     order = max((r.order for r in runs.values()), default=-1) + 1
     new_runs: list[TaskRun] = []
@@ -113,13 +116,13 @@ def _apply(execution: Execution, runs: dict[str, TaskRun], result: Plan) -> None
                 errors.append((run.id, run.task_id, action.message))
         elif isinstance(action, SetTaskRunState):
             _flush_new(new_runs)
-            run = runs[action.task_run_id]
+            run = _row(runs, action.task_run_id, execution)
             move_task_run(run, action.state)
             if action.message:
                 errors.append((run.id, run.task_id, action.message))
         elif isinstance(action, RequeueTaskRun):
             _flush_new(new_runs)
-            move_task_run(runs[action.task_run_id], State.QUEUED, next_attempt_at=None)
+            move_task_run(_row(runs, action.task_run_id, execution), State.QUEUED, next_attempt_at=None)
         elif isinstance(action, SetExecutionState):
             _flush_new(new_runs)
             fields = {"outputs": dict(action.outputs)} if action.outputs is not None else {}
@@ -129,6 +132,16 @@ def _apply(execution: Execution, runs: dict[str, TaskRun], result: Plan) -> None
     _flush_new(new_runs)
     for run_id, task_id, message in errors:
         log_now(execution.id, "ERROR", message, run_id, task_id)
+
+
+def _row(runs: dict[str, Any], run_id: str, execution: Execution) -> TaskRun:
+    """The TaskRun row to move: a created one, or a stand-in carrying what compare-and-set needs."""
+    run = runs[run_id]
+    if not isinstance(run, TaskRun):
+        run = TaskRun(id=run.id, execution_id=execution.id, task_id=run.task_id, parent_id=run.parent_id,
+                      state=run.state.value)
+        runs[run_id] = run
+    return run
 
 
 def _flush_new(new_runs: list[TaskRun]) -> None:

@@ -6,6 +6,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from django.db import transaction
+from django.db.models import F
 
 from flows_app.models import Flow, FlowRevision
 from flows_app.spec.flow import load_flow
@@ -49,12 +50,20 @@ def save_flows_in(directory: Path) -> list[Saved]:
 
 
 def spec_of(revision: FlowRevision) -> FlowSpec:
-    """The parsed spec of a stored revision, cached: parsing is not free and revisions never change."""
-    return _cached_spec(revision.pk, revision.checksum, revision.source, revision.revision)
+    """The parsed spec of a stored revision."""
+    return spec_of_revision(revision.pk, revision.checksum)
 
 
 @lru_cache(maxsize=512)
-def _cached_spec(pk: int, checksum: str, source: str, number: int) -> FlowSpec:
+def spec_of_revision(revision_id: int, checksum: str) -> FlowSpec:
+    """Cached: a revision never changes, and parsing (or even fetching the source) is not free. The
+    checksum is part of the key because a rolled-back transaction can hand its row id to another revision."""
     from dataclasses import replace
 
-    return replace(load_flow(source), revision=number)
+    revision = FlowRevision.objects.only("source", "revision").get(pk=revision_id, checksum=checksum)
+    return replace(load_flow(revision.source), revision=revision.revision)
+
+
+def with_checksum(executions):
+    """Executions with their revision's checksum read in the same query (for `spec_of_revision`)."""
+    return executions.annotate(revision_checksum=F("flow_revision__checksum"))

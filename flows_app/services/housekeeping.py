@@ -49,13 +49,14 @@ def _stalled_executions():
 
 def _resend_lost_queued(now) -> int:
     from .executions import batches_of
-    from .flows import spec_of
+    from .flows import spec_of_revision
+    from .snapshots import revision_checksum
 
     old = now - timedelta(seconds=STALL_SECONDS)
     lost = list(TaskRun.objects.filter(state=State.QUEUED, created_at__lt=old)
-                .select_related("execution__flow_revision"))
+                .select_related("execution"))
     for run in lost:
-        flow = spec_of(run.execution.flow_revision)
+        flow = spec_of_revision(run.execution.flow_revision_id, revision_checksum(run.execution))
         dispatch.get().run_task_runs(run.execution_id, batches_of(flow, {run.id: run}, [run.id]))
     return len(lost)
 

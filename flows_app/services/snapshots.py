@@ -5,25 +5,36 @@ from django.utils import timezone
 
 from flows_app.engine.snapshot import ExecutionSnapshot, RunState
 from flows_app.engine.states import State
-from flows_app.models import Execution, TaskRun
+from flows_app.models import Execution, FlowRevision, TaskRun
 
-from .flows import spec_of
+from .flows import spec_of_revision
+
+RUN_FIELDS = ("id", "task_id", "parent_id", "state", "value", "attempts", "outputs", "order", "started_at",
+              "ended_at", "next_attempt_at")
 
 
-def run_state(run: TaskRun) -> RunState:
-    return RunState(
-        id=run.id, task_id=run.task_id, parent_id=run.parent_id, state=State(run.state), value=run.value,
-        attempts=len(run.attempts), outputs=run.outputs or {}, order=run.order, started_at=run.started_at,
-        ended_at=run.ended_at, next_attempt_at=run.next_attempt_at,
+def load_runs(execution_id: str) -> tuple[RunState, ...]:
+    """Plain tuples, not model instances: an execution is read on every step, so this is hot."""
+    rows = TaskRun.objects.filter(execution_id=execution_id).order_by("order").values_list(*RUN_FIELDS)
+    return tuple(
+        RunState(id=i, task_id=t, parent_id=p, state=State(s), value=v, attempts=len(a), outputs=o or {},
+                 order=n, started_at=sa, ended_at=ea, next_attempt_at=na)
+        for i, t, p, s, v, a, o, n, sa, ea, na in rows
     )
 
 
-def load_snapshot(execution: Execution, runs: list[TaskRun] | None = None) -> ExecutionSnapshot:
-    if runs is None:
-        runs = list(execution.task_runs.order_by("order"))
+def revision_checksum(execution: Execution) -> str:
+    checksum = getattr(execution, "revision_checksum", None)  # read with the execution (with_checksum)
+    if checksum is None:
+        checksum = FlowRevision.objects.values_list("checksum", flat=True).get(pk=execution.flow_revision_id)
+    return checksum
+
+
+def load_snapshot(execution: Execution, runs: tuple[RunState, ...] | None = None) -> ExecutionSnapshot:
     return ExecutionSnapshot(
-        id=execution.id, flow=spec_of(execution.flow_revision), state=State(execution.state),
-        runs=tuple(run_state(r) for r in runs), now=timezone.now(), inputs=execution.inputs or {},
+        id=execution.id, flow=spec_of_revision(execution.flow_revision_id, revision_checksum(execution)),
+        state=State(execution.state),
+        runs=load_runs(execution.id) if runs is None else runs, now=timezone.now(), inputs=execution.inputs or {},
         labels=execution.labels or {}, start_date=execution.started_at or execution.created_at,
         trigger=execution.trigger, outputs=execution.outputs or {},
     )

@@ -23,6 +23,7 @@ from plugins_app.base import PluginError, TaskResult
 from plugins_app.context import TaskRunContext
 from plugins_app.registry import get_plugin
 
+from .flows import with_checksum
 from .logs import FLUSH_SECONDS, LogSink, log_now
 from .snapshots import load_snapshot
 from .transitions import claim_task_run, move_task_run
@@ -40,10 +41,10 @@ def run_task_run(task_run_id: str, advance: bool = True) -> bool:
 
     `advance`: ask for an advance of the execution afterwards (False inside a chord, whose body does it).
     """
-    run = TaskRun.objects.select_related("execution__flow_revision").filter(id=task_run_id).first()
+    run = TaskRun.objects.filter(id=task_run_id).first()
     if run is None or run.state != State.QUEUED or not claim_task_run(run):
         return False
-    execution = run.execution
+    execution = with_checksum(Execution.objects.filter(id=run.execution_id)).get()
     heartbeat = Heartbeat(run.id)
     heartbeat.start()
     try:
@@ -64,7 +65,8 @@ def _run_claimed(run: TaskRun, execution: Execution, advance: bool, heartbeat: H
         attempt = _execute(snapshot, task, run, sink, workdir, started)
     finally:
         sink.flush()
-        shutil.rmtree(workdir, ignore_errors=True)
+        if workdir.exists():
+            shutil.rmtree(workdir, ignore_errors=True)
     _record(run, snapshot.flow, task, attempt, advance)
 
 
@@ -80,10 +82,9 @@ def _execute(snapshot, task, run: TaskRun, sink: LogSink, workdir, started: floa
     except PropertyError as exc:
         sink.emit("ERROR", str(exc))
         return Attempt(State.FAILED)
-    workdir.mkdir(parents=True, exist_ok=True)
     ctx = TaskRunContext(
         task_id=task.id, task_run_id=run.id, execution_id=run.execution_id, attempt=len(run.attempts),
-        working_dir=workdir, renderer=lambda value: render_value(value, variables), logger=sink.emit,
+        work_root=workdir, renderer=lambda value: render_value(value, variables), logger=sink.emit,
         stop_check=lambda: _is_killing(run.execution_id), deadline=deadline,
     )
     try:
@@ -152,14 +153,14 @@ def reap_task_run(task_run_id: str) -> bool:
     """A RUNNING task run whose worker went silent: its attempt failed ("worker lost"); retried or
     failed by its policy. Holds the execution's row lock, so a late worker result cannot race it."""
     with transaction.atomic():
-        run = TaskRun.objects.select_related("execution__flow_revision").filter(id=task_run_id).first()
+        run = TaskRun.objects.select_related("execution").filter(id=task_run_id).first()
         if run is None:
             return False
         Execution.objects.select_for_update().filter(id=run.execution_id).first()
         run.refresh_from_db()
         if run.state != State.RUNNING or run.heartbeat_at is None:
             return False
-        flow = load_snapshot(run.execution).flow
+        flow = load_snapshot(with_checksum(Execution.objects.filter(id=run.execution_id)).get()).flow
         log_now(run.execution_id, "ERROR", f"worker {run.worker or '?'} stopped answering; attempt "
                 f"{len(run.attempts)} of '{run.task_id}' counts as failed", run.id, run.task_id)
         _record(run, flow, flow.task(run.task_id), Attempt(State.FAILED), advance=True)
@@ -169,7 +170,7 @@ def reap_task_run(task_run_id: str) -> bool:
 def _record(run: TaskRun, flow, task, attempt: Attempt, advance: bool) -> None:
     """Store the attempt and decide: done, or a retry at a stored time. Then ask for an advance."""
     now = timezone.now()
-    if _is_killing(run.execution_id) and attempt.state == State.FAILED:
+    if attempt.state == State.FAILED and _is_killing(run.execution_id):
         decision_state, next_at = State.KILLED, None
     else:
         decision = decide(flow, task, attempt.state, len(run.attempts), attempt.retryable, run.started_at, now)
@@ -183,7 +184,7 @@ def _record(run: TaskRun, flow, task, attempt: Attempt, advance: bool) -> None:
     with transaction.atomic():
         move_task_run(run, decision_state, **fields)
         if advance or decision_state == State.RETRYING:
-            transaction.on_commit(lambda: dispatch.get().advance(run.execution_id))
+            transaction.on_commit(lambda: dispatch.get().task_run_ended(run.execution_id))
 
 
 def _json_safe(outputs: Mapping[str, Any]) -> dict[str, Any]:

@@ -7,6 +7,10 @@ class DoublingDispatcher(CeleryDispatcher):
         super().advance(execution_id, at)
         super().advance(execution_id, at)
 
+    def task_run_ended(self, execution_id):
+        super().task_run_ended(execution_id)
+        super().task_run_ended(execution_id)
+
     def run_task_runs(self, execution_id, batches):
         super().run_task_runs(execution_id, batches)
         super().run_task_runs(execution_id, batches)

@@ -36,6 +36,9 @@ class Recorder:
         for batch in batches:
             self.runs.extend(batch.task_run_ids)
 
+    def task_run_ended(self, execution_id):
+        self.advances.append((execution_id, None))
+
     def execution_ended(self, execution_id):
         pass
 
