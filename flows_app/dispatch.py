@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Iterator, Protocol
+from typing import Callable, Iterator, Protocol
 
 from django.conf import settings
 from django.db import connections
@@ -34,7 +34,8 @@ class Batch:
 class Dispatcher(Protocol):
     def advance(self, execution_id: str, at: datetime | None = None) -> None: ...
     def run_task_runs(self, execution_id: str, batches: list[Batch]) -> None: ...
-    def task_run_ended(self, execution_id: str) -> None: ...
+    def task_run_ended(self, execution_id: str, record: Callable[[], None]) -> None:
+        """A worker ended a task run: `record` stores that; then the execution must be advanced."""
     def execution_ended(self, execution_id: str) -> None: ...
 
 
@@ -64,12 +65,12 @@ class CeleryDispatcher:
             else:
                 run_task_run.apply_async((ids[0],), queue=batch.queue)
 
-    def task_run_ended(self, execution_id: str) -> None:
-        """Called in the worker that ran it: advance right here, which saves a Celery hop per task.
-        The advance takes the execution's row lock, so racing workers still decide one at a time."""
+    def task_run_ended(self, execution_id: str, record: Callable[[], None]) -> None:
+        """Record and advance right here, in one transaction under the execution's row lock: no Celery
+        hop and one commit per task; racing workers still decide one at a time."""
         from flows_app.services.executions import advance_execution
 
-        advance_execution(execution_id)
+        advance_execution(execution_id, first=record)
 
     def execution_ended(self, execution_id: str) -> None:
         pass  # flow triggers listening to ends are evaluated here by the triggers issue
@@ -102,7 +103,11 @@ class InlineDispatcher:
                     self.running += 1
                 self.pool.submit(self._run, execution_id, task_run_id)
 
-    def task_run_ended(self, execution_id: str) -> None:
+    def task_run_ended(self, execution_id: str, record: Callable[[], None]) -> None:
+        from django.db import transaction
+
+        with transaction.atomic():
+            record()
         self.advance(execution_id)  # the loop's thread does every advance: one writer at a time
 
     def execution_ended(self, execution_id: str) -> None:

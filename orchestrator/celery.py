@@ -8,12 +8,23 @@ from __future__ import annotations
 import os
 
 from celery import Celery
+from celery.signals import task_postrun
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "orchestrator.settings")
 
 app = Celery("tern")
 app.config_from_object("django.conf:settings", namespace="CELERY")
+# Celery's Django fixup closes every database connection after every task unless told to reuse them;
+# we keep them and let Django drop the old or broken ones after each task instead (CONN_MAX_AGE).
+app.conf.CELERY_DB_REUSE_MAX = 1_000_000
 app.autodiscover_tasks(["flows_app"])
+
+
+@task_postrun.connect
+def _close_old_connections(**kwargs) -> None:
+    from django.db import close_old_connections
+
+    close_old_connections()
 
 DEFAULT_QUEUE = "tern"
 

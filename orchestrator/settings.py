@@ -66,7 +66,9 @@ def _database() -> dict:
     if not url:
         url = f"sqlite:///{DATA_DIR / 'tern.sqlite3'}"
     try:
-        db = dj_database_url.parse(url, conn_max_age=env_int("TERN_DB_CONN_MAX_AGE", 0))
+        # Connections are kept (workers run thousands of tiny steps; a PostgreSQL connect costs more than
+        # a step) and checked before reuse.
+        db = dj_database_url.parse(url, conn_max_age=env_int("TERN_DB_CONN_MAX_AGE", 300), conn_health_checks=True)
     except Exception as exc:  # dj_database_url raises plain errors on unknown schemes
         raise SettingError(f"DATABASE_URL is not a database URL: {exc}") from None
     if db["ENGINE"] == "django.db.backends.sqlite3":

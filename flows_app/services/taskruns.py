@@ -181,10 +181,14 @@ def _record(run: TaskRun, flow, task, attempt: Attempt, advance: bool) -> None:
     if next_at is not None:
         fields["next_attempt_at"] = next_at
     fields["heartbeat_at"] = None
-    with transaction.atomic():
+    def store() -> None:
         move_task_run(run, decision_state, **fields)
-        if advance or decision_state == State.RETRYING:
-            transaction.on_commit(lambda: dispatch.get().task_run_ended(run.execution_id))
+
+    if advance or decision_state == State.RETRYING:
+        dispatch.get().task_run_ended(run.execution_id, store)
+    else:  # inside a chord: its body advances once for all
+        with transaction.atomic():
+            store()
 
 
 def _json_safe(outputs: Mapping[str, Any]) -> dict[str, Any]:

@@ -36,7 +36,11 @@ class Recorder:
         for batch in batches:
             self.runs.extend(batch.task_run_ids)
 
-    def task_run_ended(self, execution_id):
+    def task_run_ended(self, execution_id, record):
+        from django.db import transaction
+
+        with transaction.atomic():
+            record()
         self.advances.append((execution_id, None))
 
     def execution_ended(self, execution_id):
