@@ -156,3 +156,45 @@ def test_its_processes_stop_by_themselves_when_it_is_killed(local_server, tmp_pa
 
     wait_until(lambda: not any(alive(pid) for pid in pids.values()), timeout=20,
                what="web, worker and scheduler stopped")
+
+
+def test_a_user_runs_a_flow_with_an_input_from_the_admin_and_a_worker_runs_it(local_server, tmp_path):
+    import http.cookiejar
+    import urllib.parse
+    import urllib.request
+
+    flows = tmp_path / "flows"
+    flows.mkdir()
+    (flows / "greet.yml").write_text(
+        "id: greet\nnamespace: demo\ninputs:\n  - id: who\n    type: STRING\n    defaults: world\n"
+        "tasks:\n  - id: say\n    type: io.kestra.plugin.core.log.Log\n    message: Hello {{ inputs.who }}!\n")
+    server = local_server(TERN_FLOWS_DIR=str(flows))
+    server.wait_ready()
+    password = re.search(r"login: admin\s+password: (\S+)", server.log)[1]
+    browser = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
+
+    def form_token(path: str) -> str:
+        page = browser.open(server.url(path), timeout=10).read().decode()
+        return re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page)[1]
+
+    def post(path: str, fields: dict[str, str]):
+        data = urllib.parse.urlencode({"csrfmiddlewaretoken": form_token(path), **fields}).encode()
+        return browser.open(urllib.request.Request(server.url(path), data=data), timeout=10)
+
+    post("/admin/login/?next=/admin/", {"username": "admin", "password": password})
+    with sqlite3.connect(tmp_path / "tern.sqlite3") as db:
+        flow_pk = db.execute("SELECT id FROM flows_app_flow WHERE flow_id = 'greet'").fetchone()[0]
+    landed = post(f"/admin/flows_app/flow/{flow_pk}/run/", {"input-who": "Tern"})
+    assert "/admin/flows_app/execution/" in landed.url  # the new execution's page
+
+    def ended():
+        with sqlite3.connect(tmp_path / "tern.sqlite3") as db:
+            row = db.execute("SELECT state FROM flows_app_execution").fetchone()
+        return row and row[0] in ("SUCCESS", "FAILED")
+
+    wait_until(ended, timeout=60, process=server.process, what="the execution's end")
+    with sqlite3.connect(tmp_path / "tern.sqlite3") as db:
+        assert db.execute("SELECT state, inputs FROM flows_app_execution").fetchone() == ("SUCCESS", '{"who": "Tern"}')
+        assert db.execute("SELECT message FROM flows_app_logentry WHERE task_id = 'say'").fetchall() == [("Hello Tern!",)]
+    os.killpg(server.process.pid, signal.SIGINT)
+    assert server.process.wait(timeout=30) == 0

@@ -113,3 +113,28 @@ def test_every_message_sent_twice_still_runs_each_task_once(celery_runtime):
         assert len(run.attempts) == 1, run.task_id
     assert execution.task_runs.count() == 7
     assert LogEntry.objects.filter(execution=execution, task_id="a", level="INFO").count() == 1
+
+
+def test_log_lines_are_published_to_redis_for_live_viewers(celery_runtime, redis_url):
+    import json
+
+    from orchestrator.embedded_redis import client
+
+    celery_runtime.start()
+    listener = client(redis_url).pubsub()
+    listener.psubscribe("tern:logs:*")
+    wait_until(lambda: listener.get_message(timeout=0.1), what="subscription confirmed")
+    execution = wait_ended(start("sequential.yml"))
+    received = []
+
+    def heard_say():
+        message = listener.get_message(timeout=0.1)
+        if message and message["type"] == "pmessage":
+            assert message["channel"].decode() == f"tern:logs:{execution.id}"
+            received.extend(json.loads(message["data"]))
+        return any(line["taskId"] == "say" for line in received)
+
+    wait_until(heard_say, timeout=10, what="the published log line")
+    line = next(line for line in received if line["taskId"] == "say")
+    assert line["message"] == "one two from say in tests.engine.sequential" and line["level"] == "INFO"
+    listener.close()

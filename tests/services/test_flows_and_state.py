@@ -216,3 +216,13 @@ class BatchRecorder(Recorder):
 
     def run_task_runs(self, execution_id, batches):
         self.batches.extend(batches)
+
+
+@pytest.mark.django_db
+def test_the_scheduler_periodic_tasks_are_visible_in_the_admin(admin_client):
+    from flows_app.services.housekeeping import ensure_tick_schedule
+
+    ensure_tick_schedule()
+    ensure_tick_schedule()  # idempotent: still one row
+    page = admin_client.get(reverse("admin:django_celery_beat_periodictask_changelist"))
+    assert page.status_code == 200 and page.content.count(b"tern housekeeping tick") == 1
