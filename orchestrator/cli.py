@@ -61,6 +61,9 @@ def build_parser() -> argparse.ArgumentParser:
                               "(what `make run` starts)")
     add_listen_options(local)
     local.set_defaults(handler=cmd_server_local)
+    prepare = server.add_parser("prepare", help="migrate, load the flows of TERN_FLOWS_DIR, create the admin "
+                                "(the first step of `tern server local`)")
+    prepare.set_defaults(handler=cmd_server_prepare)
 
     manage = commands.add_parser("manage", help="run a Django management command", add_help=False)
     manage.add_argument("rest", nargs=argparse.REMAINDER)
@@ -176,11 +179,23 @@ def cmd_scheduler(args: argparse.Namespace) -> int:
 
 
 def cmd_server_local(args: argparse.Namespace) -> int:
+    # No django.setup() here: the supervisor only reads settings; the work (and the memory) is in its
+    # children, starting with `tern server prepare`.
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "orchestrator.settings")
     from orchestrator.local import serve
+
+    return serve(args.host, args.port)
+
+
+def cmd_server_prepare(args: argparse.Namespace) -> int:
+    from django.conf import settings
+
+    from orchestrator.local import prepare
     from orchestrator.processes import setup_django
 
     setup_django()
-    return serve(args.host, args.port)
+    prepare(settings.TERN["FLOWS_DIR"])
+    return 0
 
 
 def cmd_manage(args: argparse.Namespace) -> int:

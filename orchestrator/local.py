@@ -69,7 +69,12 @@ def serve(host: str, port: int) -> int:
     from django.conf import settings
 
     stop = StopSignals()
-    prepare(settings.TERN["FLOWS_DIR"])
+    # In a child process: migrating loads all of Django, which the supervisor need not keep in memory.
+    # The child shares our process group, so a Ctrl-C meanwhile stops it too.
+    prepared = subprocess.run([sys.executable, "-m", "orchestrator.cli", "server", "prepare"], stdin=subprocess.DEVNULL)
+    if prepared.returncode != 0 and not stop.requested:
+        print("`tern server prepare` failed; nothing was started.", file=sys.stderr)
+        return 1
     try:
         redis_url, embedded = start_redis(settings.REDIS_URL, settings.DATA_DIR)
     except CannotStart as exc:
@@ -140,12 +145,13 @@ def announce(host: str, port: int, children: dict[str, subprocess.Popen], redis:
 
 
 def describe_database() -> str:
-    from django.db import connection
+    from django.conf import settings
 
-    config = connection.settings_dict
-    if connection.vendor == "sqlite":
+    config = settings.DATABASES["default"]
+    vendor = config["ENGINE"].rsplit(".", 1)[-1]
+    if vendor == "sqlite3":
         return f"SQLite, {config['NAME']}"
-    return f"{connection.vendor}, {config['NAME']} on {config.get('HOST') or 'localhost'}"
+    return f"{vendor}, {config['NAME']} on {config.get('HOST') or 'localhost'}"
 
 
 def supervise(children: dict[str, subprocess.Popen], stop: StopSignals) -> str | None:
