@@ -31,6 +31,23 @@ class Batch:
     join: bool = False
 
 
+@dataclass
+class KeepSlot:
+    """Room for one task run that the current worker thread runs next itself, instead of sending it."""
+
+    queue: str
+    kept: str | None = None
+
+    def take(self, batches: list[Batch]) -> bool:
+        if self.kept is not None or len(batches) != 1:
+            return False
+        batch = batches[0]
+        if len(batch.task_run_ids) != 1 or batch.queue != self.queue:
+            return False
+        self.kept = batch.task_run_ids[0]
+        return True
+
+
 class Dispatcher(Protocol):
     def advance(self, execution_id: str, at: datetime | None = None) -> None: ...
     def run_task_runs(self, execution_id: str, batches: list[Batch]) -> None: ...
@@ -40,7 +57,24 @@ class Dispatcher(Protocol):
 
 
 class CeleryDispatcher:
-    """Planner decisions as Celery messages: one per task run, a `group` for several, a `chord` to join."""
+    """Planner decisions as Celery messages: one per task run, a `group` for several, a `chord` to join.
+
+    A worker that just ended a task run may keep the next one for itself (`keeping_one`): when the next
+    step of the execution is exactly one task run on the worker's own queue, sending it through Redis to
+    a worker that then reads it back would only add a hop. That is how sequential tasks go fast.
+    """
+
+    def __init__(self):
+        self.local = threading.local()  # one keep slot per worker thread
+
+    @contextmanager
+    def keeping_one(self, queue: str) -> Iterator["KeepSlot"]:
+        slot = KeepSlot(queue)
+        self.local.slot = slot
+        try:
+            yield slot
+        finally:
+            self.local.slot = None
 
     def advance(self, execution_id: str, at: datetime | None = None) -> None:
         from flows_app.tasks import advance_execution
@@ -55,6 +89,9 @@ class CeleryDispatcher:
 
         from flows_app.tasks import advance_execution, run_task_run, run_task_run_in_chord
 
+        slot = getattr(self.local, "slot", None)
+        if slot is not None and slot.take(batches):
+            return
         for batch in batches:
             ids = batch.task_run_ids
             if batch.join and len(ids) > 1:

@@ -11,12 +11,31 @@ def advance_execution(execution_id: str) -> None:
     advance(execution_id)
 
 
-@app.task(name="tern.run_task_run")
-def run_task_run(task_run_id: str, advance: bool = True) -> None:
-    """Inside a chord `advance` is False: the chord's body advances the execution once for all."""
+# How many task runs in a row a worker thread runs without going back to the queue (then it hands the
+# next one back, so one long sequence cannot hold a thread for ever).
+MAX_IN_TURN = 100
+
+
+@app.task(name="tern.run_task_run", bind=True)
+def run_task_run(self, task_run_id: str) -> None:
+    """Run a task run; then, while the next step of its execution is exactly one task run on this
+    worker's queue, run that one too (see CeleryDispatcher.keeping_one)."""
+    from flows_app import dispatch
     from flows_app.services.taskruns import run_task_run as run
 
-    run(task_run_id, advance=advance)
+    dispatcher = dispatch.get()
+    if not isinstance(dispatcher, dispatch.CeleryDispatcher):
+        run(task_run_id)
+        return
+    queue = (self.request.delivery_info or {}).get("routing_key") or "tern"
+    next_id: str | None = task_run_id
+    for _ in range(MAX_IN_TURN):
+        with dispatcher.keeping_one(queue) as slot:
+            run(next_id)
+        next_id = slot.kept
+        if next_id is None:
+            return
+    run_task_run.apply_async((next_id,), queue=queue)
 
 
 @app.task(name="tern.run_task_run_in_chord", ignore_result=False)

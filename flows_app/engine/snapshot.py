@@ -23,7 +23,6 @@ class RunState:
     outputs: Mapping[str, Any] = field(default_factory=dict)
     order: int = 0  # creation order within the execution
     started_at: datetime | None = None
-    ended_at: datetime | None = None
     next_attempt_at: datetime | None = None
 
     def evolve(self, **changes: Any) -> "RunState":
