@@ -31,3 +31,16 @@ def mask(text: str, values: list[str]) -> str:
         if value in text:
             text = text.replace(value, MASK)
     return text
+
+
+def mask_value(value, values: list[str]):
+    """`mask` through JSON-like data: strings in dicts and lists, keys included."""
+    if not values:
+        return value
+    if isinstance(value, str):
+        return mask(value, values)
+    if isinstance(value, dict):
+        return {mask_value(k, values): mask_value(v, values) for k, v in value.items()}
+    if isinstance(value, list):
+        return [mask_value(v, values) for v in value]
+    return value

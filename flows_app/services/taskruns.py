@@ -13,6 +13,7 @@ from django.db import connections, transaction
 from django.utils import timezone
 
 from flows_app import dispatch
+from flows_app.engine.masking import mask_value, secret_values
 from flows_app.engine.outcome import decide
 from flows_app.engine.properties import PropertyError, render_properties
 from flows_app.engine.states import State
@@ -192,6 +193,7 @@ def _record(run: TaskRun, flow, task, attempt: Attempt, advance: bool) -> None:
 
 
 def _json_safe(outputs: Mapping[str, Any]) -> dict[str, Any]:
+    """Outputs as stored: JSON types only, and no secret value in clear."""
     import json
 
-    return json.loads(json.dumps(dict(outputs), default=str))
+    return mask_value(json.loads(json.dumps(dict(outputs), default=str)), secret_values())

@@ -142,12 +142,14 @@ def test_secret_values_are_masked_in_the_logs(run_flow, tmp_path, monkeypatch):
     flow.write_text("id: leak\nnamespace: tests\ntasks:\n  - id: say\n    type: io.kestra.plugin.core.log.Log\n"
                     "    message: \"password is {{ secret('DB_PASSWORD') }}\"\n"
                     "  - id: shell\n    type: io.kestra.plugin.scripts.shell.Commands\n"
-                    "    commands: [\"echo pw={{ secret('DB_PASSWORD') }}\"]\n")
+                    "    commands: [\"echo pw={{ secret('DB_PASSWORD') }}\"]\n"
+                    "  - id: ret\n    type: io.kestra.plugin.core.debug.Return\n    format: \"{{ secret('DB_PASSWORD') }}!\"\n")
     outcome = run_flow(flow)
     assert outcome.execution.state == "SUCCESS"
     assert messages(outcome, "say") == ["password is ******"]
     assert "pw=******" in messages(outcome, "shell", "INFO")
     assert not LogEntry.objects.filter(message__contains="hunter2").exists()
+    assert runs_by_task(outcome)["ret"]["outputs"] == {"value": "******!"}
 
 
 def test_templates_see_the_flow_execution_task_and_parent_variables(run_flow, monkeypatch):
