@@ -1,8 +1,8 @@
 """The only sender of work: one interface, two implementations.
 
-`InlineDispatcher` runs everything in this process (`tern flow test`, tests): advances on the calling
-thread, task runs on a thread pool. The Celery dispatcher (the runtime issue) sends the same requests
-as Celery messages.
+`CeleryDispatcher` (the server) sends the planner's decisions as Celery messages over Redis.
+`InlineDispatcher` (`tern flow test`, `TERN_DISPATCHER=inline`) carries them out in this process:
+advances on one loop thread, task runs on a thread pool.
 """
 from __future__ import annotations
 
@@ -49,11 +49,17 @@ class KeepSlot:
 
 
 class Dispatcher(Protocol):
-    def advance(self, execution_id: str, at: datetime | None = None) -> None: ...
-    def run_task_runs(self, execution_id: str, batches: list[Batch]) -> None: ...
+    def advance(self, execution_id: str, at: datetime | None = None) -> None:
+        """Have the execution advanced, now or at `at` (a retry's time)."""
+
+    def run_task_runs(self, execution_id: str, batches: list[Batch]) -> None:
+        """Have these queued task runs run (called after the commit that queued them)."""
+
     def task_run_ended(self, execution_id: str, record: Callable[[], None]) -> None:
         """A worker ended a task run: `record` stores that; then the execution must be advanced."""
-    def execution_ended(self, execution_id: str) -> None: ...
+
+    def execution_ended(self, execution_id: str) -> None:
+        """The execution reached a final state (flow triggers listen here)."""
 
 
 class CeleryDispatcher:
