@@ -22,6 +22,9 @@ CORE_PLUGINS = (
     "plugins_app.core.shell.Commands",
     "plugins_app.core.shell.Script",
     "plugins_app.core.shell.Bash",
+    # branching and simple runnables (issue 5) — add entries above this line
+    # loops (issue 5) — add entries above this line
+    # pause and subflows (issue 5) — add entries above this line
 )
 
 ENTRY_POINT_GROUP = "tern.plugins"
