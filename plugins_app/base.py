@@ -131,9 +131,19 @@ class FlowableContext(Protocol):
     task: "TaskSpec"
     run: RunView
     children: Sequence[RunView]
+    now: Any  # datetime: the planner's clock
 
     def render(self, value: Any) -> Any: ...
     def props(self) -> Any: ...
+
+
+@dataclass(frozen=True)
+class Suspend:
+    """What a flowable's `start` returns to pause its run: until `until` (then the planner asks its
+    `on_wake`), or, with no `until`, until someone resumes the execution."""
+
+    outputs: Mapping[str, Any] = field(default_factory=dict)
+    until: Any = None  # datetime
 
 
 class FlowableError(Exception):
@@ -154,9 +164,14 @@ class FlowablePlugin(Plugin):
     # ended (Parallel): the runtime then joins them with one advance instead of one per child.
     fan_in: ClassVar[bool] = False
 
-    def start(self, ctx: FlowableContext) -> Mapping[str, Any]:
-        """Called once when the task run is created; its result becomes the run's outputs."""
+    def start(self, ctx: FlowableContext) -> Mapping[str, Any] | Suspend:
+        """Called once when the task run is created; its result becomes the run's outputs (a Suspend
+        pauses the run)."""
         return {}
+
+    def on_wake(self, ctx: FlowableContext) -> State:
+        """A paused run's time has come: RUNNING to go on with its children, or an end state."""
+        return State.RUNNING
 
     def next_children(self, ctx: FlowableContext) -> list[ChildRun]:
         raise NotImplementedError

@@ -24,6 +24,7 @@ CORE_PLUGINS = (
     "plugins_app.core.shell.Bash",
     # branching and simple runnables (issue 5) — add entries above this line
     # loops (issue 5) — add entries above this line
+    "plugins_app.core.pause.Pause",
     # pause and subflows (issue 5) — add entries above this line
 )
 

@@ -17,6 +17,7 @@ class CreateTaskRun:
     value: str | None = None
     outputs: Mapping[str, Any] = field(default_factory=dict)
     message: str | None = None  # logged at ERROR when the run is created FAILED
+    wake_at: datetime | None = None  # a run created PAUSED with a timer
 
 
 @dataclass(frozen=True)
@@ -46,7 +47,7 @@ Action = Union[CreateTaskRun, SetTaskRunState, RequeueTaskRun, SetExecutionState
 @dataclass(frozen=True)
 class Plan:
     actions: tuple[Action, ...]
-    wake_at: datetime | None = None  # when the execution must be advanced again with no message (retries)
+    wake_at: datetime | None = None  # when the execution must be advanced again with no message (retries, pauses)
 
     @property
     def to_dispatch(self) -> list[str]:

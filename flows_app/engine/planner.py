@@ -10,7 +10,14 @@ import uuid
 from typing import Any, Callable, Sequence
 
 from flows_app.spec.model import TaskSpec
-from plugins_app.base import ChildRun, FlowableError, FlowablePlugin, resolve_children_state, sequential_next
+from plugins_app.base import (
+    ChildRun,
+    FlowableError,
+    FlowablePlugin,
+    Suspend,
+    resolve_children_state,
+    sequential_next,
+)
 from plugins_app.registry import get_plugin
 
 from .actions import Action, CreateTaskRun, Plan, RequeueTaskRun, SetExecutionState, SetTaskRunState
@@ -31,7 +38,8 @@ def new_run_id() -> str:
 
 def plan(snapshot: ExecutionSnapshot, new_id: NewId = new_run_id) -> Plan:
     steps: Sequence[Callable[[ExecutionSnapshot, NewId], list[Action]]] = (
-        handle_start, handle_kill, handle_due_retries, handle_flowables, handle_root,
+        handle_start, handle_kill, handle_wakes, handle_resumed, handle_due_retries, handle_flowables,
+        handle_root, handle_paused,
     )
     actions: list[Action] = []
     current = snapshot
@@ -45,7 +53,8 @@ def plan(snapshot: ExecutionSnapshot, new_id: NewId = new_run_id) -> Plan:
             break
         actions.extend(found)
         current = apply(current, found)
-    waits = [r.next_attempt_at for r in current.runs if r.state == State.RETRYING and r.next_attempt_at]
+    waits = [r.next_attempt_at for r in current.runs
+             if r.state in (State.RETRYING, State.PAUSED) and r.next_attempt_at]
     return Plan(tuple(actions), min(waits) if waits else None)
 
 
@@ -73,6 +82,52 @@ def handle_kill(snapshot: ExecutionSnapshot, new_id: NewId) -> list[Action]:
     if all(r.state.is_terminal for r in snapshot.runs):
         return [SetExecutionState(State.KILLED)]
     return []
+
+
+def handle_wakes(snapshot: ExecutionSnapshot, new_id: NewId) -> list[Action]:
+    """Paused runs whose timer is due: their plugin says whether they go on or end."""
+    if snapshot.state not in (State.RUNNING, State.PAUSED):
+        return []
+    actions: list[Action] = []
+    for run in snapshot.runs:
+        if run.state == State.PAUSED and run.next_attempt_at is not None and run.next_attempt_at <= snapshot.now:
+            task = snapshot.flow.task(run.task_id)
+            state = get_plugin(task.type)().on_wake(FlowableRun(snapshot, task, run))
+            actions.append(SetTaskRunState(run.id, _allowed(task, state)))
+    return actions
+
+
+def handle_resumed(snapshot: ExecutionSnapshot, new_id: NewId) -> list[Action]:
+    """A PAUSED execution goes on once something can run again, or once nothing is paused any more
+    (a pause that timed out: the flow then goes on to its `errors` or its end)."""
+    if snapshot.state != State.PAUSED:
+        return []
+    if _has_active_work(snapshot) or not any(r.state == State.PAUSED for r in snapshot.runs):
+        return [SetExecutionState(State.RUNNING)]
+    return []
+
+
+def handle_paused(snapshot: ExecutionSnapshot, new_id: NewId) -> list[Action]:
+    """A RUNNING execution whose only unfinished work is paused runs is PAUSED."""
+    if snapshot.state != State.RUNNING or _has_active_work(snapshot):
+        return []
+    if any(r.state == State.PAUSED for r in snapshot.runs):
+        return [SetExecutionState(State.PAUSED)]
+    return []
+
+
+def _has_active_work(snapshot: ExecutionSnapshot) -> bool:
+    """Work that moves without anyone's action: queued, running or retrying runnables, and running
+    flowables with no unfinished child (a Pause just woken, about to start its tasks)."""
+    for run in snapshot.runs:
+        if run.state in (State.QUEUED, State.RETRYING, State.CREATED):
+            return True
+        if run.state == State.RUNNING:
+            if not _is_flowable(snapshot, run):
+                return True
+            if all(child.state.is_terminal for child in snapshot.children(run.id)):
+                return True
+    return False
 
 
 def handle_due_retries(snapshot: ExecutionSnapshot, new_id: NewId) -> list[Action]:
@@ -151,6 +206,9 @@ def create_child(snapshot: ExecutionSnapshot, child: ChildRun, parent: RunState 
         outputs = plugin().start(FlowableRun(started, task, run))
     except (FlowableError, PropertyError, TemplateError) as exc:
         return CreateTaskRun(run_id, task.id, parent_id, _allowed(task, State.FAILED), child.value, message=str(exc))
+    if isinstance(outputs, Suspend):
+        return CreateTaskRun(run_id, task.id, parent_id, State.PAUSED, child.value, outputs=dict(outputs.outputs),
+                             wake_at=outputs.until)
     return CreateTaskRun(run_id, task.id, parent_id, State.RUNNING, child.value, outputs=dict(outputs or {}))
 
 
@@ -161,6 +219,10 @@ class FlowableRun:
         self.snapshot, self.task, self.run = snapshot, task, run
         self.children = snapshot.children(run.id)
         self._props: Any = None
+
+    @property
+    def now(self):
+        return self.snapshot.now
 
     def variables(self) -> dict[str, Any]:
         return build_variables(self.snapshot, self.task, self.run)
@@ -200,11 +262,12 @@ def apply(snapshot: ExecutionSnapshot, actions: Sequence[Action]) -> ExecutionSn
     for action in actions:
         if isinstance(action, CreateTaskRun):
             runs[action.id] = RunState(action.id, action.task_id, action.parent_id, action.state, action.value,
-                                       attempts=1 if action.state == State.RUNNING else 0,
-                                       outputs=action.outputs, order=order, started_at=snapshot.now)
+                                       attempts=1 if action.state in (State.RUNNING, State.PAUSED) else 0,
+                                       outputs=action.outputs, order=order, started_at=snapshot.now,
+                                       next_attempt_at=action.wake_at)
             order += 1
         elif isinstance(action, SetTaskRunState):
-            runs[action.task_run_id] = runs[action.task_run_id].evolve(state=action.state)
+            runs[action.task_run_id] = runs[action.task_run_id].evolve(state=action.state, next_attempt_at=None)
         elif isinstance(action, RequeueTaskRun):
             runs[action.task_run_id] = runs[action.task_run_id].evolve(state=State.QUEUED, next_attempt_at=None)
         elif isinstance(action, SetExecutionState):

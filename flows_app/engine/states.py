@@ -38,7 +38,8 @@ TERMINAL = frozenset({State.SUCCESS, State.WARNING, State.FAILED, State.KILLED, 
 
 _S = State
 ALLOWED: dict[State, frozenset[State]] = {
-    _S.CREATED: frozenset({_S.QUEUED, _S.RUNNING, _S.SKIPPED, _S.WARNING, _S.FAILED, _S.KILLING, _S.KILLED}),
+    _S.CREATED: frozenset({_S.QUEUED, _S.RUNNING, _S.PAUSED, _S.SKIPPED, _S.WARNING, _S.FAILED, _S.KILLING,
+                           _S.KILLED}),
     _S.QUEUED: frozenset({_S.RUNNING, _S.SKIPPED, _S.FAILED, _S.KILLING, _S.KILLED}),
     _S.RUNNING: frozenset({_S.PAUSED, _S.RETRYING, _S.SUCCESS, _S.WARNING, _S.FAILED, _S.KILLING, _S.KILLED}),
     _S.PAUSED: frozenset({_S.RUNNING, _S.SUCCESS, _S.WARNING, _S.FAILED, _S.KILLING, _S.KILLED}),

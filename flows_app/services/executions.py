@@ -107,13 +107,14 @@ def _apply(execution: Execution, runs: dict[str, Any], result: Plan) -> None:
     for action in result.actions:
         if isinstance(action, CreateTaskRun):
             check_transition(f"task run '{action.task_id}'", State.CREATED, action.state)
-            started = action.state == State.RUNNING
+            started = action.state in (State.RUNNING, State.PAUSED)
             run = TaskRun(
                 id=action.id, execution_id=execution.id, task_id=action.task_id, parent_id=action.parent_id,
                 value=action.value, state=action.state.value, order=order, outputs=dict(action.outputs),
                 attempts=[{"state": action.state.value, "startDate": now.isoformat()}] if started else [],
                 started_at=now if started or action.state.is_terminal else None,
                 ended_at=now if action.state.is_terminal else None,
+                next_attempt_at=action.wake_at,
             )
             order += 1
             runs[run.id] = run
@@ -123,7 +124,7 @@ def _apply(execution: Execution, runs: dict[str, Any], result: Plan) -> None:
         elif isinstance(action, SetTaskRunState):
             _flush_new(new_runs)
             run = _row(runs, action.task_run_id, execution)
-            move_task_run(run, action.state)
+            move_task_run(run, action.state, next_attempt_at=None)
             if action.message:
                 errors.append((run.id, run.task_id, action.message))
         elif isinstance(action, RequeueTaskRun):
@@ -165,3 +166,28 @@ def kill_execution(execution_id: str) -> bool:
         move_execution(execution, State.KILLING)
         transaction.on_commit(lambda: dispatch.get().advance(execution_id))
     return True
+
+
+class NotPaused(Exception):
+    pass
+
+
+def resume_execution(execution_id: str, inputs: Mapping[str, Any] | None = None) -> None:
+    """Resume a PAUSED execution: its paused runs go on, with the values of their `onResume` inputs
+    (InputsError names a bad one) stored as their output `onResume`. Holds the execution's row lock."""
+    from flows_app.engine.inputs import coerce_inputs
+    from flows_app.spec.errors import ErrorCollector
+    from flows_app.spec.inputs import parse_inputs
+
+    with transaction.atomic():
+        execution = with_checksum(Execution.objects.select_for_update(of=("self",))).filter(id=execution_id).first()
+        if execution is None or execution.state != State.PAUSED:
+            raise NotPaused(f"execution {execution_id} is not paused")
+        flow = load_snapshot(execution).flow
+        for run in TaskRun.objects.filter(execution_id=execution_id, state=State.PAUSED):
+            declared = flow.task(run.task_id).properties.get("onResume") or []
+            values = coerce_inputs(parse_inputs(declared, ("onResume",), ErrorCollector()), inputs or {})
+            outputs = {**run.outputs, "onResume": values} if declared else run.outputs
+            move_task_run(run, State.RUNNING, outputs=outputs, next_attempt_at=None)
+        move_execution(execution, State.RUNNING)
+        transaction.on_commit(lambda: dispatch.get().advance(execution_id))

@@ -334,3 +334,29 @@ def test_illegal_moves_are_refused(current, target):
 def test_legal_moves_pass():
     assert check_transition("x", State.QUEUED, State.RUNNING) == State.RUNNING
     assert check_transition("x", State.RETRYING, State.QUEUED) == State.QUEUED
+
+
+def test_a_pause_with_a_delay_pauses_the_execution_until_its_time_then_runs_its_tasks():
+    sim = Sim(flow("  - id: p\n    type: io.kestra.plugin.core.flow.Pause\n    delay: PT10S\n    tasks:\n"
+                   "      - id: inside\n        type: io.kestra.plugin.core.log.Log\n        message: x\n"))
+    result = sim.step()
+    assert sim.states() == {"p": State.PAUSED} and sim.state == State.PAUSED
+    assert result.wake_at == NOW + timedelta(seconds=10)
+    assert sim.step().actions == ()  # nothing to do before the time
+    sim.snapshot = ExecutionSnapshot(**{**sim.snapshot.__dict__, "now": NOW + timedelta(seconds=10)})
+    sim.step()
+    assert sim.state == State.RUNNING and sim.states() == {"p": State.RUNNING, "inside": State.QUEUED}
+    sim.finish("inside")
+    sim.step()
+    assert sim.states()["p"] == State.SUCCESS and sim.state == State.SUCCESS
+
+
+def test_an_execution_is_not_paused_while_other_work_runs():
+    sim = Sim(flow("  - id: par\n    type: io.kestra.plugin.core.flow.Parallel\n    tasks:\n"
+                   "      - id: p\n        type: io.kestra.plugin.core.flow.Pause\n"
+                   "      - id: busy\n        type: io.kestra.plugin.core.log.Log\n        message: x\n"))
+    sim.step()
+    assert sim.states()["p"] == State.PAUSED and sim.state == State.RUNNING  # busy is still queued
+    sim.finish("busy")
+    sim.step()
+    assert sim.state == State.PAUSED

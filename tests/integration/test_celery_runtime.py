@@ -138,3 +138,11 @@ def test_log_lines_are_published_to_redis_for_live_viewers(celery_runtime, redis
     line = next(line for line in received if line["taskId"] == "say")
     assert line["message"] == "one two from say in tests.engine.sequential" and line["level"] == "INFO"
     listener.close()
+
+
+def test_a_pause_timer_kept_in_the_database_resumes_the_execution_on_a_worker(celery_runtime):
+    celery_runtime.start()
+    started = time.monotonic()
+    execution = wait_ended(start("pause-delay.yml"), timeout=30)
+    assert execution.state == "SUCCESS" and time.monotonic() - started >= 0.5
+    assert runs(execution)["inside"].state == "SUCCESS"
