@@ -67,6 +67,9 @@ class Execution(models.Model):
     ended_at = models.DateTimeField(null=True, blank=True)
     wake_at = models.DateTimeField(null=True, blank=True, db_index=True,
                                    help_text="When the execution has work due with no message (a retry).")
+    parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL,
+                               related_name="subflow_executions", help_text="The execution whose Subflow task started it.")
+    parent_task_run_id = models.CharField(max_length=32, blank=True, default="")
 
     class Meta:
         ordering = ["-created_at"]

@@ -146,6 +146,22 @@ class Suspend:
     until: Any = None  # datetime
 
 
+@dataclass(frozen=True)
+class StartSubflow:
+    """What a flowable's `start` returns to have the engine start another flow's execution for it.
+
+    The engine records the outcome in the run's outputs: `executionId` once started (or `error`), then,
+    when the child ends and `wait` is set, `state` and `outputs`."""
+
+    namespace: str
+    flow_id: str
+    inputs: Mapping[str, Any] = field(default_factory=dict)
+    labels: Mapping[str, str] = field(default_factory=dict)
+    wait: bool = True
+    revision: int | None = None
+    outputs: Mapping[str, Any] = field(default_factory=dict)  # templates rendered in the child's context
+
+
 class FlowableError(Exception):
     """A flowable cannot go on (bad loop value, no Switch case): its task run fails with this message."""
 
@@ -164,7 +180,7 @@ class FlowablePlugin(Plugin):
     # ended (Parallel): the runtime then joins them with one advance instead of one per child.
     fan_in: ClassVar[bool] = False
 
-    def start(self, ctx: FlowableContext) -> Mapping[str, Any] | Suspend:
+    def start(self, ctx: FlowableContext) -> Mapping[str, Any] | Suspend | StartSubflow:
         """Called once when the task run is created; its result becomes the run's outputs (a Suspend
         pauses the run)."""
         return {}

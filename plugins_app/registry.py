@@ -25,6 +25,7 @@ CORE_PLUGINS = (
     # branching and simple runnables (issue 5) — add entries above this line
     # loops (issue 5) — add entries above this line
     "plugins_app.core.pause.Pause",
+    "plugins_app.core.subflow.Subflow",
     # pause and subflows (issue 5) — add entries above this line
 )
 

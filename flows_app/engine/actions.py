@@ -18,6 +18,7 @@ class CreateTaskRun:
     outputs: Mapping[str, Any] = field(default_factory=dict)
     message: str | None = None  # logged at ERROR when the run is created FAILED
     wake_at: datetime | None = None  # a run created PAUSED with a timer
+    subflow: Any = None  # a StartSubflow request for the services to carry out
 
 
 @dataclass(frozen=True)

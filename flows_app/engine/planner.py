@@ -14,6 +14,7 @@ from plugins_app.base import (
     ChildRun,
     FlowableError,
     FlowablePlugin,
+    StartSubflow,
     Suspend,
     resolve_children_state,
     sequential_next,
@@ -206,6 +207,8 @@ def create_child(snapshot: ExecutionSnapshot, child: ChildRun, parent: RunState 
         outputs = plugin().start(FlowableRun(started, task, run))
     except (FlowableError, PropertyError, TemplateError) as exc:
         return CreateTaskRun(run_id, task.id, parent_id, _allowed(task, State.FAILED), child.value, message=str(exc))
+    if isinstance(outputs, StartSubflow):
+        return CreateTaskRun(run_id, task.id, parent_id, State.RUNNING, child.value, subflow=outputs)
     if isinstance(outputs, Suspend):
         return CreateTaskRun(run_id, task.id, parent_id, State.PAUSED, child.value, outputs=dict(outputs.outputs),
                              wake_at=outputs.until)

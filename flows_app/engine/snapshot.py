@@ -74,14 +74,11 @@ class ExecutionSnapshot:
         return chain
 
     def loop_values(self, run: RunState) -> tuple[str, ...]:
-        """The loop values on the way down to this run, outermost first (keys of `outputs.task[v1][v2]`)."""
-        values: list[str] = []
-        previous = None
-        for r in reversed([run] + self.ancestors(run)):
-            if r.value is not None and r.value != previous:
-                values.append(r.value)
-            previous = r.value if r.value is not None else previous
-        return tuple(values)
+        """The loop values on the way down to this run, outermost first (keys of `outputs.task[v1][v2]`).
+
+        Only a loop's direct children carry a value, so each loop on the way adds one key, even when an
+        inner loop runs over the same values as an outer one."""
+        return tuple(r.value for r in reversed([run] + self.ancestors(run)) if r.value is not None)
 
     def with_runs(self, runs: tuple[RunState, ...], state: State | None = None) -> "ExecutionSnapshot":
         return replace(self, runs=runs, state=state or self.state)

@@ -69,10 +69,10 @@ def build_variables(snapshot: ExecutionSnapshot, task: TaskSpec | None = None, r
     elif value is not None or parent is not None:
         variables["taskrun"] = {"value": value if value is not None else (_nearest_value(snapshot, parent) if parent else None)}
     if parent_run is not None:
-        chain = [parent_run] + snapshot.ancestors(parent_run)
-        parents = [_parent_view(snapshot, r) for r in chain]
-        variables["parent"] = parents[0]
+        parents = _parents([parent_run] + snapshot.ancestors(parent_run))
         variables["parents"] = parents
+        if parents:
+            variables["parent"] = parents[0]
     if functions:
         variables.update(functions)
     return variables
@@ -85,5 +85,16 @@ def _nearest_value(snapshot: ExecutionSnapshot, run: RunState) -> str | None:
     return None
 
 
-def _parent_view(snapshot: ExecutionSnapshot, run: RunState) -> dict[str, Any]:
-    return {"taskrun": {"value": _nearest_value(snapshot, run), "id": run.id}, "outputs": dict(run.outputs)}
+def _parents(chain: list[RunState]) -> list[dict[str, Any]]:
+    """Kestra's `parents`, nearest first: each parent run with its own loop value (`taskrun.value`) and its
+    outputs; a parent with neither is left out, so `parents[1]` is the loop (or Switch) above `parents[0]`."""
+    views = []
+    for run in chain:
+        view: dict[str, Any] = {}
+        if run.value is not None:
+            view["taskrun"] = {"value": run.value}
+        if run.outputs:
+            view["outputs"] = dict(run.outputs)
+        if view:
+            views.append(view)
+    return views

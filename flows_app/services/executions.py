@@ -20,6 +20,7 @@ from plugins_app.registry import get_plugin
 from .flows import spec_of, with_checksum
 from .logs import log_now
 from .snapshots import load_snapshot
+from .subflows import start_subflow, subflow_ended
 from .transitions import move_execution, move_task_run
 
 
@@ -28,10 +29,11 @@ class FlowDisabled(Exception):
 
 
 def start_execution(flow: Flow, inputs: Mapping[str, Any] | None = None, labels: Mapping[str, str] | None = None,
-                    trigger: Mapping[str, Any] | None = None) -> Execution:
-    """Check the inputs against the flow's latest revision (InputsError names each bad one) and create the
-    execution; it is advanced once the transaction commits."""
-    revision = flow.revisions.get(revision=flow.revision)
+                    trigger: Mapping[str, Any] | None = None, parent: Execution | None = None,
+                    parent_task_run_id: str = "", revision: int | None = None) -> Execution:
+    """Check the inputs against the flow's latest revision (or `revision`; InputsError names each bad one)
+    and create the execution; it is advanced once the transaction commits."""
+    revision = flow.revisions.get(revision=revision or flow.revision)
     spec = spec_of(revision)
     if spec.disabled:
         raise FlowDisabled(f"flow {flow} is disabled")
@@ -40,6 +42,7 @@ def start_execution(flow: Flow, inputs: Mapping[str, Any] | None = None, labels:
         execution = Execution.objects.create(
             flow=flow, flow_revision=revision,
             inputs=values, labels={**spec.labels, **(labels or {})}, trigger=dict(trigger) if trigger else None,
+            parent=parent, parent_task_run_id=parent_task_run_id,
         )
         transaction.on_commit(lambda: dispatch.get().advance(execution.id))
     return execution
@@ -103,6 +106,7 @@ def _apply(execution: Execution, runs: dict[str, Any], result: Plan) -> None:
     now = timezone.now()
     order = max((r.order for r in runs.values()), default=-1) + 1
     new_runs: list[TaskRun] = []
+    subflows: list[tuple[TaskRun, Any]] = []  # runs whose Subflow request is carried out once they exist
     errors: list[tuple[str | None, str, str]] = []  # (run id, task id, message) logged at ERROR
     for action in result.actions:
         if isinstance(action, CreateTaskRun):
@@ -119,6 +123,8 @@ def _apply(execution: Execution, runs: dict[str, Any], result: Plan) -> None:
             order += 1
             runs[run.id] = run
             new_runs.append(run)
+            if action.subflow is not None:
+                subflows.append((run, action.subflow))
             if action.message:
                 errors.append((run.id, run.task_id, action.message))
         elif isinstance(action, SetTaskRunState):
@@ -134,9 +140,13 @@ def _apply(execution: Execution, runs: dict[str, Any], result: Plan) -> None:
             _flush_new(new_runs)
             fields = {"outputs": dict(action.outputs)} if action.outputs is not None else {}
             move_execution(execution, action.state, **fields)
+            if action.state.is_terminal and execution.parent_id:
+                transaction.on_commit(lambda: subflow_ended(execution.id))
             if action.message:
                 errors.append((None, "", action.message))
     _flush_new(new_runs)
+    for run, request in subflows:
+        start_subflow(execution, run, request)
     for run_id, task_id, message in errors:
         log_now(execution.id, "ERROR", message, run_id, task_id)
 

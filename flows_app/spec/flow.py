@@ -81,7 +81,19 @@ def parse_flow(data: Any, errors: ErrorCollector) -> FlowSpec | None:
         task_defaults=tuple(defaults),
         extra=extra,
     )
+    _check_no_self_subflow(spec, errors)
     return spec
+
+
+SUBFLOW = "io.kestra.plugin.core.flow.Subflow"
+
+
+def _check_no_self_subflow(spec: FlowSpec, errors: ErrorCollector) -> None:
+    """A Subflow that runs its own flow would start executions without end."""
+    for task in spec.walk():
+        props = task.properties
+        if task.type == SUBFLOW and (props.get("namespace"), props.get("flowId")) == (spec.namespace, spec.id):
+            errors.add(task.path + ("flowId",), f"a Subflow cannot run its own flow ({spec.namespace}.{spec.id})")
 
 
 def _listeners(value: Any, parser: TaskParser, errors: ErrorCollector) -> tuple[dict[str, Any], ...]:

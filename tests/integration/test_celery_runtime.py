@@ -146,3 +146,14 @@ def test_a_pause_timer_kept_in_the_database_resumes_the_execution_on_a_worker(ce
     execution = wait_ended(start("pause-delay.yml"), timeout=30)
     assert execution.state == "SUCCESS" and time.monotonic() - started >= 0.5
     assert runs(execution)["inside"].state == "SUCCESS"
+
+
+def test_a_subflow_runs_its_child_execution_on_the_workers(celery_runtime):
+    celery_runtime.start()
+    subflows = FLOWS.parent / "subflows"
+    save_flow((subflows / "child.yml").read_text())
+    parent = start_execution(save_flow((subflows / "parent.yml").read_text()).flow)
+    parent = wait_ended(parent)
+    assert parent.state == "SUCCESS"
+    child = Execution.objects.get(parent=parent)
+    assert child.state == "SUCCESS" and runs(parent)["call"].outputs["executionId"] == child.id

@@ -1,0 +1,76 @@
+"""Subflow: start an execution of another flow, wait for it (or not), and take its outputs."""
+from __future__ import annotations
+
+from typing import Any
+
+from flows_app.engine.states import State
+from plugins_app.base import FlowableError, FlowablePlugin, Properties, StartSubflow, prop
+
+
+class Subflow(FlowablePlugin):
+    """Run another flow as a child execution; with `wait`, this task ends with it."""
+
+    type = "io.kestra.plugin.core.flow.Subflow"
+    aliases = ("io.kestra.core.tasks.flows.Subflow", "io.kestra.core.tasks.flows.Flow",
+               "io.kestra.plugin.core.flow.Flow")
+    child_fields: dict[str, str] = {}
+    required_children = frozenset()
+    outputs = {
+        "executionId": "The id of the child execution.",
+        "state": "The child execution's final state (with `wait`).",
+        "outputs": "The child flow's outputs, and the `outputs` map rendered in the child's context.",
+    }
+    example = """
+- id: load
+  type: io.kestra.plugin.core.flow.Subflow
+  namespace: company.team
+  flowId: load-one-day
+  inputs:
+    day: "{{ inputs.day }}"
+  wait: true
+  transmitFailed: true
+"""
+
+    class Properties(Properties):
+        namespace: str = prop(description="The namespace of the flow to run.")
+        flowId: str = prop(description="The id of the flow to run.")
+        inputs: dict[str, Any] = prop({}, description="Inputs of the child execution.")
+        labels: dict[str, Any] | list[dict[str, Any]] = prop({}, description="Labels of the child execution.")
+        wait: bool = prop(True, description="Wait for the child execution to end.")
+        transmitFailed: bool = prop(True, description="With `wait`: fail this task when the child fails.")
+        inheritLabels: bool = prop(False, description="Give the child this execution's labels too.")
+        revision: int | None = prop(None, description="A revision of the child flow (default: the latest).")
+        outputs: dict[str, Any] | None = prop(None, dynamic=False,
+                                             description="Outputs to extract, rendered in the child's context.")
+        scheduleDate: str | None = prop(None, description="Accepted for Kestra compatibility; not used yet.")
+
+    def start(self, ctx) -> StartSubflow:
+        props = ctx.props()
+        labels = dict(ctx.snapshot.labels) if props.inheritLabels else {}
+        labels.update(_labels(props.labels))
+        return StartSubflow(namespace=props.namespace, flow_id=props.flowId, inputs=props.inputs, labels=labels,
+                            wait=props.wait, revision=props.revision, outputs=props.outputs or {})
+
+    def next_children(self, ctx):
+        return []
+
+    def resolve_state(self, ctx) -> State | None:
+        outputs = ctx.run.outputs
+        if "error" in outputs:
+            raise FlowableError(outputs["error"])
+        if "executionId" not in outputs:
+            return None
+        props = ctx.props()
+        if not props.wait:
+            return State.SUCCESS
+        if "state" not in outputs:
+            return None
+        child = State(outputs["state"])
+        if child.is_failure:
+            return State.FAILED if props.transmitFailed else State.SUCCESS
+        return State.WARNING if child == State.WARNING else State.SUCCESS
+
+
+def _labels(raw: dict[str, Any] | list[dict[str, Any]]) -> dict[str, str]:
+    pairs = raw.items() if isinstance(raw, dict) else ((item.get("key"), item.get("value")) for item in raw)
+    return {str(k): str(v) for k, v in pairs if k is not None}
