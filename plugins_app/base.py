@@ -51,6 +51,7 @@ class TaskResult:
 
     outputs: Mapping[str, Any] = field(default_factory=dict)
     state: State = State.SUCCESS
+    labels: Mapping[str, str] | None = None  # labels to set on the execution (the Labels task)
 
 
 class RunContext(Protocol):

@@ -26,6 +26,7 @@ CORE_PLUGINS = (
     # loops (issue 5) — add entries above this line
     "plugins_app.core.pause.Pause",
     "plugins_app.core.subflow.Subflow",
+    "plugins_app.core.labels.Labels",
     # pause and subflows (issue 5) — add entries above this line
 )
 

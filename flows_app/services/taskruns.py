@@ -35,6 +35,7 @@ class Attempt:
     state: State
     outputs: Mapping[str, Any] = field(default_factory=dict)
     retryable: bool = True
+    labels: Mapping[str, str] | None = None
 
 
 def run_task_run(task_run_id: str, advance: bool = True) -> bool:
@@ -104,7 +105,7 @@ def _execute(snapshot, task, run: TaskRun, sink: LogSink, workdir, started: floa
         sink.emit("ERROR", f"Timeout after {task.timeout}")
         return Attempt(State.FAILED)
     if isinstance(result, TaskResult):
-        return Attempt(State(result.state), dict(result.outputs))
+        return Attempt(State(result.state), dict(result.outputs), labels=result.labels)
     return Attempt(State.SUCCESS, dict(result or {}))
 
 
@@ -183,13 +184,20 @@ def _record(run: TaskRun, flow, task, attempt: Attempt, advance: bool) -> None:
         fields["next_attempt_at"] = next_at
     fields["heartbeat_at"] = None
     def store() -> None:
-        move_task_run(run, decision_state, **fields)
+        if move_task_run(run, decision_state, **fields) and attempt.labels:
+            _add_labels(run.execution_id, attempt.labels)
 
     if advance or decision_state == State.RETRYING:
         dispatch.get().task_run_ended(run.execution_id, store)
     else:  # inside a chord: its body advances once for all
         with transaction.atomic():
             store()
+
+
+def _add_labels(execution_id: str, labels: Mapping[str, str]) -> None:
+    """Merge labels into the execution's (a task's request, recorded with the task's end)."""
+    execution = Execution.objects.only("labels").get(id=execution_id)
+    Execution.objects.filter(id=execution_id).update(labels={**(execution.labels or {}), **labels})
 
 
 def _json_safe(outputs: Mapping[str, Any]) -> dict[str, Any]:
