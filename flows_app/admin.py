@@ -11,7 +11,7 @@ from django.utils.html import format_html
 
 from .engine.inputs import InputsError
 from .forms import InputsForm, LabelsForm, inputs_form, needs_value
-from .models import Execution, Flow, FlowRevision, LogEntry, TaskRun
+from .models import Execution, Flow, FlowRevision, KVEntry, LogEntry, TaskRun
 from .services.executions import FlowDisabled, kill_execution, start_execution
 from .services.flows import spec_of
 from .spec.model import FlowSpec
@@ -216,3 +216,10 @@ class LogEntryAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None):
         return False
+
+
+@admin.register(KVEntry)
+class KVEntryAdmin(admin.ModelAdmin):
+    list_display = ("namespace", "key", "expires_at", "updated_at")
+    list_filter = ("namespace",)
+    search_fields = ("namespace", "key")

@@ -131,3 +131,22 @@ class LogEntry(models.Model):
 
     def __str__(self) -> str:
         return f"[{self.level}] {self.task_id}: {self.message[:60]}"
+
+
+class KVEntry(models.Model):
+    """A namespaced key-value pair (the KV store), read in templates as `kv('key')`."""
+
+    namespace = models.CharField(max_length=255)
+    key = models.CharField(max_length=255)
+    value = models.JSONField(null=True)
+    expires_at = models.DateTimeField(null=True, blank=True, help_text="Gone after this time (a TTL).")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["namespace", "key"], name="kv_unique_key")]
+        ordering = ["namespace", "key"]
+        verbose_name = "KV entry"
+        verbose_name_plural = "KV store"
+
+    def __str__(self) -> str:
+        return f"{self.namespace}/{self.key}"

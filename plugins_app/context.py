@@ -21,6 +21,7 @@ class TaskRunContext:
     logger: Callable[[str, str], None]
     stop_check: Callable[[], bool] = lambda: False
     deadline: float | None = None  # time.monotonic() by which the task must end
+    kv: Any = None  # the KV store of the flow's namespace: get(key), put(key, value, ttl=), delete(key)
     _last_stop_check: float = field(default=0.0, repr=False)
     _stopped: bool = field(default=False, repr=False)
 

@@ -27,6 +27,9 @@ CORE_PLUGINS = (
     "plugins_app.core.pause.Pause",
     "plugins_app.core.subflow.Subflow",
     "plugins_app.core.labels.Labels",
+    "plugins_app.core.kv.Set",
+    "plugins_app.core.kv.Get",
+    "plugins_app.core.kv.Delete",
     # pause and subflows (issue 5) — add entries above this line
 )
 

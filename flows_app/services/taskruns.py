@@ -25,6 +25,7 @@ from plugins_app.context import TaskRunContext
 from plugins_app.registry import get_plugin
 
 from .flows import with_checksum
+from .kv import KeyMissing, NamespaceKV
 from .logs import FLUSH_SECONDS, LogSink, log_now
 from .snapshots import load_snapshot
 from .transitions import claim_task_run, move_task_run
@@ -78,6 +79,8 @@ def _execute(snapshot, task, run: TaskRun, sink: LogSink, workdir, started: floa
     variables = build_variables(snapshot, task, run_view)
     variables["render"] = lambda text: render_value(text, variables)
     variables["errorLogs"] = lambda: _error_logs(run.execution_id)
+    store = NamespaceKV(snapshot.flow.namespace)
+    variables["kv"] = store.function
     deadline = started + task.timeout.total_seconds() if task.timeout else None
     try:
         props = render_properties(plugin_cls, task, variables)
@@ -87,7 +90,7 @@ def _execute(snapshot, task, run: TaskRun, sink: LogSink, workdir, started: floa
     ctx = TaskRunContext(
         task_id=task.id, task_run_id=run.id, execution_id=run.execution_id, attempt=len(run.attempts),
         work_root=workdir, renderer=lambda value: render_value(value, variables), logger=sink.emit,
-        stop_check=lambda: _is_killing(run.execution_id), deadline=deadline,
+        stop_check=lambda: _is_killing(run.execution_id), deadline=deadline, kv=store,
     )
     try:
         result = plugin_cls().run(props, ctx)
@@ -97,6 +100,9 @@ def _execute(snapshot, task, run: TaskRun, sink: LogSink, workdir, started: floa
     except TemplateError as exc:
         sink.emit("ERROR", f"task '{task.id}': {exc}")
         return Attempt(State.FAILED)
+    except KeyMissing as exc:
+        sink.emit("ERROR", str(exc))
+        return Attempt(State.FAILED, retryable=False)
     except Exception as exc:  # a plugin bug must fail its task, not the worker
         sink.emit("ERROR", f"task '{task.id}' failed: {type(exc).__name__}: {exc}")
         sink.emit("DEBUG", traceback.format_exc())

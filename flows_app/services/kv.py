@@ -1,0 +1,63 @@
+"""The KV store: namespaced values with an optional time to live, for tasks and for `kv()` in templates."""
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from django.db.models import Q
+from django.utils import timezone
+
+from flows_app.models import KVEntry
+
+
+class KeyMissing(LookupError):
+    pass
+
+
+def _live(namespace: str, key: str):
+    return KVEntry.objects.filter(Q(expires_at__isnull=True) | Q(expires_at__gt=timezone.now()),
+                                  namespace=namespace, key=key)
+
+
+def get(namespace: str, key: str, error_on_missing: bool = False) -> Any:
+    entry = _live(namespace, key).first()
+    if entry is None:
+        if error_on_missing:
+            raise KeyMissing(f"no key '{key}' in the KV store of namespace {namespace}")
+        return None
+    return entry.value
+
+
+def put(namespace: str, key: str, value: Any, ttl: timedelta | None = None, overwrite: bool = True) -> None:
+    if not overwrite and _live(namespace, key).exists():
+        raise KeyMissing(f"key '{key}' already exists in namespace {namespace} (overwrite: false)")
+    expires = timezone.now() + ttl if ttl else None
+    KVEntry.objects.update_or_create(namespace=namespace, key=key, defaults={"value": value, "expires_at": expires})
+
+
+def delete(namespace: str, key: str, error_on_missing: bool = False) -> bool:
+    deleted, _ = _live(namespace, key).delete()
+    if not deleted and error_on_missing:
+        raise KeyMissing(f"no key '{key}' in the KV store of namespace {namespace}")
+    return bool(deleted)
+
+
+class NamespaceKV:
+    """The store as a task sees it: its flow's namespace by default."""
+
+    def __init__(self, namespace: str):
+        self.namespace = namespace
+
+    def get(self, key: str, namespace: str | None = None, error_on_missing: bool = False) -> Any:
+        return get(namespace or self.namespace, key, error_on_missing)
+
+    def put(self, key: str, value: Any, namespace: str | None = None, ttl: timedelta | None = None,
+            overwrite: bool = True) -> None:
+        put(namespace or self.namespace, key, value, ttl, overwrite)
+
+    def delete(self, key: str, namespace: str | None = None, error_on_missing: bool = False) -> bool:
+        return delete(namespace or self.namespace, key, error_on_missing)
+
+    def function(self, key: str, namespace: str | None = None, errorOnMissing: bool = False) -> Any:
+        """`kv('key')`, `kv('key', 'other.namespace', true)` in templates."""
+        return self.get(key, namespace, bool(errorOnMissing))
