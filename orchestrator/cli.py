@@ -38,6 +38,12 @@ def build_parser() -> argparse.ArgumentParser:
     test.add_argument("--timeout", type=float, default=None, help="give up after this many seconds")
     test.set_defaults(handler=cmd_test)
 
+    plugins = commands.add_parser("plugins", help="the task types Tern knows").add_subparsers(dest="plugins_command")
+    plugins.add_parser("list", help="every task type, one per line").set_defaults(handler=cmd_plugins_list)
+    plugin_doc = plugins.add_parser("doc", help="a task type's properties, outputs and example")
+    plugin_doc.add_argument("type")
+    plugin_doc.set_defaults(handler=cmd_plugins_doc)
+
     web = commands.add_parser("web", help="serve the admin over HTTP (ASGI, uvicorn)")
     add_listen_options(web)
     web.set_defaults(handler=cmd_web)
@@ -99,6 +105,25 @@ def cmd_validate(args: argparse.Namespace) -> int:
         else:
             print(f"{path}: valid")
     return status
+
+
+def cmd_plugins_list(args: argparse.Namespace) -> int:
+    from plugins_app.catalogue import catalogue
+
+    print(catalogue())
+    return EXIT_OK
+
+
+def cmd_plugins_doc(args: argparse.Namespace) -> int:
+    from plugins_app.catalogue import doc
+    from plugins_app.registry import UnknownPlugin
+
+    try:
+        print(doc(args.type))
+    except UnknownPlugin as exc:
+        print(exc, file=sys.stderr)
+        return EXIT_FAILED
+    return EXIT_OK
 
 
 def parse_inputs(pairs: list[str]) -> dict[str, str]:

@@ -80,3 +80,21 @@ def test_flow_test_exits_two_on_an_invalid_flow_or_a_missing_file():
 def test_flow_test_loads_other_flows_with_flows_dir():
     result = tern("flow", "test", FIXTURES / "valid" / "sequential.yml", "--flows", FIXTURES / "valid", "--json")
     assert result.returncode == 0, result.stderr
+
+
+def test_plugins_list_and_doc_come_from_the_plugin_classes():
+    listing = tern("plugins", "list")
+    assert listing.returncode == 0
+    assert any(line.startswith("io.kestra.plugin.core.log.Log") and "runnable" in line
+               for line in listing.stdout.splitlines())
+    assert any(line.startswith("io.kestra.plugin.core.flow.Parallel") and "flowable" in line
+               for line in listing.stdout.splitlines())
+    doc = tern("plugins", "doc", "io.kestra.core.tasks.log.Log")  # a seed-era name finds the plugin
+    assert doc.returncode == 0
+    assert "message (string | array, required, templated)" in doc.stdout
+    assert 'level ("TRACE" | "DEBUG" | "INFO" | "WARN" | "ERROR", default "INFO", templated)' in doc.stdout
+    assert "Example:" in doc.stdout and "Also known as: io.kestra.core.tasks.log.Log" in doc.stdout
+    shell = tern("plugins", "doc", "io.kestra.plugin.scripts.shell.Commands")
+    assert "Outputs:" in shell.stdout and "exitCode" in shell.stdout
+    unknown = tern("plugins", "doc", "Logg")
+    assert unknown.returncode == 1 and "did you mean 'io.kestra.plugin.core.log.Log'" in unknown.stderr
