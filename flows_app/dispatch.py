@@ -158,9 +158,9 @@ class InlineDispatcher:
 
     # -- the loop --
     def _run(self, execution_id: str, task_run_id: str) -> None:
-        from flows_app.services.taskruns import run_task_run
-
         try:
+            from flows_app.services.taskruns import run_task_run
+
             run_task_run(task_run_id)
         except Exception as exc:  # surfaced by the loop: a crash must not hang `tern flow test`
             self.items.put(("crash", f"{type(exc).__name__}: {exc}"))

@@ -1,6 +1,7 @@
 """Tern's Django settings: everything from environment variables, with safe embedded defaults."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import dj_database_url
@@ -81,7 +82,8 @@ def _database() -> dict:
         }
         # Tests use a file, not the default shared in-memory database: task runs execute on threads, and
         # SQLite's shared cache has table locks that ignore the busy timeout.
-        db.setdefault("TEST", {})["NAME"] = str(DATA_DIR / "test.sqlite3")
+        # One per test process, so two test runs on one machine do not share (and destroy) one database.
+        db.setdefault("TEST", {})["NAME"] = str(DATA_DIR / f"test-{os.getpid()}.sqlite3")
     return db
 
 
@@ -132,6 +134,8 @@ CELERY_TIMEZONE = "UTC"
 TERN = {
     "DATA_DIR": DATA_DIR,
     "WORK_DIR": Path(env_str("TERN_WORK_DIR", str(DATA_DIR / "work"))),
+    # Internal storage for files (task outputs, FILE inputs, downloads), addressed as kestra:///...
+    "STORAGE_DIR": Path(env_str("TERN_STORAGE_DIR", str(DATA_DIR / "storage"))),
     "FLOWS_DIR": Path(env_str("TERN_FLOWS_DIR", str(BASE_DIR / "flows"))),
     # "celery" (the server), "inline" (in-process), or the dotted path of a Dispatcher class
     "DISPATCHER": env_str("TERN_DISPATCHER", "celery"),

@@ -22,6 +22,8 @@ class TaskRunContext:
     stop_check: Callable[[], bool] = lambda: False
     deadline: float | None = None  # time.monotonic() by which the task must end
     kv: Any = None  # the KV store of the flow's namespace: get(key), put(key, value, ttl=), delete(key)
+    storage_put: Callable[[Any, str], str] | None = None  # (path or bytes, file name) -> kestra:/// URI
+    storage_path: Callable[[str], Path] | None = None  # URI -> the local file (for reading)
     _last_stop_check: float = field(default=0.0, repr=False)
     _stopped: bool = field(default=False, repr=False)
 

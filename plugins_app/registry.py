@@ -30,6 +30,8 @@ CORE_PLUGINS = (
     "plugins_app.core.kv.Set",
     "plugins_app.core.kv.Get",
     "plugins_app.core.kv.Delete",
+    "plugins_app.core.http.Request",
+    "plugins_app.core.http.Download",
     # pause and subflows (issue 5) — add entries above this line
 )
 

@@ -27,6 +27,7 @@ from plugins_app.registry import get_plugin
 from .flows import with_checksum
 from .kv import KeyMissing, NamespaceKV
 from .logs import FLUSH_SECONDS, LogSink, log_now
+from .storage import StorageError, storage, task_run_parts
 from .snapshots import load_snapshot
 from .transitions import claim_task_run, move_task_run
 
@@ -81,6 +82,9 @@ def _execute(snapshot, task, run: TaskRun, sink: LogSink, workdir, started: floa
     variables["errorLogs"] = lambda: _error_logs(run.execution_id)
     store = NamespaceKV(snapshot.flow.namespace)
     variables["kv"] = store.function
+    files = storage()
+    variables["read"] = files.read
+    parts = task_run_parts(snapshot.flow.namespace, snapshot.flow.id, run.execution_id, task.id, run.id)
     deadline = started + task.timeout.total_seconds() if task.timeout else None
     try:
         props = render_properties(plugin_cls, task, variables)
@@ -91,6 +95,7 @@ def _execute(snapshot, task, run: TaskRun, sink: LogSink, workdir, started: floa
         task_id=task.id, task_run_id=run.id, execution_id=run.execution_id, attempt=len(run.attempts),
         work_root=workdir, renderer=lambda value: render_value(value, variables), logger=sink.emit,
         stop_check=lambda: _is_killing(run.execution_id), deadline=deadline, kv=store,
+        storage_put=lambda source, name: files.put(parts, name, source), storage_path=files.path_of,
     )
     try:
         result = plugin_cls().run(props, ctx)
@@ -100,7 +105,7 @@ def _execute(snapshot, task, run: TaskRun, sink: LogSink, workdir, started: floa
     except TemplateError as exc:
         sink.emit("ERROR", f"task '{task.id}': {exc}")
         return Attempt(State.FAILED)
-    except KeyMissing as exc:
+    except (KeyMissing, StorageError) as exc:
         sink.emit("ERROR", str(exc))
         return Attempt(State.FAILED, retryable=False)
     except Exception as exc:  # a plugin bug must fail its task, not the worker
