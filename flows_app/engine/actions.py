@@ -26,6 +26,7 @@ class SetTaskRunState:
     task_run_id: str
     state: State
     message: str | None = None
+    next_attempt_at: datetime | None = None  # with RETRYING: when the run starts again
 
 
 @dataclass(frozen=True)
@@ -36,13 +37,22 @@ class RequeueTaskRun:
 
 
 @dataclass(frozen=True)
+class RestartTaskRun:
+    """A flowable's retry whose time has come: RETRYING -> RUNNING as a new attempt, started afresh."""
+
+    task_run_id: str
+    outputs: Mapping[str, Any] = field(default_factory=dict)
+    subflow: Any = None  # a StartSubflow request for the services to carry out
+
+
+@dataclass(frozen=True)
 class SetExecutionState:
     state: State
     outputs: Mapping[str, Any] | None = None
     message: str | None = None
 
 
-Action = Union[CreateTaskRun, SetTaskRunState, RequeueTaskRun, SetExecutionState]
+Action = Union[CreateTaskRun, SetTaskRunState, RequeueTaskRun, RestartTaskRun, SetExecutionState]
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,8 @@ from plugins_app.base import (
 )
 from plugins_app.registry import get_plugin
 
-from .actions import Action, CreateTaskRun, Plan, RequeueTaskRun, SetExecutionState, SetTaskRunState
+from .actions import Action, CreateTaskRun, Plan, RequeueTaskRun, RestartTaskRun, SetExecutionState, SetTaskRunState
+from .outcome import decide
 from .properties import PropertyError, render_properties
 from .snapshot import ExecutionSnapshot, RunState
 from .states import State
@@ -132,10 +133,27 @@ def _has_active_work(snapshot: ExecutionSnapshot) -> bool:
 
 
 def handle_due_retries(snapshot: ExecutionSnapshot, new_id: NewId) -> list[Action]:
+    """Retries whose time has come: a runnable is queued again, a flowable starts afresh."""
     if snapshot.state != State.RUNNING:
         return []
-    return [RequeueTaskRun(r.id) for r in snapshot.runs
-            if r.state == State.RETRYING and r.next_attempt_at is not None and r.next_attempt_at <= snapshot.now]
+    actions: list[Action] = []
+    for run in snapshot.runs:
+        if run.state != State.RETRYING or run.next_attempt_at is None or run.next_attempt_at > snapshot.now:
+            continue
+        if not _is_flowable(snapshot, run):
+            actions.append(RequeueTaskRun(run.id))
+            continue
+        task = snapshot.flow.task(run.task_id)
+        try:
+            started = get_plugin(task.type)().start(FlowableRun(snapshot, task, run))
+        except (FlowableError, PropertyError, TemplateError) as exc:
+            actions.append(SetTaskRunState(run.id, _allowed(task, State.FAILED), message=str(exc)))
+            continue
+        if isinstance(started, StartSubflow):
+            actions.append(RestartTaskRun(run.id, subflow=started))
+        else:
+            actions.append(RestartTaskRun(run.id, outputs=dict(started or {})))
+    return actions
 
 
 def handle_flowables(snapshot: ExecutionSnapshot, new_id: NewId) -> list[Action]:
@@ -159,8 +177,20 @@ def handle_flowables(snapshot: ExecutionSnapshot, new_id: NewId) -> list[Action]
             actions.append(SetTaskRunState(run.id, _allowed(task, State.FAILED), message=str(exc)))
             continue
         if state is not None:
-            actions.append(SetTaskRunState(run.id, _allowed(task, state)))
+            actions.append(_end_or_retry(snapshot, task, run, state))
     return actions
+
+
+def _end_or_retry(snapshot: ExecutionSnapshot, task: TaskSpec, run: RunState, state: State) -> Action:
+    """A flowable without children of its own (Subflow) is retried by its policy, like a runnable;
+    one with children ends: starting its children over would mix two attempts' runs."""
+    childless = not get_plugin(task.type).child_fields
+    if state == State.FAILED and childless:
+        decision = decide(snapshot.flow, task, State.FAILED, max(run.attempts, 1), True, run.started_at, snapshot.now)
+        if decision.state == State.RETRYING:
+            return SetTaskRunState(run.id, State.RETRYING, next_attempt_at=decision.next_attempt_at)
+        return SetTaskRunState(run.id, decision.state)
+    return SetTaskRunState(run.id, _allowed(task, state))
 
 
 def handle_root(snapshot: ExecutionSnapshot, new_id: NewId) -> list[Action]:
@@ -270,7 +300,12 @@ def apply(snapshot: ExecutionSnapshot, actions: Sequence[Action]) -> ExecutionSn
                                        next_attempt_at=action.wake_at)
             order += 1
         elif isinstance(action, SetTaskRunState):
-            runs[action.task_run_id] = runs[action.task_run_id].evolve(state=action.state, next_attempt_at=None)
+            runs[action.task_run_id] = runs[action.task_run_id].evolve(state=action.state,
+                                                                       next_attempt_at=action.next_attempt_at)
+        elif isinstance(action, RestartTaskRun):
+            run = runs[action.task_run_id]
+            runs[action.task_run_id] = run.evolve(state=State.RUNNING, attempts=run.attempts + 1,
+                                                  outputs=action.outputs, next_attempt_at=None)
         elif isinstance(action, RequeueTaskRun):
             runs[action.task_run_id] = runs[action.task_run_id].evolve(state=State.QUEUED, next_attempt_at=None)
         elif isinstance(action, SetExecutionState):

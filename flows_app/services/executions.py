@@ -7,7 +7,14 @@ from django.db import transaction
 from django.utils import timezone
 
 from flows_app import dispatch
-from flows_app.engine.actions import CreateTaskRun, Plan, RequeueTaskRun, SetExecutionState, SetTaskRunState
+from flows_app.engine.actions import (
+    CreateTaskRun,
+    Plan,
+    RequeueTaskRun,
+    RestartTaskRun,
+    SetExecutionState,
+    SetTaskRunState,
+)
 from flows_app.engine.inputs import coerce_inputs
 from flows_app.engine.planner import plan
 from flows_app.engine.states import State, check_transition
@@ -130,9 +137,18 @@ def _apply(execution: Execution, runs: dict[str, Any], result: Plan) -> None:
         elif isinstance(action, SetTaskRunState):
             _flush_new(new_runs)
             run = _row(runs, action.task_run_id, execution)
-            move_task_run(run, action.state, next_attempt_at=None)
+            move_task_run(run, action.state, next_attempt_at=action.next_attempt_at)
             if action.message:
                 errors.append((run.id, run.task_id, action.message))
+        elif isinstance(action, RestartTaskRun):
+            _flush_new(new_runs)
+            restarted = TaskRun.objects.get(id=action.task_run_id)
+            attempts = [*restarted.attempts, {"state": State.RUNNING.value, "startDate": now.isoformat()}]
+            move_task_run(restarted, State.RUNNING, outputs=dict(action.outputs), attempts=attempts,
+                          next_attempt_at=None)
+            runs[restarted.id] = restarted
+            if action.subflow is not None:
+                subflows.append((restarted, action.subflow))
         elif isinstance(action, RequeueTaskRun):
             _flush_new(new_runs)
             move_task_run(_row(runs, action.task_run_id, execution), State.QUEUED, next_attempt_at=None)

@@ -53,3 +53,27 @@ def test_a_subflow_calling_its_own_flow_is_invalid():
         load_flow("id: loop\nnamespace: t\ntasks:\n  - id: again\n    type: io.kestra.plugin.core.flow.Subflow\n"
                   "    namespace: t\n    flowId: loop\n")
     assert "cannot run its own flow" in str(info.value)
+
+
+def test_a_failed_subflow_is_retried_by_its_policy_with_a_new_child_each_time(run_flow, tmp_path):
+    flow = tmp_path / "retry.yml"
+    flow.write_text("""id: retry-parent
+namespace: tests.subflows
+tasks:
+  - id: call
+    type: io.kestra.plugin.core.flow.Subflow
+    namespace: tests.subflows
+    flowId: child
+    inputs:
+      fail: true
+    retry:
+      type: constant
+      interval: PT0.1S
+      maxAttempt: 3
+""")
+    outcome = run_flow(flow, flows_dir=FLOWS)
+    call = runs(outcome.execution)["call"]
+    assert outcome.execution.state == "FAILED" and call.state == "FAILED" and len(call.attempts) == 3
+    children = Execution.objects.filter(parent=outcome.execution)
+    assert children.count() == 3 and {c.state for c in children} == {"FAILED"}
+    assert call.outputs["executionId"] == children.order_by("-created_at").first().id
