@@ -167,8 +167,9 @@ class FlowableError(Exception):
     """A flowable cannot go on (bad loop value, no Switch case): its task run fails with this message."""
 
 
-# How a flowable's property holds child tasks: a list of tasks, or a map of name -> list of tasks.
-LIST, MAP = "list", "map"
+# How a flowable's property holds child tasks: a list of tasks, a map of name -> list of tasks, or a list
+# of `{task: <task>, dependsOn: [ids]}` (Dag: the tasks become the branch, the field stays a property too).
+LIST, MAP, DAG = "list", "map", "dag"
 
 
 class FlowablePlugin(Plugin):
@@ -180,6 +181,12 @@ class FlowablePlugin(Plugin):
     # True when, once all its `tasks` have started together, nothing can happen before every one has
     # ended (Parallel): the runtime then joins them with one advance instead of one per child.
     fan_in: ClassVar[bool] = False
+
+    @classmethod
+    def check(cls, raw: Mapping[str, Any]) -> list[tuple[tuple[Any, ...], str]]:
+        """Checks the generic parser cannot make (Switch needs cases or defaults, a Dag has no cycle):
+        (path relative to the task, message) pairs; [] when the task as written is fine."""
+        return []
 
     def start(self, ctx: FlowableContext) -> Mapping[str, Any] | Suspend | StartSubflow:
         """Called once when the task run is created; its result becomes the run's outputs (a Suspend

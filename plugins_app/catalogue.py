@@ -39,8 +39,12 @@ def doc(type_name: str) -> str:
         if field.get("description"):
             out.append(f"      {field['description']}")
     children = getattr(plugin, "child_fields", {}) or {}
+    shapes = {"list": "list of tasks", "map": "map of name -> list of tasks",
+              "dag": "list of {task, dependsOn: [task ids]}"}
     for name, shape in children.items():
-        out.append(f"  {name} ({'list of tasks' if shape == 'list' else 'map of name -> list of tasks'})")
+        if name not in schema.get("properties", {}):  # a DAG-shaped field is a property too: listed above
+            out.append(f"  {name} ({shapes[shape]})")
+
     if plugin.outputs:
         out += ["", "Outputs:"] + [f"  {name}: {text}" for name, text in plugin.outputs.items()]
     if plugin.example.strip():

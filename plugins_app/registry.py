@@ -22,7 +22,16 @@ CORE_PLUGINS = (
     "plugins_app.core.shell.Commands",
     "plugins_app.core.shell.Script",
     "plugins_app.core.shell.Bash",
+    "plugins_app.core.branching.Switch",
+    "plugins_app.core.branching.If",
+    "plugins_app.core.branching.AllowFailure",
+    "plugins_app.core.branching.Dag",
+    "plugins_app.core.misc.OutputValues",
+    "plugins_app.core.misc.Sleep",
     # branching and simple runnables (issue 5) — add entries above this line
+    "plugins_app.core.loops.EachSequential",
+    "plugins_app.core.loops.EachParallel",
+    "plugins_app.core.loops.ForEach",
     # loops (issue 5) — add entries above this line
     "plugins_app.core.pause.Pause",
     "plugins_app.core.subflow.Subflow",

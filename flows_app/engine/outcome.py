@@ -33,7 +33,9 @@ def decide(flow: FlowSpec, task: TaskSpec, attempt_state: State, attempts: int, 
         at = next_attempt_at(policy, attempts, first_started, now) if retryable else None
         if at is not None:
             return Decision(State.RETRYING, at)
-        return Decision(State.WARNING if task.allow_failure else State.FAILED)
+        if not task.allow_failure:
+            return Decision(State.FAILED)
+        attempt_state = State.WARNING  # allowed to fail: a warning, which allowWarning may clear below
     if attempt_state == State.SUCCESS and attempts > 1 and policy is not None and policy.warning_on_retry:
         attempt_state = State.WARNING
     if attempt_state == State.WARNING and task.allow_warning:

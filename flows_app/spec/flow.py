@@ -130,6 +130,10 @@ def _map(value: Any, path: Path, errors: ErrorCollector) -> dict[str, Any]:
     return value
 
 
+# The system labels a flow may carry itself (Kestra's `system.readOnly`: edit only as code).
+FLOW_SYSTEM_LABELS = {"system.readOnly"}
+
+
 def _labels(value: Any, errors: ErrorCollector) -> dict[str, str]:
     """Labels as a map, or as Kestra's list of {key, value}; the `system.` prefix is reserved."""
     if value is None:
@@ -148,7 +152,7 @@ def _labels(value: Any, errors: ErrorCollector) -> dict[str, str]:
     labels: dict[str, str] = {}
     for key, val, path in pairs:
         key = str(key)
-        if key.startswith("system."):
+        if key.startswith("system.") and key not in FLOW_SYSTEM_LABELS:
             errors.add(path, f"label '{key}': the `system.` prefix is reserved")
             continue
         labels[key] = val if isinstance(val, str) else _text(val)

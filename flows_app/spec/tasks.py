@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from plugins_app.base import LIST, MAP, FlowablePlugin, Plugin
+from plugins_app.base import DAG, LIST, MAP, FlowablePlugin, Plugin
 from plugins_app.registry import UnknownPlugin, get_plugin
 
 from .durations import DurationError, parse_duration
@@ -55,6 +55,21 @@ class TaskParser:
                 tasks.append(task)
         return tuple(tasks)
 
+    def parse_dag(self, raw: Any, path: Path) -> tuple[TaskSpec, ...]:
+        """A Dag's `tasks`: each entry's `task` is a child task; `dependsOn` is the plugin's to check."""
+        if not isinstance(raw, list) or not raw:
+            self.errors.add(path, "must be a list of `{task: ..., dependsOn: [...]}`")
+            return ()
+        tasks = []
+        for i, entry in enumerate(raw):
+            if not isinstance(entry, dict) or "task" not in entry:
+                self.errors.add(path + (i,), "must be a map with `task` and, optionally, `dependsOn`")
+                continue
+            task = self.parse_task(entry["task"], path + (i, "task"))
+            if task is not None:
+                tasks.append(task)
+        return tuple(tasks)
+
     def parse_task(self, raw: Any, path: Path) -> TaskSpec | None:
         if not isinstance(raw, dict):
             self.errors.add(path, "a task must be a map with at least `id` and `type`")
@@ -72,9 +87,13 @@ class TaskParser:
         raw = self._with_defaults(raw, plugin)
         common = self._common(raw, path)
         branches = self._branches(raw, plugin, path)
-        children_keys = set(getattr(plugin, "child_fields", {}) or {})
+        # a DAG-shaped field also stays a property: the plugin reads the dependencies from it
+        children_keys = {k for k, shape in (getattr(plugin, "child_fields", {}) or {}).items() if shape != DAG}
         props = {k: v for k, v in raw.items() if k not in COMMON_KEYS and k not in children_keys}
         self._check_properties(plugin, props, path)
+        if issubclass(plugin, FlowablePlugin):
+            for where, message in plugin.check(raw):
+                self.errors.add(path + tuple(where), message)
         if task_id is None:
             return None
         return TaskSpec(id=task_id, type=plugin.type, properties=props, branches=branches, path=path, **common)
@@ -164,6 +183,8 @@ class TaskParser:
                 continue
             if shape == LIST:
                 branches[name] = self.parse_list(value, path + (name,), allow_empty=not required)
+            elif shape == DAG:
+                branches[name] = self.parse_dag(value, path + (name,))
             elif shape == MAP:
                 if not isinstance(value, dict):
                     self.errors.add(path + (name,), "must be a map of name -> list of tasks")
