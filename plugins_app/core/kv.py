@@ -35,6 +35,14 @@ class Set(RunnablePlugin):
         return {}
 
 
+class KeyProperties(Properties):
+    """A key to read or delete."""
+
+    key: str = prop(description="The key.")
+    namespace: str | None = prop(None, description="Another namespace than the flow's.")
+    errorOnMissing: bool = prop(False, description="Fail when the key is missing.")
+
+
 class Get(RunnablePlugin):
     """Read a key's value into the output `value`."""
 
@@ -46,10 +54,7 @@ class Get(RunnablePlugin):
   key: last_run
 """
 
-    class Properties(Properties):
-        key: str = prop(description="The key.")
-        namespace: str | None = prop(None, description="Another namespace than the flow's.")
-        errorOnMissing: bool = prop(False, description="Fail when the key is missing.")
+    Properties = KeyProperties
 
     def run(self, props, ctx):
         return {"value": ctx.kv.get(props.key, namespace=props.namespace, error_on_missing=props.errorOnMissing)}
@@ -66,10 +71,7 @@ class Delete(RunnablePlugin):
   key: last_run
 """
 
-    class Properties(Properties):
-        key: str = prop(description="The key.")
-        namespace: str | None = prop(None, description="Another namespace than the flow's.")
-        errorOnMissing: bool = prop(False, description="Fail when the key is missing.")
+    Properties = KeyProperties
 
     def run(self, props, ctx):
         return {"deleted": ctx.kv.delete(props.key, namespace=props.namespace, error_on_missing=props.errorOnMissing)}
