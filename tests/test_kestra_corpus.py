@@ -1,6 +1,7 @@
 """Kestra's own test flows, run by the shared corpus runner: the pass rates may only go up."""
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -17,7 +18,10 @@ FLOOR = {"runs": 72, "valid": 117, "invalid": 21}
 
 def test_the_kestra_corpus_pass_rates_do_not_go_down():
     if not RUNNER.exists():
-        pytest.fail(f"the Kestra corpus runner is missing at {RUNNER}")
+        message = f"the Kestra corpus is not beside this clone ({RUNNER})"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
     result = subprocess.run([sys.executable, str(RUNNER), f"{ROOT}/.venv/bin/tern", "--jobs", "2"],
                             capture_output=True, text=True, timeout=900)
     match = re.search(r"kestra-corpus: runs (\d+)/(\d+), valid (\d+)/(\d+), invalid (\d+)/(\d+)", result.stdout)

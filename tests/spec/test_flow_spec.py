@@ -11,7 +11,6 @@ import pytest
 from flows_app.spec.errors import FlowValidationError
 from flows_app.spec.flow import load_flow
 
-SHARED = Path(__file__).resolve().parents[3] / "shared"
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "flows"
 
 

@@ -13,7 +13,7 @@ from flows_app.spec import inputs as inputs_module
 from flows_app.spec.inputs import INPUT_TYPES, InputSpec, parse_inputs
 from flows_app.spec.yamlsource import load_yaml
 
-CORPUS = Path("/work/shared/kestra-corpus")
+CORPUS = Path(__file__).resolve().parents[3] / "shared" / "kestra-corpus"
 
 
 def parse(source: str) -> tuple[tuple[InputSpec, ...], list[str]]:
