@@ -94,7 +94,7 @@ class Commands(RunnablePlugin):
         commands: list[str] = prop(description="The commands to run, one per line of the script.", min_length=1)
 
     def run(self, props, ctx):
-        return run_shell(_exec_job(props, ctx, props.commands), ctx)
+        return run_shell(script_job(props, ctx, props.commands), ctx)
 
 
 class Script(RunnablePlugin):
@@ -120,8 +120,8 @@ class Script(RunnablePlugin):
 
     def run(self, props, ctx):
         name = f".tern-script-{secrets.token_hex(4)}.sh"
-        files = {**_input_files(props.inputFiles), name: props.script}
-        return run_shell(_exec_job(props, ctx, [f". ./{name}"], files=files, scratch=(name,)), ctx)
+        files = {**input_files_of(props.inputFiles), name: props.script}
+        return run_shell(script_job(props, ctx, [f". ./{name}"], files=files, scratch=(name,)), ctx)
 
 
 class Bash(RunnablePlugin):
@@ -163,7 +163,7 @@ class Bash(RunnablePlugin):
         lines = (["set -o errexit"] if props.exitOnFailed else []) + list(props.commands)
         patterns = (*(props.outputFiles or ()), *(props.outputsFiles or ()), *(props.files or ()))
         job = ShellJob(argv=(props.interpreter, *props.interpreterArgs, "\n".join(lines)), env=props.env or {},
-                       input_files=_input_files(props.inputFiles), output_patterns=patterns,
+                       input_files=input_files_of(props.inputFiles), output_patterns=patterns,
                        warning_on_stderr=props.warningOnStdErr)
         return run_shell(job, ctx)
 
@@ -210,7 +210,7 @@ def run_shell(job: ShellJob, ctx: RunContext) -> Mapping[str, Any] | TaskResult:
     return outputs
 
 
-def _exec_job(props: ShellProperties, ctx: RunContext, commands: Sequence[str], *,
+def script_job(props: ShellProperties, ctx: RunContext, commands: Sequence[str], *,
               files: Mapping[str, str | None] | None = None, scratch: tuple[str, ...] = ()) -> ShellJob:
     """Commands and Script: one script of `set -e`, `beforeCommands`, then `commands`, like Kestra's ScriptService."""
     _check_runner(props, ctx)
@@ -218,7 +218,7 @@ def _exec_job(props: ShellProperties, ctx: RunContext, commands: Sequence[str], 
     return ShellJob(
         argv=(*props.interpreter, "\n".join(lines)),
         env=props.env or {},
-        input_files=_input_files(props.inputFiles) if files is None else files,
+        input_files=input_files_of(props.inputFiles) if files is None else files,
         output_patterns=tuple(props.outputFiles or ()),
         warning_on_stderr=props.warningOnStdErr,
         scratch=scratch,
@@ -281,7 +281,7 @@ class _Printed:
 
 # ---- files in the working directory -------------------------------------------------------------
 
-def _input_files(value: InputFiles | None) -> dict[str, str | None]:
+def input_files_of(value: InputFiles | None) -> dict[str, str | None]:
     if value is None:
         return {}
     if isinstance(value, dict):
@@ -358,76 +358,3 @@ def _glob_regex(pattern: str) -> re.Pattern[str]:
         raise PluginError(f"outputFiles: '{pattern}' has an unclosed '{{'", retryable=False)
     return re.compile("".join(parts))
 
-
-class _InterpretedScript(RunnablePlugin):
-    """A script in another language, written to a file and run by its interpreter found on PATH."""
-
-    interpreter_command: str = ""  # the program, e.g. python3
-    suffix: str = ""
-    outputs = OUTPUTS
-
-    class Properties(ShellProperties):
-        script: str = prop(description="The script's text.", min_length=1)
-
-    def run(self, props, ctx):
-        name = f".tern-script-{secrets.token_hex(4)}{self.suffix}"  # our own name: nothing from the user
-        files = {**_input_files(props.inputFiles), name: props.script}
-        return run_shell(_exec_job(props, ctx, [f"{self.interpreter_command} {name}"], files=files,
-                                   scratch=(name,)), ctx)
-
-
-class PythonCommands(Commands):
-    """Run shell commands, typically `python …`, in a subprocess (Kestra's Python Commands, local runner)."""
-
-    type = "io.kestra.plugin.scripts.python.Commands"
-    aliases = ()
-    example = """
-- id: report
-  type: io.kestra.plugin.scripts.python.Commands
-  beforeCommands:
-    - echo preparing
-  commands:
-    - python3 -c 'print("::{\\"outputs\\":{\\"ok\\":true}}::")'
-"""
-
-
-class PythonScript(_InterpretedScript):
-    """Run an inline Python script with `python3` from PATH; print `::{"outputs":{...}}::` to set outputs."""
-
-    type = "io.kestra.plugin.scripts.python.Script"
-    interpreter_command = "python3"
-    suffix = ".py"
-    example = """
-- id: compute
-  type: io.kestra.plugin.scripts.python.Script
-  script: |
-    import json
-    print("::" + json.dumps({"outputs": {"answer": 6 * 7}}) + "::")
-"""
-
-
-class NodeCommands(Commands):
-    """Run shell commands, typically `node …`, in a subprocess (Kestra's Node Commands, local runner)."""
-
-    type = "io.kestra.plugin.scripts.node.Commands"
-    aliases = ()
-    example = """
-- id: build
-  type: io.kestra.plugin.scripts.node.Commands
-  commands:
-    - node --version
-"""
-
-
-class NodeScript(_InterpretedScript):
-    """Run an inline JavaScript script with `node` from PATH."""
-
-    type = "io.kestra.plugin.scripts.node.Script"
-    interpreter_command = "node"
-    suffix = ".js"
-    example = """
-- id: compute
-  type: io.kestra.plugin.scripts.node.Script
-  script: |
-    console.log("::" + JSON.stringify({outputs: {answer: 42}}) + "::");
-"""
