@@ -245,9 +245,7 @@ class EachParallel(Loop):
       format: "{{ taskrun.value }}"
 """
 
-    class Properties(Properties):
-        value: Any = prop(description="The values: a list, or the JSON text of a list. Each child sees its "
-                                      "value as `taskrun.value` (an object as its JSON text).")
+    class Properties(EachSequential.Properties):
         concurrent: int = prop(0, dynamic=False, ge=0,
                                description="How many child task runs at once, all values together; 0 means all.")
 
