@@ -1,4 +1,4 @@
-"""Python and Node tasks: the shell machinery with another interpreter (the local process runner)."""
+"""Python and Node tasks: the shell machinery with another interpreter (a local process, or a container)."""
 from __future__ import annotations
 
 import secrets
@@ -12,6 +12,7 @@ class _InterpretedScript(RunnablePlugin):
     """A script in another language, written to a file and run by its interpreter found on PATH."""
 
     interpreter_command: str = ""  # the program, e.g. python3
+    default_image: str = ""  # Kestra's containerImage default, for the Docker runner
     suffix: str = ""
     outputs = OUTPUTS
 
@@ -22,14 +23,15 @@ class _InterpretedScript(RunnablePlugin):
         name = f".tern-script-{secrets.token_hex(4)}{self.suffix}"  # our own name: nothing from the user
         files = {**input_files_of(props.inputFiles), name: props.script}
         return run_shell(script_job(props, ctx, [f"{self.interpreter_command} {name}"], files=files,
-                                   scratch=(name,)), ctx)
+                                   scratch=(name,), default_image=self.default_image), ctx)
 
 
 class PythonCommands(Commands):
-    """Run shell commands, typically `python …`, in a subprocess (Kestra's Python Commands, local runner)."""
+    """Run shell commands, typically `python …`, in a subprocess or a container (Kestra's Python Commands)."""
 
     type = "io.kestra.plugin.scripts.python.Commands"
     aliases = ()
+    default_image = "python"
     example = """
 - id: report
   type: io.kestra.plugin.scripts.python.Commands
@@ -41,10 +43,11 @@ class PythonCommands(Commands):
 
 
 class PythonScript(_InterpretedScript):
-    """Run an inline Python script with `python3` from PATH; print `::{"outputs":{...}}::` to set outputs."""
+    """Run an inline Python script with `python3` from PATH (or the container's); print `::{"outputs":{...}}::` to set outputs."""
 
     type = "io.kestra.plugin.scripts.python.Script"
     interpreter_command = "python3"
+    default_image = "python"
     suffix = ".py"
     example = """
 - id: compute
@@ -56,10 +59,11 @@ class PythonScript(_InterpretedScript):
 
 
 class NodeCommands(Commands):
-    """Run shell commands, typically `node …`, in a subprocess (Kestra's Node Commands, local runner)."""
+    """Run shell commands, typically `node …`, in a subprocess or a container (Kestra's Node Commands)."""
 
     type = "io.kestra.plugin.scripts.node.Commands"
     aliases = ()
+    default_image = "node"
     example = """
 - id: build
   type: io.kestra.plugin.scripts.node.Commands
@@ -69,10 +73,11 @@ class NodeCommands(Commands):
 
 
 class NodeScript(_InterpretedScript):
-    """Run an inline JavaScript script with `node` from PATH."""
+    """Run an inline JavaScript script with `node` from PATH (or the container's)."""
 
     type = "io.kestra.plugin.scripts.node.Script"
     interpreter_command = "node"
+    default_image = "node"
     suffix = ".js"
     example = """
 - id: compute

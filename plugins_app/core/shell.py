@@ -1,4 +1,4 @@
-"""Shell tasks (Commands, Script and the seed-era Bash): one shell script, run as a local process in the task's working directory."""
+"""Shell tasks (Commands, Script and the seed-era Bash): one shell script, run in the task's working directory as a local process or in a Docker container."""
 from __future__ import annotations
 
 import json
@@ -16,6 +16,7 @@ from flows_app.engine.states import State
 from flows_app.spec.durations import format_duration
 from plugins_app.base import PluginError, Properties, RunContext, RunnablePlugin, TaskResult, prop
 
+from .docker_runner import DOCKER_RUNNER, DOCKER_RUNNER_NAMES, LABEL, DockerOptions, docker_options, run_in_container
 from .process import STOPPED, TIMED_OUT, run_process
 
 PROCESS_RUNNER = "io.kestra.plugin.core.runner.Process"
@@ -46,7 +47,7 @@ class ShellProperties(Properties):
     """What Commands and Script share (Kestra's AbstractExecScript)."""
 
     beforeCommands: list[str] | None = prop(None, description="Commands run first, e.g. to install a tool.")
-    env: Env | None = prop(None, description="Environment variables added to the worker's own.")
+    env: Env | None = prop(None, description="Environment variables added to the worker's own (a container gets these only).")
     interpreter: list[str] = prop(["/bin/sh", "-c"], dynamic=False, min_length=1,
                                   description="The program and arguments the script is handed to, as the last argument.")
     warningOnStdErr: bool = prop(True, dynamic=False, description="End in WARNING when the script wrote to stderr.")
@@ -55,25 +56,33 @@ class ShellProperties(Properties):
     inputFiles: InputFiles | None = prop(None, description="Files written into the working directory first: name -> content.")
     outputFiles: list[str] | None = prop(None, description="Glob patterns (`*.csv`, `out/**`) of files to return.")
     namespaceFiles: dict[str, Any] | None = prop(None, dynamic=False, description="Not supported yet: must not be enabled.")
-    containerImage: str | None = prop(None, description="Accepted for Kestra flows; ignored by the local process runner.")
-    taskRunner: dict[str, Any] | None = prop(None, dynamic=False,
-                                             description=f"Only `{{type: {PROCESS_RUNNER}}}` is available for now.")
-    runner: Literal["PROCESS", "DOCKER"] | None = prop(None, dynamic=False, description="Deprecated; only PROCESS runs.")
-    docker: dict[str, Any] | None = prop(None, dynamic=False, description="Deprecated Docker options; ignored.")
+    containerImage: str | None = prop(None, description="The image the Docker runner runs the task in (default "
+                                      "`ubuntu`, `python` or `node` by task type); ignored by the process runner.")
+    taskRunner: dict[str, Any] | None = prop(None, dynamic=False, description=(
+        f"Where the task runs: `{{type: {PROCESS_RUNNER}}}` (the default: a local process) or `{{type: {DOCKER_RUNNER}}}` "
+        "with `pullPolicy`, `volumes`, `cpu: {cpus}`, `memory: {memory}`, `networkMode`, `user`, `entryPoint`, "
+        "`host`, `delete`. Templates in it are rendered."))
+    runner: Literal["PROCESS", "DOCKER"] | None = prop(None, dynamic=False,
+                                                       description="Deprecated; use `taskRunner`. DOCKER runs the task "
+                                                                   "in a container set by `docker`.")
+    docker: dict[str, Any] | None = prop(None, dynamic=False, description="Deprecated Docker options for `runner: DOCKER`: "
+                                         "`image` and the Docker runner's properties.")
     targetOS: Literal["AUTO", "LINUX", "WINDOWS"] = prop("AUTO", dynamic=False, description="Accepted; the worker's OS is used.")
     outputDirectory: bool = prop(False, dynamic=False, description="Deprecated; use `outputFiles`.")
 
 
 class Commands(RunnablePlugin):
-    """Run shell commands in a subprocess.
+    """Run shell commands in a subprocess or a Docker container.
 
     `beforeCommands` then `commands` are joined with newlines into one script, run by the
     interpreter (`/bin/sh -c` by default). As in Kestra, `failFast` (default true) puts `set -e`
     first, so a failing command fails the task even when it is not the last one.
     `warningOnStdErr` defaults to true, Kestra's default up to 0.22 (Kestra 0.23 dropped the
     WARNING-on-stderr state altogether): any stderr line ends the task in WARNING.
-    Only the local process runner exists for now: the task runs on the worker, not in a container
-    (Kestra's default is Docker), and a Docker or other remote `taskRunner` fails the task.
+    The task runs as a local process on the worker unless `taskRunner` is Kestra's Docker runner
+    (or, deprecated, `runner: DOCKER` with `docker`): then it runs in a container of `containerImage`
+    (default `ubuntu`), the working directory mounted at its own path, on the engine at the runner's
+    `host`, else the worker's DOCKER_HOST. Other task runners (Kubernetes, cloud batch) fail the task.
     """
 
     type = "io.kestra.plugin.scripts.shell.Commands"
@@ -93,12 +102,14 @@ class Commands(RunnablePlugin):
     class Properties(ShellProperties):
         commands: list[str] = prop(description="The commands to run, one per line of the script.", min_length=1)
 
+    default_image = "ubuntu"  # Kestra's containerImage default for this task type
+
     def run(self, props, ctx):
-        return run_shell(script_job(props, ctx, props.commands), ctx)
+        return run_shell(script_job(props, ctx, props.commands, default_image=self.default_image), ctx)
 
 
 class Script(RunnablePlugin):
-    """Run an inline shell script in a subprocess.
+    """Run an inline shell script in a subprocess or a Docker container.
 
     The script is written to a file in the working directory and sourced (`. ./file`) by the
     interpreter after `beforeCommands`, so `set -e` (`failFast`) applies inside it as in Kestra,
@@ -118,19 +129,24 @@ class Script(RunnablePlugin):
     class Properties(ShellProperties):
         script: str = prop(description="The script's text (not a path: use Commands to run a file).", min_length=1)
 
+    default_image = "ubuntu"
+
     def run(self, props, ctx):
         name = f".tern-script-{secrets.token_hex(4)}.sh"
         files = {**input_files_of(props.inputFiles), name: props.script}
-        return run_shell(script_job(props, ctx, [f". ./{name}"], files=files, scratch=(name,)), ctx)
+        return run_shell(script_job(props, ctx, [f". ./{name}"], files=files, scratch=(name,),
+                                    default_image=self.default_image), ctx)
 
 
 class Bash(RunnablePlugin):
-    """Run shell commands in a subprocess (the seed-era Bash task).
+    """Run shell commands in a subprocess or a Docker container (the seed-era Bash task).
 
     Kestra's defaults: `interpreter` `/bin/sh` with `interpreterArgs` `["-c"]`, `exitOnFailed`
     true (`set -o errexit` first), `warningOnStdErr` true. `outputFiles`, `outputsFiles` and
     `files` are all read as glob patterns in the working directory; the old
     `{{ outputFiles.name }}` temporary-file variables are not provided.
+    `runner: DOCKER` runs the commands in a container of `dockerOptions.image`, as Commands does
+    with the Docker task runner.
     """
 
     type = "io.kestra.core.tasks.scripts.Bash"
@@ -147,24 +163,30 @@ class Bash(RunnablePlugin):
         interpreter: str = prop("/bin/sh", dynamic=False, min_length=1, description="The program that runs the script.")
         interpreterArgs: list[str] = prop(["-c"], dynamic=False, description="Arguments before the script.")
         exitOnFailed: bool = prop(True, dynamic=False, description="Stop at the first failing command (`set -o errexit`).")
-        env: Env | None = prop(None, description="Environment variables added to the worker's own.")
+        env: Env | None = prop(None, description="Environment variables added to the worker's own (a container gets these only).")
         inputFiles: InputFiles | None = prop(None, description="Files written into the working directory first: name -> content.")
         outputFiles: list[str] | None = prop(None, dynamic=False, description="Glob patterns of files to return.")
         outputsFiles: list[str] | None = prop(None, dynamic=False, description="Deprecated name of `outputFiles`.")
         files: list[str] | None = prop(None, description="Deprecated name of `outputFiles`.")
         warningOnStdErr: bool = prop(True, dynamic=False, description="End in WARNING when the script wrote to stderr.")
-        runner: Literal["PROCESS", "DOCKER"] = prop("PROCESS", dynamic=False, description="Only PROCESS runs for now.")
-        dockerOptions: dict[str, Any] | None = prop(None, dynamic=False, description="Accepted; Docker runs come later.")
+        runner: Literal["PROCESS", "DOCKER"] = prop("PROCESS", dynamic=False,
+                                                    description="PROCESS (a local process) or DOCKER (a container).")
+        dockerOptions: dict[str, Any] | None = prop(None, dynamic=False, description=(
+            "For `runner: DOCKER`: `image` (required), and `pullPolicy`, `volumes`, `cpu`, `memory`, `networkMode`, "
+            "`user`, `entryPoint`, `host` as for the Docker task runner."))
 
     def run(self, props, ctx):
+        container = None
         if props.runner == "DOCKER":
-            raise PluginError("runner DOCKER is not available yet: Docker runners come later; use runner: PROCESS",
-                              retryable=False)
+            if not (props.dockerOptions or {}).get("image"):
+                raise PluginError("dockerOptions.image is required with runner: DOCKER", retryable=False)
+            container = docker_options(ctx.render(props.dockerOptions), image=None, where="dockerOptions",
+                                       warn=lambda message: ctx.log("WARN", message))
         lines = (["set -o errexit"] if props.exitOnFailed else []) + list(props.commands)
         patterns = (*(props.outputFiles or ()), *(props.outputsFiles or ()), *(props.files or ()))
         job = ShellJob(argv=(props.interpreter, *props.interpreterArgs, "\n".join(lines)), env=props.env or {},
                        input_files=input_files_of(props.inputFiles), output_patterns=patterns,
-                       warning_on_stderr=props.warningOnStdErr)
+                       warning_on_stderr=props.warningOnStdErr, container=container)
         return run_shell(job, ctx)
 
 
@@ -178,6 +200,7 @@ class ShellJob:
     output_patterns: tuple[str, ...] = ()
     warning_on_stderr: bool = True
     scratch: tuple[str, ...] = ()  # files of ours among input_files, removed before outputs are collected
+    container: DockerOptions | None = None  # None: a local process
 
 
 def run_shell(job: ShellJob, ctx: RunContext) -> Mapping[str, Any] | TaskResult:
@@ -185,11 +208,17 @@ def run_shell(job: ShellJob, ctx: RunContext) -> Mapping[str, Any] | TaskResult:
     workdir = Path(ctx.working_dir)
     write_input_files(workdir, job.input_files)
     printed = _Printed(ctx)
-    env = {**os.environ, **job.env, "WORKING_DIR": str(workdir)}
-    ctx.log("DEBUG", f"Starting {job.argv[0]} in {workdir}")
+    timeout = ctx.timeout  # what is left now; the context counts down, and the error names the whole allowance
     try:
-        ended = run_process(job.argv, cwd=workdir, env=env, on_line=printed.line,
-                            timeout=ctx.timeout, should_stop=ctx.should_stop)
+        if job.container is None:
+            ctx.log("DEBUG", f"Starting {job.argv[0]} in {workdir}")
+            ended = run_process(job.argv, cwd=workdir, env={**os.environ, **job.env, "WORKING_DIR": str(workdir)},
+                                on_line=printed.line, timeout=timeout, should_stop=ctx.should_stop)
+        else:  # the worker's own environment stays out of the container
+            ended = run_in_container(job.argv, job.container, workdir=workdir,
+                                     env={**job.env, "WORKING_DIR": str(workdir)},
+                                     labels={LABEL: ctx.task_run_id, "tern.execution": ctx.execution_id},
+                                     on_line=printed.line, log=ctx.log, timeout=timeout, should_stop=ctx.should_stop)
     except (FileNotFoundError, PermissionError) as exc:  # from starting the interpreter, not from the script
         raise PluginError(f"Cannot start '{job.argv[0]}': {exc.strerror}", retryable=False) from exc
     finally:
@@ -197,7 +226,7 @@ def run_shell(job: ShellJob, ctx: RunContext) -> Mapping[str, Any] | TaskResult:
             (workdir / name).unlink(missing_ok=True)
 
     if ended.reason == TIMED_OUT:
-        raise PluginError(f"Timeout after {format_duration(timedelta(seconds=ctx.timeout or 0))}", retryable=True)
+        raise PluginError(f"Timeout after {format_duration(timedelta(seconds=round(timeout or 0, 1)))}", retryable=True)
     if ended.reason == STOPPED:
         raise PluginError("killed", retryable=False)
     outputs: dict[str, Any] = {"exitCode": ended.exit_code, "vars": printed.vars}
@@ -211,9 +240,10 @@ def run_shell(job: ShellJob, ctx: RunContext) -> Mapping[str, Any] | TaskResult:
 
 
 def script_job(props: ShellProperties, ctx: RunContext, commands: Sequence[str], *,
-              files: Mapping[str, str | None] | None = None, scratch: tuple[str, ...] = ()) -> ShellJob:
+               files: Mapping[str, str | None] | None = None, scratch: tuple[str, ...] = (),
+               default_image: str | None = None) -> ShellJob:
     """Commands and Script: one script of `set -e`, `beforeCommands`, then `commands`, like Kestra's ScriptService."""
-    _check_runner(props, ctx)
+    container = _container_of(props, ctx, default_image)
     lines = (["set -e"] if props.failFast else []) + list(props.beforeCommands or ()) + list(commands)
     return ShellJob(
         argv=(*props.interpreter, "\n".join(lines)),
@@ -222,25 +252,30 @@ def script_job(props: ShellProperties, ctx: RunContext, commands: Sequence[str],
         output_patterns=tuple(props.outputFiles or ()),
         warning_on_stderr=props.warningOnStdErr,
         scratch=scratch,
+        container=container,
     )
 
 
-def _check_runner(props: ShellProperties, ctx: RunContext) -> None:
-    """Only the local process runner exists: a flow asking for a container must fail, not run on the worker."""
+def _container_of(props: ShellProperties, ctx: RunContext, default_image: str | None) -> DockerOptions | None:
+    """The Docker options when the task asks for a container; None for a local process (the default)."""
     if props.namespaceFiles and props.namespaceFiles.get("enabled"):
         raise PluginError("namespaceFiles are not available yet", retryable=False)
+    image = props.containerImage or default_image
+    warn = lambda message: ctx.log("WARN", message)  # noqa: E731
     if props.taskRunner is not None:
         kind = str(props.taskRunner.get("type") or "")
         if kind == PROCESS_RUNNER or kind.endswith(".runner.Process"):
-            return
-        later = "Docker task runners come later" if "docker" in kind.lower() else "only the Process runner exists"
-        raise PluginError(f"task runner '{kind}' is not available yet ({later}); use type: {PROCESS_RUNNER}",
+            return None
+        if kind in DOCKER_RUNNER_NAMES:
+            return docker_options(ctx.render(props.taskRunner), image=image, where="taskRunner", warn=warn)
+        raise PluginError(f"task runner '{kind}' is not available: use type {PROCESS_RUNNER} or {DOCKER_RUNNER}",
                           retryable=False)
     if props.runner == "DOCKER":
-        raise PluginError("runner DOCKER is not available yet: Docker runners come later; use runner: PROCESS",
-                          retryable=False)
+        return docker_options(ctx.render(props.docker or {}), image=image, where="docker", warn=warn)
     if props.containerImage or props.docker:
-        ctx.log("WARN", "containerImage/docker ignored: Tern runs this task as a local process, not in a container")
+        ctx.log("WARN", "containerImage/docker ignored: no Docker taskRunner is set, so Tern runs this task as a "
+                        "local process, not in a container")
+    return None
 
 
 # ---- what the process printed -------------------------------------------------------------------
