@@ -64,5 +64,6 @@ class Sleep(RunnablePlugin):
                 raise PluginError("killed", retryable=False)
             time.sleep(min(left, POLL_SECONDS))
         if timeout is not None and timeout < seconds:
-            raise PluginError(f"Timeout after {format_duration(timedelta(seconds=timeout))}", retryable=True)
+            # the time left when the task began, a hair under the task's `timeout`: said as shell tasks say it
+            raise PluginError(f"Timeout after {format_duration(timedelta(seconds=round(timeout, 1)))}", retryable=True)
         return {}
