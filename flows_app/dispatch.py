@@ -33,18 +33,22 @@ class Batch:
 
 @dataclass
 class KeepSlot:
-    """Room for one task run that the current worker thread runs next itself, instead of sending it."""
+    """Room for one task run that the current worker thread runs next itself, instead of sending it.
 
-    queue: str
+    `queues`: those this worker serves that the run may come from (the delivery's queue, and the
+    worker's own queue); `kept_queue` is where to send the kept run if the thread hands it back."""
+
+    queues: tuple[str, ...]
     kept: str | None = None
+    kept_queue: str = ""
 
     def take(self, batches: list[Batch]) -> bool:
         if self.kept is not None or len(batches) != 1:
             return False
         batch = batches[0]
-        if len(batch.task_run_ids) != 1 or batch.queue != self.queue:
+        if len(batch.task_run_ids) != 1 or batch.queue not in self.queues:
             return False
-        self.kept = batch.task_run_ids[0]
+        self.kept, self.kept_queue = batch.task_run_ids[0], batch.queue
         return True
 
 
@@ -74,8 +78,8 @@ class CeleryDispatcher:
         self.local = threading.local()  # one keep slot per worker thread
 
     @contextmanager
-    def keeping_one(self, queue: str) -> Iterator["KeepSlot"]:
-        slot = KeepSlot(queue)
+    def keeping_one(self, *queues: str) -> Iterator["KeepSlot"]:
+        slot = KeepSlot(queues)
         self.local.slot = slot
         try:
             yield slot

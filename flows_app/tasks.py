@@ -22,20 +22,22 @@ def run_task_run(self, task_run_id: str) -> None:
     worker's queue, run that one too (see CeleryDispatcher.keeping_one)."""
     from flows_app import dispatch
     from flows_app.services.taskruns import run_task_run as run
+    from orchestrator import celery
 
     dispatcher = dispatch.get()
     if not isinstance(dispatcher, dispatch.CeleryDispatcher):
         run(task_run_id)
         return
     queue = (self.request.delivery_info or {}).get("routing_key") or "tern"
+    queues = (queue, celery.worker_queue) if celery.worker_queue else (queue,)
     next_id: str | None = task_run_id
     for _ in range(MAX_IN_TURN):
-        with dispatcher.keeping_one(queue) as slot:
+        with dispatcher.keeping_one(*queues) as slot:
             run(next_id)
         next_id = slot.kept
         if next_id is None:
             return
-    run_task_run.apply_async((next_id,), queue=queue)
+    run_task_run.apply_async((next_id,), queue=slot.kept_queue)
 
 
 @app.task(name="tern.run_task_run_in_chord", ignore_result=False)

@@ -1,14 +1,15 @@
 """The Celery app: Redis broker and result backend, JSON only, late acks; configured from Django settings.
 
 Queues: `tern` carries advances and task runs; a task with `workerGroup: {key: gpu}` goes to `tern.gpu`,
-served by `tern worker --queues tern.gpu`.
+served by `tern worker --queues tern.gpu`. Each worker also serves a queue of its own,
+`tern.direct.<worker name>`, for work that must run where earlier work left files (WorkingDirectory).
 """
 from __future__ import annotations
 
 import os
 
 from celery import Celery
-from celery.signals import task_postrun
+from celery.signals import celeryd_after_setup, task_postrun
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "orchestrator.settings")
 
@@ -27,6 +28,17 @@ def _close_old_connections(**kwargs) -> None:
     close_old_connections()
 
 DEFAULT_QUEUE = "tern"
+
+# This worker's own queue (None outside a worker): set as the worker starts, before its pool forks.
+worker_queue: str | None = None
+
+
+@celeryd_after_setup.connect
+def _serve_own_queue(sender, instance, **kwargs) -> None:
+    """`sender` is the worker's node name (`w1@host`), unique among running workers."""
+    global worker_queue
+    worker_queue = f"{DEFAULT_QUEUE}.direct.{sender}"
+    instance.app.amqp.queues.select_add(worker_queue)
 
 
 def queue_for(worker_group: str | None) -> str:

@@ -45,6 +45,8 @@ CORE_PLUGINS = (
     "plugins_app.core.kv.Delete",
     "plugins_app.core.http.Request",
     "plugins_app.core.http.Download",
+    "plugins_app.core.workdir.WorkingDirectory",
+    "plugins_app.core.workdir.LocalFiles",
     # pause and subflows (issue 5) — add entries above this line
 )
 

@@ -45,6 +45,9 @@ class ExecutionSnapshot:
     def run(self, run_id: str) -> RunState:
         return self._by_id()[run_id]
 
+    def run_ids(self):
+        return self._by_id().keys()
+
     def children(self, parent_id: str | None) -> list[RunState]:
         return self._by_parent().get(parent_id, [])
 

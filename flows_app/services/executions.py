@@ -24,6 +24,7 @@ from orchestrator.celery import queue_for
 from plugins_app.base import active
 from plugins_app.registry import get_plugin
 
+from . import workdirs
 from .flows import spec_of, with_checksum
 from .logs import log_now
 from .snapshots import load_snapshot
@@ -71,6 +72,7 @@ def advance_execution(execution_id: str, first: Callable[[], None] | None = None
         runs: dict[str, Any] = {r.id: r for r in snapshot.runs}
         result = plan(snapshot)
         _apply(execution, runs, result)
+        _release_directories(snapshot, runs, result)
         if execution.wake_at != result.wake_at and not State(execution.state).is_terminal:
             Execution.objects.filter(id=execution.id).update(wake_at=result.wake_at)
         batches, wake_at = batches_of(snapshot.flow, runs, result.to_dispatch), result.wake_at
@@ -88,11 +90,21 @@ def batches_of(flow: FlowSpec, runs: Mapping[str, Any], ids: list[str]) -> list[
     groups: dict[tuple[str | None, str], list[str]] = {}
     for run_id in ids:
         run = runs[run_id]
-        groups.setdefault((run.parent_id, queue_for(flow.task(run.task_id).worker_group)), []).append(run_id)
+        groups.setdefault((run.parent_id, _queue_of(flow, runs, run)), []).append(run_id)
     batches = []
     for (parent_id, queue), members in groups.items():
         batches.append(dispatch.Batch(tuple(members), queue, join=_joins(flow, runs, parent_id, members)))
     return batches
+
+
+def _queue_of(flow: FlowSpec, runs: Mapping[str, Any], run: Any) -> str:
+    """The workerGroup's queue; a WorkingDirectory's child goes to the worker holding the directory."""
+    parent = runs.get(run.parent_id) if run.parent_id else None
+    if parent is not None and workdirs.shares_directory(flow.task(parent.task_id).type):
+        pinned = workdirs.pinned_queue(parent.id)
+        if pinned:
+            return pinned
+    return queue_for(flow.task(run.task_id).worker_group)
 
 
 def _joins(flow: FlowSpec, runs: Mapping[str, Any], parent_id: str | None, members: list[str]) -> bool:
@@ -165,6 +177,15 @@ def _apply(execution: Execution, runs: dict[str, Any], result: Plan) -> None:
         start_subflow(execution, run, request)
     for run_id, task_id, message in errors:
         log_now(execution.id, "ERROR", message, run_id, task_id)
+
+
+def _release_directories(snapshot, runs: Mapping[str, Any], result: Plan) -> None:
+    """WorkingDirectories that ended: their shared directory goes (from this worker, which ran the last child)."""
+    for action in result.actions:
+        if isinstance(action, SetTaskRunState) and action.state.is_terminal:
+            task = snapshot.flow.task(runs[action.task_run_id].task_id)
+            if workdirs.shares_directory(task.type) and action.task_run_id in snapshot.run_ids():
+                workdirs.release(snapshot, snapshot.run(action.task_run_id), action.state)
 
 
 def _row(runs: dict[str, Any], run_id: str, execution: Execution) -> TaskRun:

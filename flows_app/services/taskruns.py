@@ -27,6 +27,7 @@ from plugins_app.registry import get_plugin
 from .flows import with_checksum
 from .kv import KeyMissing, NamespaceKV
 from .logs import FLUSH_SECONDS, LogSink, log_now
+from . import workdirs
 from .storage import StorageError, storage, task_run_parts
 from .snapshots import load_snapshot
 from .transitions import claim_task_run, move_task_run
@@ -64,20 +65,26 @@ def _run_claimed(run: TaskRun, execution: Execution, advance: bool, heartbeat: H
     sink = LogSink(execution.id, run.id, run.task_id, attempt=len(run.attempts), min_level=task.log_level)
     heartbeat.sink = sink
     started = time.monotonic()
-    workdir = settings.TERN["WORK_DIR"] / execution.id / f"{run.id}-{len(run.attempts)}"
+    shared = workdirs.sharing_parent(snapshot, snapshot.run(run.id))  # a WorkingDirectory's child
+    if shared is not None:
+        workdir = workdirs.directory_of(execution.id, shared.id)
+    else:
+        workdir = settings.TERN["WORK_DIR"] / execution.id / f"{run.id}-{len(run.attempts)}"
     try:
-        attempt = _execute(snapshot, task, run, sink, workdir, started)
+        attempt = _execute(snapshot, task, run, sink, workdir, started, shared)
     finally:
         sink.flush()
-        if workdir.exists():
+        if shared is None and workdir.exists():
             shutil.rmtree(workdir, ignore_errors=True)
     _record(run, snapshot.flow, task, attempt, advance)
 
 
-def _execute(snapshot, task, run: TaskRun, sink: LogSink, workdir, started: float) -> Attempt:
+def _execute(snapshot, task, run: TaskRun, sink: LogSink, workdir, started: float, shared=None) -> Attempt:
     plugin_cls = get_plugin(task.type)
-    run_view = next(r for r in snapshot.runs if r.id == run.id)
+    run_view = snapshot.run(run.id)
     variables = build_variables(snapshot, task, run_view)
+    if shared is not None:
+        variables["workerTaskrun"] = workdirs.worker_taskrun(shared)
     variables["render"] = lambda text: render_value(text, variables)
     variables["errorLogs"] = lambda: _error_logs(run.execution_id)
     store = NamespaceKV(snapshot.flow.namespace)
@@ -98,14 +105,18 @@ def _execute(snapshot, task, run: TaskRun, sink: LogSink, workdir, started: floa
         storage_put=lambda source, name: files.put(parts, name, source), storage_path=files.path_of,
     )
     try:
+        if shared is not None:
+            workdirs.open_directory(snapshot, shared)
         result = plugin_cls().run(props, ctx)
+        if shared is not None:
+            workdirs.store_output_files(snapshot, shared, workdir)
     except PluginError as exc:
         sink.emit("ERROR", str(exc))
         return Attempt(State.FAILED, exc.outputs, exc.retryable)
     except TemplateError as exc:
         sink.emit("ERROR", f"task '{task.id}': {exc}")
         return Attempt(State.FAILED)
-    except (KeyMissing, StorageError) as exc:
+    except (KeyMissing, StorageError, PropertyError) as exc:
         sink.emit("ERROR", str(exc))
         return Attempt(State.FAILED, retryable=False)
     except Exception as exc:  # a plugin bug must fail its task, not the worker

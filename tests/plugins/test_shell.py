@@ -179,12 +179,13 @@ def test_a_missing_interpreter_fails_without_retry(ctx):
     assert error.value.retryable is False
 
 
-def test_a_docker_task_runner_fails_instead_of_running_locally(ctx):
-    with pytest.raises(PluginError, match="Docker task runners come later") as error:
-        run(Commands, ctx, taskRunner={"type": "io.kestra.plugin.scripts.runner.docker.Docker"},
+def test_a_docker_task_runner_never_falls_back_to_a_local_process(ctx):
+    engine = f"unix://{ctx.working_dir}/no-engine.sock"
+    with pytest.raises(PluginError, match=f"Cannot reach the Docker engine at {engine}") as error:
+        run(Commands, ctx, taskRunner={"type": "io.kestra.plugin.scripts.runner.docker.Docker", "host": engine},
             containerImage="ubuntu", commands=["touch ran"])
 
-    assert error.value.retryable is False
+    assert error.value.retryable is True  # the worker's engine may come back
     assert not (ctx.working_dir / "ran").exists()
 
 
@@ -337,9 +338,11 @@ def test_bash_reads_every_old_output_files_name(ctx):
     assert sorted(result["outputFiles"]) == ["a.txt", "b.txt", "c.txt"]
 
 
-def test_bash_docker_runner_fails_instead_of_running_locally(ctx):
-    with pytest.raises(PluginError, match="Docker runners come later"):
-        run(Bash, ctx, runner="DOCKER", dockerOptions={"image": "php"}, commands=["true"])
+def test_bash_docker_runner_needs_an_image(ctx):
+    with pytest.raises(PluginError, match="dockerOptions.image is required with runner: DOCKER"):
+        run(Bash, ctx, runner="DOCKER", commands=["touch ran"])
+
+    assert not (ctx.working_dir / "ran").exists()
 
 
 # ---- properties -----------------------------------------------------------------------------------

@@ -1,0 +1,168 @@
+"""WorkingDirectory (children share one directory on one worker) and LocalFiles (files in and out of it)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Callable, ClassVar, Mapping, Sequence
+
+from plugins_app.base import (
+    FlowablePlugin,
+    PluginError,
+    Properties,
+    RunnablePlugin,
+    branch,
+    prop,
+    resolve_children_state,
+    sequential_next,
+)
+
+from .shell import InputFiles, match_output_files
+
+STORAGE_SCHEME = "kestra://"
+
+
+class CacheSpec(Properties):
+    patterns: list[str] = prop(description="Glob patterns of the files to keep, e.g. `node_modules/**`.", min_length=1)
+    ttl: str | None = prop(None, description="How long a cache stays valid (ISO-8601 duration); none: for ever.")
+
+
+class WorkingDirectory(FlowablePlugin):
+    """Run child tasks one after another in one directory they all share, on one worker.
+
+    Files a child writes are there for the next ones. `inputFiles` are written before the first child
+    runs; once the last child ends, files matching `outputFiles` go to internal storage (outputs
+    `outputFiles`: path -> URI) and the directory is removed. With `cache`, files matching its
+    patterns are kept in internal storage after a successful run and put back at the start of the next
+    ones, until `ttl` passes. Children must be runnable tasks: a flowable inside could pause or fan out,
+    and the directory lives on one worker.
+    """
+
+    type = "io.kestra.plugin.core.flow.WorkingDirectory"
+    aliases = ("io.kestra.core.tasks.flows.WorkingDirectory", "io.kestra.core.tasks.flows.Worker")
+    shares_directory: ClassVar[bool] = True
+    outputs = {"outputFiles": "Files matching `outputFiles` once the last child ended: path -> internal storage URI."}
+    example = """
+- id: build
+  type: io.kestra.plugin.core.flow.WorkingDirectory
+  inputFiles:
+    names.txt: |
+      ada
+      grace
+  outputFiles:
+    - count.txt
+  tasks:
+    - id: sort
+      type: io.kestra.plugin.scripts.shell.Commands
+      commands:
+        - sort names.txt > sorted.txt
+    - id: count
+      type: io.kestra.plugin.scripts.shell.Commands
+      commands:
+        - wc -l < sorted.txt > count.txt
+"""
+
+    class Properties(Properties):
+        inputFiles: InputFiles | None = prop(None, description="Files written into the directory first: name -> "
+                                             "content (or an internal storage URI).")
+        outputFiles: list[str] | None = prop(None, description="Glob patterns of files to keep once the last child ended.")
+        cache: CacheSpec | None = prop(None, dynamic=False, description="Files kept between executions: `patterns`, `ttl`.")
+        namespaceFiles: dict[str, Any] | None = prop(None, dynamic=False, description="Not supported yet: must not be enabled.")
+
+    @classmethod
+    def check(cls, raw: Mapping[str, Any]):
+        from plugins_app.registry import UnknownPlugin, get_plugin
+
+        issues = []
+        for name in ("tasks", "errors"):
+            children = raw.get(name)
+            for index, child in enumerate(children if isinstance(children, list) else ()):
+                kind = child.get("type") if isinstance(child, dict) else None
+                try:
+                    plugin = get_plugin(kind) if isinstance(kind, str) else None
+                except UnknownPlugin:
+                    continue  # reported by the parser
+                if plugin is not None and not issubclass(plugin, RunnablePlugin):
+                    issues.append(((name, index, "type"), f"'{kind}' is a flowable task: a WorkingDirectory "
+                                   "runs only runnable tasks (they share a directory on one worker)"))
+        return issues
+
+    def start(self, ctx):
+        if (ctx.props().namespaceFiles or {}).get("enabled"):
+            raise PluginError("namespaceFiles are not available yet", retryable=False)
+        return {}
+
+    def next_children(self, ctx):
+        return sequential_next(branch(ctx.task, "tasks"), branch(ctx.task, "errors"), ctx.children)
+
+    def resolve_state(self, ctx):
+        return resolve_children_state(branch(ctx.task, "tasks"), branch(ctx.task, "errors"), ctx.children)
+
+
+class LocalFiles(RunnablePlugin):
+    """Put files into the task's working directory, and send files from it to internal storage.
+
+    Useful inside a WorkingDirectory: `inputs` (name -> content or an internal storage URI) are written
+    first; then files matching `outputs` (glob patterns) are stored, their URIs in the output `uris`.
+    """
+
+    type = "io.kestra.plugin.core.storage.LocalFiles"
+    aliases = ("io.kestra.core.tasks.storages.LocalFiles",)
+    outputs = {"uris": "Stored files: path in the working directory -> internal storage URI."}
+    example = """
+- id: files
+  type: io.kestra.plugin.core.storage.LocalFiles
+  inputs:
+    config.json: '{"debug": true}'
+  outputs:
+    - "*.json"
+"""
+
+    class Properties(Properties):
+        inputs: InputFiles | None = prop(None, description="Files to write: name -> content or internal storage URI.")
+        outputs: list[str] | None = prop(None, description="Glob patterns of files to send to internal storage.")
+
+    def run(self, props, ctx):
+        workdir = Path(ctx.working_dir)
+        write_files(workdir, parse_file_map(props.inputs, "inputs"), ctx.storage_path)
+        return {"uris": store_matching(workdir, props.outputs or (), ctx.storage_put)}
+
+
+# ---- shared with the engine's WorkingDirectory support ---------------------------------------------
+
+def parse_file_map(value: InputFiles | None, what: str) -> dict[str, str | None]:
+    """A map of file name -> content, as written or as a JSON string (rendered from another output)."""
+    if value is None:
+        return {}
+    if isinstance(value, dict):
+        return dict(value)
+    try:
+        files = json.loads(value)
+    except ValueError:
+        files = None
+    if not isinstance(files, dict) or not all(isinstance(v, (str, type(None))) for v in files.values()):
+        raise PluginError(f"{what}: a string must be a JSON map of file name -> content", retryable=False)
+    return files
+
+
+def write_files(workdir: Path, files: Mapping[str, str | None], stored: Callable[[str], Path]) -> None:
+    """Write each file inside `workdir`; a value that is an internal storage URI is copied from there."""
+    root = workdir.resolve()
+    for name, content in files.items():
+        if content is None:  # Kestra drops null entries
+            continue
+        target = (root / name).resolve()
+        if target == root or not target.is_relative_to(root):
+            raise PluginError(f"'{name}' is not a path inside the working directory", retryable=False)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if content.startswith(STORAGE_SCHEME) and "\n" not in content.strip():
+            target.write_bytes(stored(content.strip()).read_bytes())
+        else:
+            target.write_text(content, encoding="utf-8")
+
+
+def store_matching(workdir: Path, patterns: Sequence[str], put: Callable[[Path, str], str]) -> dict[str, str]:
+    """Files matching the patterns, sent to internal storage (`put(path, name)` -> URI): relative path -> URI."""
+    if not patterns:
+        return {}
+    return {relative: put(Path(path), relative)
+            for relative, path in match_output_files(workdir, tuple(patterns)).items()}
