@@ -130,11 +130,14 @@ def _apply(execution: Execution, runs: dict[str, Any], result: Plan) -> None:
     for action in result.actions:
         if isinstance(action, CreateTaskRun):
             check_transition(f"task run '{action.task_id}'", State.CREATED, action.state)
-            started = action.state in (State.RUNNING, State.PAUSED)
+            started = action.state in (State.RUNNING, State.PAUSED) or action.state.is_terminal
+            attempt = {"state": action.state.value, "startDate": now.isoformat()}
+            if action.state.is_terminal:  # a flowable that ended as it started (a Switch with no case)
+                attempt["endDate"] = now.isoformat()
             run = TaskRun(
                 id=action.id, execution_id=execution.id, task_id=action.task_id, parent_id=action.parent_id,
                 value=action.value, state=action.state.value, order=order, outputs=dict(action.outputs),
-                attempts=[{"state": action.state.value, "startDate": now.isoformat()}] if started else [],
+                attempts=[attempt] if started else [],
                 started_at=now if started or action.state.is_terminal else None,
                 ended_at=now if action.state.is_terminal else None,
                 next_attempt_at=action.wake_at,
@@ -149,7 +152,8 @@ def _apply(execution: Execution, runs: dict[str, Any], result: Plan) -> None:
         elif isinstance(action, SetTaskRunState):
             _flush_new(new_runs)
             run = _row(runs, action.task_run_id, execution)
-            move_task_run(run, action.state, next_attempt_at=action.next_attempt_at)
+            ended = _end_attempt(run.id, action.state, now) if action.state.is_terminal else {}
+            move_task_run(run, action.state, next_attempt_at=action.next_attempt_at, **ended)
             if action.message:
                 errors.append((run.id, run.task_id, action.message))
         elif isinstance(action, RestartTaskRun):
@@ -177,6 +181,14 @@ def _apply(execution: Execution, runs: dict[str, Any], result: Plan) -> None:
         start_subflow(execution, run, request)
     for run_id, task_id, message in errors:
         log_now(execution.id, "ERROR", message, run_id, task_id)
+
+
+def _end_attempt(run_id: str, state: State, now) -> dict[str, Any]:
+    """A run the planner ends (a flowable, or a queued run killed): its open attempt ends with it."""
+    attempts = TaskRun.objects.filter(id=run_id).values_list("attempts", flat=True).first() or []
+    if not attempts or "endDate" in attempts[-1]:
+        return {}
+    return {"attempts": [*attempts[:-1], {**attempts[-1], "state": state.value, "endDate": now.isoformat()}]}
 
 
 def _release_directories(snapshot, runs: Mapping[str, Any], result: Plan) -> None:

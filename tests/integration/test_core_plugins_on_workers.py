@@ -659,9 +659,6 @@ def test_adding_a_number_to_text_concatenates_as_in_pebble(on_worker):
 
 # ---- bugs found here, outside the plugins this file may fix ----------------------------------------
 
-@pytest.mark.xfail(strict=True, reason="flows_app/services/executions.py: a flowable run is created with one attempt "
-                                       "in state RUNNING; when the planner ends the run (SetTaskRunState) the attempt "
-                                       "is left RUNNING, with no endDate")
 def test_the_attempt_of_an_ended_flowable_run_has_ended_too(on_worker):
     execution = run(flow("flowable-attempt", f"""  - id: each
     type: io.kestra.plugin.core.flow.EachSequential

@@ -315,6 +315,33 @@ def test_a_dag_runs_through_the_real_services(run_flow, tmp_path):
     assert list(runs) == ["build", "fetch", "compile", "done"] and runs["done"]["outputs"] == {"value": "done ran"}
 
 
+@pytest.mark.django_db(transaction=True)
+def test_flowable_runs_end_their_attempt_when_they_end(run_flow, tmp_path):
+    """A flowable's attempt closes with it, also when it fails as it starts (a Switch with no case)."""
+    path = tmp_path / "attempts.yml"
+    path.write_text("""id: attempts
+namespace: tests.branching
+tasks:
+  - id: seq
+    type: io.kestra.plugin.core.flow.Sequential
+    tasks:
+      - id: hello
+        type: io.kestra.plugin.core.log.Log
+        message: hi
+  - id: pick
+    type: io.kestra.plugin.core.flow.Switch
+    value: nothing
+    cases:
+      other:
+        - id: never
+          type: io.kestra.plugin.core.log.Log
+          message: no
+""")
+    runs = {r.task_id: r for r in run_flow(path).execution.task_runs.all()}
+    assert [(a["state"], "endDate" in a) for a in runs["seq"].attempts] == [("SUCCESS", True)]
+    assert [(a["state"], "endDate" in a) for a in runs["pick"].attempts] == [("FAILED", True)]
+
+
 # ---- OutputValues and Sleep -----------------------------------------------------------------------
 
 class Ctx(SimpleNamespace):
