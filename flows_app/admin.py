@@ -107,9 +107,12 @@ class FlowAdmin(admin.ModelAdmin):
 
     @staticmethod
     def _start(flow: Flow, form: InputsForm, labels: dict[str, str]) -> Execution | None:
-        """Start through the service; what it refuses goes on the form, and the uploads are removed."""
+        """Start through the service (which copies uploads into internal storage); what it refuses goes
+        on the form. The uploads are removed either way."""
         try:
-            return start_execution(flow, form.inputs(), labels)
+            execution = start_execution(flow, form.inputs(), labels)
+            form.discard_uploads()
+            return execution
         except InputsError as exc:
             form.show_errors(exc)
         except FlowDisabled as exc:

@@ -59,7 +59,7 @@ def run_flow_file(path: Path, inputs: Mapping[str, Any] | None = None, flows_dir
     try:
         with dispatch.using(runner):
             try:
-                execution = start_execution(saved.flow, inputs or {})
+                execution = start_execution(saved.flow, inputs or {}, local_files=True)
             except InputsError as exc:
                 raise InvalidFlow(str(exc)) from None
             runner.run_until_done(execution.id, timeout=timeout)

@@ -1,8 +1,11 @@
 """Starting, advancing and killing executions: the only writers of executions and task runs."""
 from __future__ import annotations
 
+import errno
+from pathlib import Path
 from typing import Any, Callable, Mapping
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
@@ -15,10 +18,10 @@ from flows_app.engine.actions import (
     SetExecutionState,
     SetTaskRunState,
 )
-from flows_app.engine.inputs import coerce_inputs
+from flows_app.engine.inputs import InputsError, coerce_inputs
 from flows_app.engine.planner import plan
 from flows_app.engine.states import State, check_transition
-from flows_app.models import Execution, Flow, TaskRun
+from flows_app.models import Execution, Flow, TaskRun, new_id
 from flows_app.spec.model import FlowSpec
 from orchestrator.celery import queue_for
 from plugins_app.base import active
@@ -28,6 +31,7 @@ from . import workdirs
 from .flows import spec_of, with_checksum
 from .logs import log_now
 from .snapshots import load_snapshot
+from .storage import execution_parts, remove, storage
 from .subflows import start_subflow, subflow_ended
 from .transitions import move_execution, move_task_run
 
@@ -38,22 +42,46 @@ class FlowDisabled(Exception):
 
 def start_execution(flow: Flow, inputs: Mapping[str, Any] | None = None, labels: Mapping[str, str] | None = None,
                     trigger: Mapping[str, Any] | None = None, parent: Execution | None = None,
-                    parent_task_run_id: str = "", revision: int | None = None) -> Execution:
+                    parent_task_run_id: str = "", revision: int | None = None, local_files: bool = False) -> Execution:
     """Check the inputs against the flow's latest revision (or `revision`; InputsError names each bad one)
-    and create the execution; it is advanced once the transaction commits."""
+    and create the execution; it is advanced once the transaction commits.
+
+    FILE inputs go to internal storage; the input's value becomes the file's URI. A path is read only
+    from the uploads folder, or from anywhere with `local_files` (the local `tern flow test`)."""
     revision = flow.revisions.get(revision=revision or flow.revision)
     spec = spec_of(revision)
     if spec.disabled:
         raise FlowDisabled(f"flow {flow} is disabled")
-    values = coerce_inputs(spec.inputs, inputs or {})
+    execution_id = new_id()
+    folder = execution_parts(spec.namespace, spec.id, execution_id) + ["inputs"]
+    try:
+        values = coerce_inputs(spec.inputs, inputs or {}, store_file=_file_store(folder, local_files))
+    except InputsError:
+        remove(folder)
+        raise
     with transaction.atomic():
         execution = Execution.objects.create(
-            flow=flow, flow_revision=revision,
+            id=execution_id, flow=flow, flow_revision=revision,
             inputs=values, labels={**spec.labels, **(labels or {})}, trigger=dict(trigger) if trigger else None,
             parent=parent, parent_task_run_id=parent_task_run_id,
         )
         transaction.on_commit(lambda: dispatch.get().advance(execution.id))
     return execution
+
+
+def _file_store(folder: list[str], local_files: bool) -> Callable[[str, Any], str]:
+    """Put a FILE input (bytes, or a file's path) into internal storage; returns its URI."""
+    uploads = (Path(settings.TERN["DATA_DIR"]) / "uploads").resolve()
+
+    def store(input_id: str, value: Any) -> str:
+        if isinstance(value, (bytes, bytearray)):
+            return storage().put([*folder, input_id], input_id, bytes(value))
+        path = Path(value).resolve()
+        if not local_files and not path.is_relative_to(uploads):
+            raise PermissionError(errno.EACCES, "only uploaded files are read")
+        return storage().put([*folder, input_id], path.name, path)
+
+    return store
 
 
 def advance_execution(execution_id: str, first: Callable[[], None] | None = None) -> Plan | None:
@@ -234,7 +262,7 @@ class NotPaused(Exception):
 def resume_execution(execution_id: str, inputs: Mapping[str, Any] | None = None) -> None:
     """Resume a PAUSED execution: its paused runs go on, with the values of their `onResume` inputs
     (InputsError names a bad one) stored as their output `onResume`. Holds the execution's row lock."""
-    from flows_app.engine.inputs import coerce_inputs
+    from flows_app.engine.inputs import InputsError, coerce_inputs
     from flows_app.spec.errors import ErrorCollector
     from flows_app.spec.inputs import parse_inputs
 

@@ -59,5 +59,14 @@ def storage() -> LocalStorage:
     return LocalStorage(settings.TERN["STORAGE_DIR"])
 
 
+def execution_parts(namespace: str, flow_id: str, execution_id: str) -> list[str]:
+    return [*namespace.split("."), flow_id, "executions", execution_id]
+
+
 def task_run_parts(namespace: str, flow_id: str, execution_id: str, task_id: str, task_run_id: str) -> list[str]:
-    return [*namespace.split("."), flow_id, "executions", execution_id, "tasks", task_id, task_run_id]
+    return [*execution_parts(namespace, flow_id, execution_id), "tasks", task_id, task_run_id]
+
+
+def remove(parts: list[str]) -> None:
+    """Remove a folder of the storage and what it holds (files of an execution that never started)."""
+    shutil.rmtree(storage().root.joinpath(*[_clean(p) for p in parts]), ignore_errors=True)

@@ -14,6 +14,7 @@ from flows_app.engine.inputs import InputsError
 from flows_app.forms import inputs_form, parse_labels
 from flows_app.models import Execution
 from flows_app.services.flows import save_flow, spec_of
+from flows_app.services.storage import storage
 
 from .test_flows_and_state import Recorder
 
@@ -97,7 +98,7 @@ def post_run(client, flow, data):
 
 @pytest.fixture
 def uploads(settings, tmp_path):
-    settings.TERN = {**settings.TERN, "DATA_DIR": tmp_path}
+    settings.TERN = {**settings.TERN, "DATA_DIR": tmp_path, "STORAGE_DIR": tmp_path / "storage"}
     return tmp_path / "uploads"
 
 
@@ -155,8 +156,9 @@ def test_valid_values_start_an_execution_with_typed_inputs(admin_client, uploads
         "when": "2024-01-31T12:00:00Z", "day": "2024-02-01", "config": {"a": [1, 2]}, "numbers": [1, 2],
         "token": "s3cret",  # left blank: the default the page does not show
     }
-    assert report.startswith(str(uploads)) and report.endswith("data.csv")
-    assert open(report, "rb").read() == b"a,b\n1,2\n"
+    assert report == f"kestra:///tests/admin/every-type/executions/{execution.id}/inputs/report/data.csv"
+    assert storage().read(report) == "a,b\n1,2\n"
+    assert list(uploads.iterdir()) == []  # the upload was copied into internal storage, then removed
     assert execution.labels == {"team": "core", "owner": "bob", "ticket": "T-1=2"}
     followed = admin_client.get(page["Location"])
     assert f"Execution {execution.id} of tests.admin.every-type started." in followed.content.decode()
@@ -309,3 +311,47 @@ def test_the_list_action_runs_several_flows_with_their_defaults(admin_client):
         page = admin_client.post(url, {"action": "run_flows", "_selected_action": [plain.pk, needy.pk]}, follow=True)
     assert Execution.objects.get().flow == plain
     assert b"needs-n: not started: inputs.n: required input is missing" in page.content
+
+
+FILE_FLOW = """id: file-input
+namespace: tests.files
+inputs:
+  - id: data
+    type: FILE
+tasks:
+  - id: show
+    type: io.kestra.plugin.core.debug.Return
+    format: "{{ read(inputs.data) | trim }}"
+"""
+
+
+@pytest.mark.django_db
+def test_a_file_input_given_as_bytes_lands_in_storage(uploads):
+    from flows_app.services.executions import start_execution
+
+    with dispatch.using(Recorder()):
+        execution = start_execution(save_flow(FILE_FLOW).flow, {"data": b"raw bytes"})
+    assert storage().read(execution.inputs["data"]) == "raw bytes"
+    assert execution.inputs["data"].endswith(f"/{execution.id}/inputs/data/data")
+
+
+@pytest.mark.django_db
+def test_a_file_input_path_outside_the_uploads_is_refused_and_nothing_is_kept(uploads, tmp_path):
+    from flows_app.services.executions import start_execution
+
+    secret = tmp_path / "secret.txt"
+    secret.write_text("do not copy")
+    with pytest.raises(InputsError) as refused, dispatch.using(Recorder()):
+        start_execution(save_flow(FILE_FLOW).flow, {"data": str(secret)})
+    assert str(refused.value) == f"inputs.data: '{secret}' cannot be read: only uploaded files are read"
+    assert not Execution.objects.exists() and not list((tmp_path / "storage").rglob("*.txt"))
+
+
+@pytest.mark.django_db(transaction=True)
+def test_tern_flow_test_reads_a_local_file_input_and_tasks_read_it(run_flow, tmp_path, settings):
+    settings.TERN = {**settings.TERN, "STORAGE_DIR": tmp_path / "storage"}
+    (tmp_path / "in.csv").write_text("a,b\n")
+    (tmp_path / "flow.yml").write_text(FILE_FLOW)
+    outcome = run_flow(tmp_path / "flow.yml", inputs={"data": str(tmp_path / "in.csv")})
+    assert outcome.execution.state == "SUCCESS"
+    assert outcome.execution.task_runs.get().outputs == {"value": "a,b"}
