@@ -258,10 +258,15 @@ class _Parser:
             if left.calls:
                 return Code(f"_pebble_coalesce_undefined({left.code}, {right.code})", True)
             return Code(f"({left.code} if {left.code} is defined else {right.code})", calls)
-        helpers = {"contains": "_pebble_contains", "~": "_pebble_concat", "..": "_pebble_range"}
+        helpers = {"contains": "_pebble_contains", "~": "_pebble_concat", "..": "_pebble_range",
+                   "==": "_pebble_equals", "equals": "_pebble_equals"}
         if op in helpers:
             return Code(f"{helpers[op]}({left.code}, {right.code})", calls)
-        return Code(f"({left.code} {'==' if op == 'equals' else op} {right.code})", calls)
+        if op == "!=":
+            return Code(f"(not _pebble_equals({left.code}, {right.code}))", calls)
+        if op in ("<", "<=", ">", ">="):  # Jinja cannot intercept comparisons, so they call Pebble's rules
+            return Code(f"_pebble_compare('{op}', {left.code}, {right.code})", calls)
+        return Code(f"({left.code} {op} {right.code})", calls)
 
     def filter(self, left: Code) -> Code:
         name = self.name()

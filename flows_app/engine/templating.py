@@ -21,7 +21,7 @@ from jinja2 import ChainableUndefined, StrictUndefined, Undefined, pass_context
 from jinja2.runtime import Context
 from jinja2.sandbox import SandboxedEnvironment
 
-from . import javadates, pebble
+from . import javadates, operators, pebble
 from .pebble import fail_if_undefined, to_json, to_text
 
 __all__ = ["TemplateError", "is_template", "render", "render_value", "truthy", "check_syntax"]
@@ -414,6 +414,7 @@ GLOBALS: dict[str, Any] = {
     "uuid": lambda: str(uuid.uuid4()),
     "currentEachOutput": _current_each_output,
     **pebble.RUNTIME_GLOBALS,
+    **operators.RUNTIME_GLOBALS,
 }
 
 
@@ -438,7 +439,16 @@ TESTS: dict[str, Callable[..., bool]] = {
 
 
 class _Environment(SandboxedEnvironment):
-    """The sandbox, reading a map's keys before its methods."""
+    """The sandbox, reading a map's keys before its methods and doing arithmetic by Pebble's rules."""
+
+    intercepted_binops = frozenset(operators.OPERATIONS)
+    intercepted_unops = operators.UNARY
+
+    def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:
+        return operators.binary(operator, left, right)
+
+    def call_unop(self, context: Context, operator: str, arg: Any) -> Any:
+        return operators.unary(operator, arg)
 
     def getattr(self, obj: Any, attribute: str) -> Any:
         # Kestra data is maps: `outputs.return.values` is the task's `values` output, not dict.values.
