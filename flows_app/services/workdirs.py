@@ -26,8 +26,7 @@ from flows_app.engine.variables import build_variables, iso
 from flows_app.models import TaskRun
 from flows_app.spec.durations import parse_duration
 from orchestrator import celery
-from plugins_app.core.shell import match_output_files
-from plugins_app.core.workdir import parse_file_map, store_matching, write_files
+from plugins_app.core.files import match_output_files, parse_file_map, store_matching, write_files
 from plugins_app.registry import get_plugin
 
 from .logs import log_now

@@ -284,8 +284,8 @@ def _ensure_image(client, options: DockerOptions, log: Callable[[str, str], None
 
 def _create(client, argv: Sequence[str], options: DockerOptions, workdir: Path, env: Mapping[str, str],
             labels: Mapping[str, str]):
-    """The working directory is mounted at its own path, so WORKING_DIR and the paths of output files mean the
-    same file inside the container and on the worker."""
+    """The working directory is mounted at its own path, so WORKING_DIR means the same folder inside the container
+    and on the worker, where run_shell writes inputFiles before the start and stores outputFiles after the end."""
     import docker
 
     path = os.path.abspath(workdir)

@@ -5,7 +5,7 @@ import secrets
 
 from plugins_app.base import RunnablePlugin, prop
 
-from .shell import OUTPUTS, Commands, ShellProperties, script_job, input_files_of, run_shell
+from .shell import OUTPUTS, Commands, ShellProperties, run_shell, script_job
 
 
 class _InterpretedScript(RunnablePlugin):
@@ -21,9 +21,8 @@ class _InterpretedScript(RunnablePlugin):
 
     def run(self, props, ctx):
         name = f".tern-script-{secrets.token_hex(4)}{self.suffix}"  # our own name: nothing from the user
-        files = {**input_files_of(props.inputFiles), name: props.script}
-        return run_shell(script_job(props, ctx, [f"{self.interpreter_command} {name}"], files=files,
-                                   scratch=(name,), default_image=self.default_image), ctx)
+        return run_shell(script_job(props, ctx, [f"{self.interpreter_command} {name}"], scratch={name: props.script},
+                                   default_image=self.default_image), ctx)
 
 
 class PythonCommands(Commands):

@@ -17,6 +17,7 @@ from flows_app.spec.durations import format_duration
 from plugins_app.base import PluginError, Properties, RunContext, RunnablePlugin, TaskResult, prop
 
 from .docker_runner import DOCKER_RUNNER, DOCKER_RUNNER_NAMES, LABEL, DockerOptions, docker_options, run_in_container
+from .files import InputFiles, parse_file_map, store_matching, write_files
 from .process import STOPPED, TIMED_OUT, run_process
 
 PROCESS_RUNNER = "io.kestra.plugin.core.runner.Process"
@@ -24,7 +25,8 @@ PROCESS_RUNNER = "io.kestra.plugin.core.runner.Process"
 OUTPUTS = {
     "exitCode": "The shell's exit code (0, since a non-zero code fails the task).",
     "vars": 'Values the script printed as `::{"outputs":{"name":"value"}}::` lines.',
-    "outputFiles": "Files matching `outputFiles`, by path relative to the working directory -> absolute path.",
+    "outputFiles": "Files matching `outputFiles`, stored in internal storage: path relative to the working "
+                   "directory -> `kestra:///` URI, for `read()` or another task's `inputFiles`.",
 }
 
 
@@ -40,7 +42,7 @@ def _env_text(value: Any) -> Any:
 
 
 Env = Annotated[dict[str, str], BeforeValidator(_env_strings)]
-InputFiles = dict[str, str | None] | str  # a string is a JSON map, e.g. rendered from another task's outputs
+INPUT_FILES = "Files written into the working directory first: name -> content, or an internal storage URI to copy."
 
 
 class ShellProperties(Properties):
@@ -53,7 +55,7 @@ class ShellProperties(Properties):
     warningOnStdErr: bool = prop(True, dynamic=False, description="End in WARNING when the script wrote to stderr.")
     failFast: bool = prop(True, dynamic=False,
                           description="Stop at the first failing command (`set -e`); if false, the last command decides.")
-    inputFiles: InputFiles | None = prop(None, description="Files written into the working directory first: name -> content.")
+    inputFiles: InputFiles | None = prop(None, description=INPUT_FILES)
     outputFiles: list[str] | None = prop(None, description="Glob patterns (`*.csv`, `out/**`) of files to return.")
     namespaceFiles: dict[str, Any] | None = prop(None, dynamic=False, description="Not supported yet: must not be enabled.")
     containerImage: str | None = prop(None, description="The image the Docker runner runs the task in (default "
@@ -83,6 +85,10 @@ class Commands(RunnablePlugin):
     (or, deprecated, `runner: DOCKER` with `docker`): then it runs in a container of `containerImage`
     (default `ubuntu`), the working directory mounted at its own path, on the engine at the runner's
     `host`, else the worker's DOCKER_HOST. Other task runners (Kubernetes, cloud batch) fail the task.
+    An `inputFiles` value that is a `kestra:///` URI is copied from internal storage; files matching
+    `outputFiles` are stored there once the script succeeds (output `outputFiles`: path -> URI).
+    `::{"metrics":[…]}::` lines are logged at DEBUG, one `metric <name> <type> = <value>` line each:
+    Tern records metrics in the task's log until it has a metrics store.
     """
 
     type = "io.kestra.plugin.scripts.shell.Commands"
@@ -133,8 +139,7 @@ class Script(RunnablePlugin):
 
     def run(self, props, ctx):
         name = f".tern-script-{secrets.token_hex(4)}.sh"
-        files = {**input_files_of(props.inputFiles), name: props.script}
-        return run_shell(script_job(props, ctx, [f". ./{name}"], files=files, scratch=(name,),
+        return run_shell(script_job(props, ctx, [f". ./{name}"], scratch={name: props.script},
                                     default_image=self.default_image), ctx)
 
 
@@ -164,7 +169,7 @@ class Bash(RunnablePlugin):
         interpreterArgs: list[str] = prop(["-c"], dynamic=False, description="Arguments before the script.")
         exitOnFailed: bool = prop(True, dynamic=False, description="Stop at the first failing command (`set -o errexit`).")
         env: Env | None = prop(None, description="Environment variables added to the worker's own (a container gets these only).")
-        inputFiles: InputFiles | None = prop(None, description="Files written into the working directory first: name -> content.")
+        inputFiles: InputFiles | None = prop(None, description=INPUT_FILES)
         outputFiles: list[str] | None = prop(None, dynamic=False, description="Glob patterns of files to return.")
         outputsFiles: list[str] | None = prop(None, dynamic=False, description="Deprecated name of `outputFiles`.")
         files: list[str] | None = prop(None, description="Deprecated name of `outputFiles`.")
@@ -185,7 +190,7 @@ class Bash(RunnablePlugin):
         lines = (["set -o errexit"] if props.exitOnFailed else []) + list(props.commands)
         patterns = (*(props.outputFiles or ()), *(props.outputsFiles or ()), *(props.files or ()))
         job = ShellJob(argv=(props.interpreter, *props.interpreterArgs, "\n".join(lines)), env=props.env or {},
-                       input_files=input_files_of(props.inputFiles), output_patterns=patterns,
+                       input_files=parse_file_map(props.inputFiles), output_patterns=patterns,
                        warning_on_stderr=props.warningOnStdErr, container=container)
         return run_shell(job, ctx)
 
@@ -196,17 +201,20 @@ class Bash(RunnablePlugin):
 class ShellJob:
     argv: tuple[str, ...]
     env: Mapping[str, str] = field(default_factory=dict)
-    input_files: Mapping[str, str | None] = field(default_factory=dict)
+    input_files: Mapping[str, str | None] = field(default_factory=dict)  # the flow's: text or a storage URI
     output_patterns: tuple[str, ...] = ()
     warning_on_stderr: bool = True
-    scratch: tuple[str, ...] = ()  # files of ours among input_files, removed before outputs are collected
+    scratch: Mapping[str, str] = field(default_factory=dict)  # our own files (name -> text), gone before outputs
     container: DockerOptions | None = None  # None: a local process
 
 
 def run_shell(job: ShellJob, ctx: RunContext) -> Mapping[str, Any] | TaskResult:
-    """1. write the input files; 2. run, logging lines as they come; 3. turn the ending into outputs or an error."""
+    """1. write the input files; 2. run, logging lines as they come; 3. turn the ending into outputs (output
+    files sent to internal storage) or an error."""
     workdir = Path(ctx.working_dir)
-    write_input_files(workdir, job.input_files)
+    write_files(workdir, job.input_files, ctx.storage_path)
+    for name, text in job.scratch.items():
+        (workdir / name).write_text(text, encoding="utf-8")
     printed = _Printed(ctx)
     timeout = ctx.timeout  # what is left now; the context counts down, and the error names the whole allowance
     try:
@@ -233,25 +241,24 @@ def run_shell(job: ShellJob, ctx: RunContext) -> Mapping[str, Any] | TaskResult:
     if ended.exit_code != 0:
         raise PluginError(f"Command failed with exit code {ended.exit_code}", outputs=outputs)
     if job.output_patterns:
-        outputs["outputFiles"] = match_output_files(workdir, job.output_patterns)
+        outputs["outputFiles"] = store_matching(workdir, job.output_patterns, ctx.storage_put)
     if printed.stderr_lines and job.warning_on_stderr:
         return TaskResult(outputs, state=State.WARNING)
     return outputs
 
 
 def script_job(props: ShellProperties, ctx: RunContext, commands: Sequence[str], *,
-               files: Mapping[str, str | None] | None = None, scratch: tuple[str, ...] = (),
-               default_image: str | None = None) -> ShellJob:
+               scratch: Mapping[str, str] | None = None, default_image: str | None = None) -> ShellJob:
     """Commands and Script: one script of `set -e`, `beforeCommands`, then `commands`, like Kestra's ScriptService."""
     container = _container_of(props, ctx, default_image)
     lines = (["set -e"] if props.failFast else []) + list(props.beforeCommands or ()) + list(commands)
     return ShellJob(
         argv=(*props.interpreter, "\n".join(lines)),
         env=props.env or {},
-        input_files=input_files_of(props.inputFiles) if files is None else files,
+        input_files=parse_file_map(props.inputFiles),
         output_patterns=tuple(props.outputFiles or ()),
         warning_on_stderr=props.warningOnStdErr,
-        scratch=scratch,
+        scratch=scratch or {},
         container=container,
     )
 
@@ -306,90 +313,22 @@ class _Printed:
         except ValueError as exc:
             self.ctx.log("WARN", f"Invalid outputs '{payload}': {exc}")
             return
-        outputs = command.get("outputs") if isinstance(command, dict) else None
+        if not isinstance(command, dict):
+            return
+        outputs = command.get("outputs")
         if isinstance(outputs, dict):
             self.vars.update(outputs)
         elif outputs is not None:
             self.ctx.log("WARN", f"Invalid outputs '{payload}': `outputs` must be a JSON object")
-        # "metrics" are read and dropped until Tern records metrics.
+        self._metrics(command.get("metrics"), payload)
 
-
-# ---- files in the working directory -------------------------------------------------------------
-
-def input_files_of(value: InputFiles | None) -> dict[str, str | None]:
-    if value is None:
-        return {}
-    if isinstance(value, dict):
-        return dict(value)
-    try:
-        files = json.loads(value)
-    except ValueError as exc:
-        raise PluginError(f"inputFiles: a string must be a JSON map of file name -> content ({exc})", retryable=False)
-    if not isinstance(files, dict) or not all(isinstance(v, (str, type(None))) for v in files.values()):
-        raise PluginError("inputFiles: a string must be a JSON map of file name -> content", retryable=False)
-    return files
-
-
-def write_input_files(workdir: Path, files: Mapping[str, str | None]) -> None:
-    """Write each file under the working directory; a name that climbs out of it is refused."""
-    root = workdir.resolve()
-    for name, content in files.items():
-        if content is None:  # Kestra drops null entries
-            continue
-        target = (root / name).resolve()
-        if target == root or not target.is_relative_to(root):
-            raise PluginError(f"inputFiles: '{name}' is not a path inside the working directory", retryable=False)
-        if content.startswith("kestra://"):
-            raise PluginError(f"inputFiles: '{name}' is an internal storage file ({content}); "
-                              "reading internal storage comes later", retryable=False)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(content, encoding="utf-8")
-
-
-def match_output_files(workdir: Path, patterns: Sequence[str]) -> dict[str, str]:
-    """Files whose path relative to the working directory matches a pattern -> their absolute path."""
-    root = workdir.resolve()
-    regexes = [_glob_regex(p) for p in patterns]
-    found: dict[str, str] = {}
-    for folder, _subfolders, names in os.walk(root):
-        for name in names:
-            path = Path(folder) / name
-            relative = path.relative_to(root).as_posix()
-            if any(r.fullmatch(relative) for r in regexes) and _own_file(path, root):
-                found[relative] = str(path)
-    return dict(sorted(found.items()))
-
-
-def _own_file(path: Path, root: Path) -> bool:
-    """A regular file that really lies in the working directory: a symlink to /etc/passwd is no output."""
-    real = path.resolve()
-    return real.is_file() and real.is_relative_to(root)
-
-
-def _glob_regex(pattern: str) -> re.Pattern[str]:
-    """Java's glob, as Kestra matches outputFiles: `**` crosses folders, `*` and `?` do not, `{a,b}` is either."""
-    parts, i, braces = [], 0, 0
-    while i < len(pattern):
-        char = pattern[i]
-        if pattern.startswith("**", i):
-            parts.append(".*")
-            i += 1
-        elif char == "*":
-            parts.append("[^/]*")
-        elif char == "?":
-            parts.append("[^/]")
-        elif char == "{":
-            parts.append("(?:")
-            braces += 1
-        elif char == "}" and braces:
-            parts.append(")")
-            braces -= 1
-        elif char == "," and braces:
-            parts.append("|")
-        else:
-            parts.append(re.escape(char))
-        i += 1
-    if braces:
-        raise PluginError(f"outputFiles: '{pattern}' has an unclosed '{{'", retryable=False)
-    return re.compile("".join(parts))
-
+    def _metrics(self, metrics: Any, payload: str) -> None:
+        """Kestra's `[{"name", "type", "value", "tags"}]`, logged until Tern has a metrics store."""
+        if metrics is None:
+            return
+        if not isinstance(metrics, list) or not all(isinstance(m, dict) and "name" in m for m in metrics):
+            self.ctx.log("WARN", f"Invalid metrics '{payload}': `metrics` must be a list of objects with a `name`")
+            return
+        for m in metrics:
+            tags = f" {json.dumps(m['tags'])}" if m.get("tags") else ""
+            self.ctx.log("DEBUG", f"metric {m['name']} {m.get('type', 'counter')} = {m.get('value')}{tags}")

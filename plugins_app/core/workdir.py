@@ -1,9 +1,8 @@
 """WorkingDirectory (children share one directory on one worker) and LocalFiles (files in and out of it)."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Any, Callable, ClassVar, Mapping, Sequence
+from typing import Any, ClassVar, Mapping
 
 from plugins_app.base import (
     FlowablePlugin,
@@ -16,9 +15,7 @@ from plugins_app.base import (
     sequential_next,
 )
 
-from .shell import InputFiles, match_output_files
-
-STORAGE_SCHEME = "kestra://"
+from .files import InputFiles, parse_file_map, store_matching, write_files
 
 
 class CacheSpec(Properties):
@@ -123,46 +120,5 @@ class LocalFiles(RunnablePlugin):
 
     def run(self, props, ctx):
         workdir = Path(ctx.working_dir)
-        write_files(workdir, parse_file_map(props.inputs, "inputs"), ctx.storage_path)
+        write_files(workdir, parse_file_map(props.inputs, "inputs"), ctx.storage_path, "inputs")
         return {"uris": store_matching(workdir, props.outputs or (), ctx.storage_put)}
-
-
-# ---- shared with the engine's WorkingDirectory support ---------------------------------------------
-
-def parse_file_map(value: InputFiles | None, what: str) -> dict[str, str | None]:
-    """A map of file name -> content, as written or as a JSON string (rendered from another output)."""
-    if value is None:
-        return {}
-    if isinstance(value, dict):
-        return dict(value)
-    try:
-        files = json.loads(value)
-    except ValueError:
-        files = None
-    if not isinstance(files, dict) or not all(isinstance(v, (str, type(None))) for v in files.values()):
-        raise PluginError(f"{what}: a string must be a JSON map of file name -> content", retryable=False)
-    return files
-
-
-def write_files(workdir: Path, files: Mapping[str, str | None], stored: Callable[[str], Path]) -> None:
-    """Write each file inside `workdir`; a value that is an internal storage URI is copied from there."""
-    root = workdir.resolve()
-    for name, content in files.items():
-        if content is None:  # Kestra drops null entries
-            continue
-        target = (root / name).resolve()
-        if target == root or not target.is_relative_to(root):
-            raise PluginError(f"'{name}' is not a path inside the working directory", retryable=False)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if content.startswith(STORAGE_SCHEME) and "\n" not in content.strip():
-            target.write_bytes(stored(content.strip()).read_bytes())
-        else:
-            target.write_text(content, encoding="utf-8")
-
-
-def store_matching(workdir: Path, patterns: Sequence[str], put: Callable[[Path, str], str]) -> dict[str, str]:
-    """Files matching the patterns, sent to internal storage (`put(path, name)` -> URI): relative path -> URI."""
-    if not patterns:
-        return {}
-    return {relative: put(Path(path), relative)
-            for relative, path in match_output_files(workdir, tuple(patterns)).items()}

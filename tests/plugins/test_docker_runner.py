@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from flows_app.models import LogEntry
+from flows_app.services.storage import storage
 from plugins_app.base import PluginError
 from plugins_app.core.docker_runner import LABEL, DockerOptions, parse_bytes, run_in_container
 from plugins_app.core.process import EXITED, STOPPED
@@ -69,6 +70,11 @@ def _busybox_rootfs() -> bytes:
             link.type, link.linkname = tarfile.SYMTYPE, "busybox"
             tar.addfile(link)
     return buffer.getvalue()
+
+
+@pytest.fixture(autouse=True)
+def own_storage(settings, tmp_path):
+    settings.TERN = {**settings.TERN, "STORAGE_DIR": tmp_path / "storage"}
 
 
 def write_flow(tmp_path: Path, tasks: str, flow_id: str = "docker") -> Path:
@@ -172,9 +178,31 @@ def test_input_files_env_and_output_files_cross_the_container_boundary(engine, r
     run = only_run(outcome)
     assert run["state"] == "SUCCESS", messages(outcome)
     assert messages(outcome, "INFO")[-2:] == ["from the flow", "hi 8080"]
-    files = run["outputs"]["outputFiles"]  # found on the worker's side of the mount (gone with the run's directory)
+    files = run["outputs"]["outputFiles"]  # found on the worker's side of the mount, then stored
     assert sorted(files) == ["greeting.txt", "out/deep/result.json"]
-    assert files["greeting.txt"].endswith(f"/{run['id']}-1/greeting.txt")
+    assert storage().read(files["greeting.txt"]) == "hi\n" and storage().read(files["out/deep/result.json"]) == "deep\n"
+
+
+def test_output_files_of_one_container_are_input_files_of_the_next(engine, run_flow, tmp_path):
+    outcome = run_flow(write_flow(tmp_path, f"""
+  - id: a
+    type: io.kestra.plugin.scripts.shell.Commands{RUNNER}
+    outputFiles: ["x.txt"]
+    commands:
+      - echo "made in a container" > x.txt
+  - id: b
+    type: io.kestra.plugin.scripts.shell.Script{RUNNER}
+    inputFiles:
+      x.txt: "{{{{ outputs.a.outputFiles['x.txt'] }}}}"
+    script: |
+      echo "read {{{{ read(outputs.a.outputFiles['x.txt']) | trim }}}}"
+      echo "cat $(cat x.txt)"
+"""))
+
+    assert outcome.execution.state == "SUCCESS", messages(outcome)
+    runs = {r["taskId"]: r for r in outcome.summary["taskRuns"]}
+    assert runs["a"]["outputs"]["outputFiles"]["x.txt"].startswith("kestra:///")
+    assert messages(outcome, "INFO")[-2:] == ["read made in a container", "cat made in a container"]
 
 
 def test_the_worker_environment_stays_out_of_the_container(engine, run_flow, tmp_path, monkeypatch):

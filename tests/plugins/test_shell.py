@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -27,7 +28,23 @@ class FakeContext:
     task_run_id: str = "run-1"
     execution_id: str = "exec-1"
     attempt: int = 1
+    storage: Path | None = None  # internal storage, a folder
     logs: list[tuple[str, str]] = field(default_factory=list)
+
+    def storage_put(self, source: Path, name: str) -> str:
+        target = self.storage / self.task_run_id / name.replace("/", "_")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, target)
+        return f"kestra:///{self.task_run_id}/{target.name}"
+
+    def storage_path(self, uri: str) -> Path:
+        path = self.storage / uri.removeprefix("kestra:///")
+        if not path.is_file():
+            raise LookupError(f"'{uri}': no such file in the internal storage")
+        return path
+
+    def stored(self, uri: str) -> str:
+        return self.storage_path(uri).read_text()
 
     def render(self, value: Any) -> Any:
         return value
@@ -44,7 +61,8 @@ class FakeContext:
 
 @pytest.fixture
 def ctx(tmp_path: Path) -> FakeContext:
-    return FakeContext(working_dir=tmp_path)
+    (tmp_path / "work").mkdir()
+    return FakeContext(working_dir=tmp_path / "work", storage=tmp_path / "storage")
 
 
 def run(plugin_cls, ctx: FakeContext, **raw: Any):
@@ -109,6 +127,19 @@ def test_it_parses_outputs_lines_into_vars_without_logging_them(ctx):
 
     assert result["vars"] == {"test": "value", "int": 2, "bool": True}
     assert ctx.lines("INFO") == []
+
+
+def test_metrics_lines_are_logged_at_debug(ctx):
+    run(Commands, ctx, commands=[
+        """echo '::{"metrics":[{"name":"rows","type":"counter","value":5,"tags":{"table":"users"}},'"""
+        """'{"name":"load","type":"timer","value":1.5}]}::'""",
+        """echo '::{"metrics":{"name":"rows"}}::'""",
+    ])
+
+    assert [m for m in ctx.lines("DEBUG") if m.startswith("metric ")] == [
+        'metric rows counter = 5 {"table": "users"}', "metric load timer = 1.5"]
+    assert ctx.lines("WARN") == [
+        """Invalid metrics '{"metrics":{"name":"rows"}}': `metrics` must be a list of objects with a `name`"""]
 
 
 def test_it_warns_about_a_malformed_outputs_line_and_goes_on(ctx):
@@ -287,11 +318,30 @@ def test_output_files_are_matched_by_glob(ctx):
         "ln -s /etc/hostname out/link",
     ])
 
-    root = ctx.working_dir.resolve()
-    assert result["outputFiles"] == {
-        "one.csv": str(root / "one.csv"),
-        "out/deep/three.json": str(root / "out/deep/three.json"),
-    }
+    files = result["outputFiles"]
+    assert sorted(files) == ["one.csv", "out/deep/three.json"]
+    assert files["one.csv"].startswith("kestra:///")
+    assert ctx.stored(files["one.csv"]) == "a\n" and ctx.stored(files["out/deep/three.json"]) == "c\n"
+
+
+def test_an_internal_storage_uri_in_input_files_is_copied_in(ctx):
+    (ctx.storage / "up").mkdir(parents=True)
+    (ctx.storage / "up" / "data.csv").write_bytes(b"a,b\n1,2\n")
+
+    run(Commands, ctx, inputFiles={"in/data.csv": "kestra:///up/data.csv\n", "note.txt": "kestra:///up\nnot a URI"},
+        commands=["cat in/data.csv", "head -1 note.txt"])
+
+    assert ctx.lines("INFO") == ["a,b", "1,2", "kestra:///up"]
+
+
+def test_a_missing_storage_file_in_input_files_fails_naming_the_file(ctx):
+    with pytest.raises(PluginError) as error:
+        run(Script, ctx, inputFiles={"data.csv": "kestra:///gone/data.csv"}, script="touch ran")
+
+    assert str(error.value) == ("inputFiles: 'data.csv' cannot be copied from internal storage: "
+                                "'kestra:///gone/data.csv': no such file in the internal storage")
+    assert error.value.retryable is False
+    assert not (ctx.working_dir / "ran").exists()
 
 
 # ---- Script and Bash ------------------------------------------------------------------------------

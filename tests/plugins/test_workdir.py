@@ -109,6 +109,26 @@ def test_local_files_write_inputs_from_text_and_storage_and_store_outputs(run_fl
     assert storage().read(uris["all.txt"]) == '{"debug": true}a,b\n1,2\n'
 
 
+def test_a_script_output_file_is_an_input_file_of_a_working_directory(run_flow, tmp_path):
+    execution = run_flow(flow_file(tmp_path, """  - id: make
+    type: io.kestra.plugin.scripts.shell.Commands
+    outputFiles: ["*.csv"]
+    commands:
+      - printf 'b\\na\\n' > names.csv
+  - id: wd
+    type: io.kestra.plugin.core.flow.WorkingDirectory
+    inputFiles:
+      in/names.csv: "{{ outputs.make.outputFiles['names.csv'] }}"
+    tasks:
+      - id: sort
+        type: io.kestra.plugin.scripts.shell.Commands
+        commands:
+          - echo "::{\\"outputs\\":{\\"first\\":\\"$(sort in/names.csv | head -1)\\"}}::"
+""")).execution
+    assert execution.state == "SUCCESS"
+    assert runs(execution)["sort"].outputs["vars"] == {"first": "a"}
+
+
 def test_a_cache_keeps_files_for_the_next_execution(run_flow, tmp_path):
     path = flow_file(tmp_path, """  - id: wd
     type: io.kestra.plugin.core.flow.WorkingDirectory
