@@ -163,6 +163,22 @@ class StartSubflow:
     outputs: Mapping[str, Any] = field(default_factory=dict)  # templates rendered in the child's context
 
 
+@dataclass(frozen=True)
+class StartSubflowBatches(StartSubflow):
+    """ForEachItem's request: split the internal storage file `items` into batches (of `rows` lines, of
+    about `size` bytes, or into `partitions` parts) and start one child execution per batch. `inputs` are
+    templates, rendered per batch with `taskrun.items` (the batch's URI) and `taskrun.iteration` (1, 2...).
+
+    The engine records `numberOfBatches`, `iterations` (children by state) and `uri` (a JSON-lines file of
+    the children's outputs) in the run's outputs."""
+
+    items: str = ""
+    rows: int | None = None
+    size: int | None = None
+    partitions: int | None = None
+    separator: str = "\n"
+
+
 class FlowableError(Exception):
     """A flowable cannot go on (bad loop value, no Switch case): its task run fails with this message."""
 

@@ -39,6 +39,7 @@ CORE_PLUGINS = (
     # loops (issue 5) — add entries above this line
     "plugins_app.core.pause.Pause",
     "plugins_app.core.subflow.Subflow",
+    "plugins_app.core.foreachitem.ForEachItem",
     "plugins_app.core.labels.Labels",
     "plugins_app.core.kv.Set",
     "plugins_app.core.kv.Get",

@@ -9,6 +9,7 @@ from __future__ import annotations
 import uuid
 from typing import Any, Callable, Sequence
 
+from flows_app.spec.inputs import InputSpec
 from flows_app.spec.model import TaskSpec
 from plugins_app.base import (
     ChildRun,
@@ -22,6 +23,7 @@ from plugins_app.base import (
 from plugins_app.registry import get_plugin
 
 from .actions import Action, CreateTaskRun, Plan, RequeueTaskRun, RestartTaskRun, SetExecutionState, SetTaskRunState
+from .inputs import InputValueError, coerce_value
 from .outcome import decide
 from .properties import PropertyError, render_properties
 from .snapshot import ExecutionSnapshot, RunState
@@ -270,8 +272,16 @@ class FlowableRun:
 
 
 def render_flow_outputs(snapshot: ExecutionSnapshot) -> dict[str, Any]:
+    """Each flow output rendered, then typed as an input of its `type` is (`INT` "3" -> 3)."""
     variables = build_variables(snapshot)
-    return {item["id"]: render_value(item["value"], variables) for item in snapshot.flow.outputs}
+    outputs = {}
+    for item in snapshot.flow.outputs:
+        value = render_value(item["value"], variables)
+        try:
+            outputs[item["id"]] = coerce_value(InputSpec(id=item["id"], type=str(item.get("type") or "STRING")), value)
+        except InputValueError as exc:
+            raise ValueError(f"output '{item['id']}': {exc}") from None
+    return outputs
 
 
 def _is_flowable(snapshot: ExecutionSnapshot, run: RunState) -> bool:

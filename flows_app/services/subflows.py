@@ -8,9 +8,11 @@ from flows_app.engine.inputs import InputsError
 from flows_app.engine.templating import TemplateError, render_value
 from flows_app.engine.variables import build_variables
 from flows_app.models import Execution, Flow, FlowRevision, TaskRun
-from plugins_app.base import StartSubflow
+from plugins_app.base import StartSubflow, StartSubflowBatches
 
+from . import batches
 from .snapshots import load_snapshot
+from .storage import StorageError
 
 
 def start_subflow(execution: Execution, run: TaskRun, request: StartSubflow) -> None:
@@ -18,23 +20,34 @@ def start_subflow(execution: Execution, run: TaskRun, request: StartSubflow) -> 
 
     Only the run's outputs are written; the Subflow plugin turns them into its state.
     """
-    from .executions import FlowDisabled, start_execution
+    from .executions import FlowDisabled
 
     name = f"{request.namespace}.{request.flow_id}"
     flow = Flow.objects.filter(namespace=request.namespace, flow_id=request.flow_id).first()
-    if flow is None:
-        outputs = {"error": f"subflow {name}: no such flow"}
-    else:
-        try:
-            child = start_execution(flow, request.inputs, request.labels, parent=execution, parent_task_run_id=run.id,
-                                    revision=request.revision,
-                                    trigger={"type": "subflow", "executionId": execution.id, "taskRunId": run.id})
-            outputs = {"executionId": child.id}
-        except (InputsError, FlowDisabled, FlowRevision.DoesNotExist) as exc:
-            outputs = {"error": f"subflow {name}: {exc}"}
+    try:
+        if flow is None:
+            raise LookupError("no such flow")
+        if isinstance(request, StartSubflowBatches):
+            outputs = batches.start_batches(execution, run, flow, request, _starter(execution, run, flow, request))
+        else:
+            outputs = {"executionId": _starter(execution, run, flow, request)(request.inputs, {}).id}
+    except (LookupError, InputsError, FlowDisabled, FlowRevision.DoesNotExist, StorageError, TemplateError) as exc:
+        outputs = {"error": f"subflow {name}: {exc}"}
     TaskRun.objects.filter(id=run.id).update(outputs=outputs)
-    if "error" in outputs or not request.wait:
+    if "error" in outputs or not request.wait or outputs.get("numberOfBatches") == 0:
         transaction.on_commit(lambda: dispatch.get().advance(execution.id))
+
+
+def _starter(execution: Execution, run: TaskRun, flow: Flow, request: StartSubflow):
+    """Start one child execution of `flow` for `run`, with these inputs and trigger details."""
+    from .executions import start_execution
+
+    def start(inputs, trigger_extra) -> Execution:
+        trigger = {"type": "subflow", "executionId": execution.id, "taskRunId": run.id, **trigger_extra}
+        return start_execution(flow, inputs, request.labels, parent=execution, parent_task_run_id=run.id,
+                               revision=request.revision, trigger=trigger)
+
+    return start
 
 
 def subflow_ended(child_id: str) -> None:
@@ -47,6 +60,11 @@ def subflow_ended(child_id: str) -> None:
         run = TaskRun.objects.filter(id=child.parent_task_run_id).first()
         if run is None:
             return
+        parent_id = child.parent_id
+        transaction.on_commit(lambda: dispatch.get().advance(parent_id))
+        if "numberOfBatches" in run.outputs:  # one of ForEachItem's children
+            TaskRun.objects.filter(id=run.id).update(outputs=batches.child_ended(run.outputs, child))
+            return
         parent_flow = load_snapshot(child.parent).flow
         wanted = parent_flow.task(run.task_id).properties.get("outputs") or {}
         outputs = {**run.outputs, "state": child.state, "outputs": dict(child.outputs or {})}
@@ -55,5 +73,3 @@ def subflow_ended(child_id: str) -> None:
         except TemplateError as exc:
             outputs["error"] = f"subflow outputs: {exc}"
         TaskRun.objects.filter(id=run.id).update(outputs=outputs)
-        parent_id = child.parent_id
-        transaction.on_commit(lambda: dispatch.get().advance(parent_id))

@@ -47,7 +47,7 @@ class Subflow(FlowablePlugin):
     def start(self, ctx) -> StartSubflow:
         props = ctx.props()
         labels = dict(ctx.snapshot.labels) if props.inheritLabels else {}
-        labels.update(_labels(props.labels))
+        labels.update(labels_of(props.labels))
         return StartSubflow(namespace=props.namespace, flow_id=props.flowId, inputs=props.inputs, labels=labels,
                             wait=props.wait, revision=props.revision, outputs=props.outputs or {})
 
@@ -71,6 +71,6 @@ class Subflow(FlowablePlugin):
         return State.WARNING if child == State.WARNING else State.SUCCESS
 
 
-def _labels(raw: dict[str, Any] | list[dict[str, Any]]) -> dict[str, str]:
+def labels_of(raw: dict[str, Any] | list[dict[str, Any]]) -> dict[str, str]:
     pairs = raw.items() if isinstance(raw, dict) else ((item.get("key"), item.get("value")) for item in raw)
     return {str(k): str(v) for k, v in pairs if k is not None}

@@ -259,6 +259,21 @@ def test_a_failing_flow_output_fails_the_execution():
     assert sim.state == State.FAILED
 
 
+def test_flow_outputs_are_typed_like_inputs_and_a_wrong_type_fails_the_execution():
+    outputs = ("outputs:\n  - id: n\n    type: INT\n    value: \"{{ outputs.r.value }}\"\n"
+               "  - id: cfg\n    type: JSON\n    value: '{\"a\": 1}'\n")
+    sim = Sim(flow("  - id: r\n    type: io.kestra.plugin.core.debug.Return\n    format: x\n", outputs))
+    sim.step()
+    sim.finish("r", outputs={"value": "42"})
+    assert SetExecutionState(State.SUCCESS, outputs={"n": 42, "cfg": {"a": 1}}) in sim.step().actions
+
+    sim = Sim(flow("  - id: r\n    type: io.kestra.plugin.core.debug.Return\n    format: x\n", outputs))
+    sim.step()
+    sim.finish("r", outputs={"value": "many"})
+    ended = [a for a in sim.step().actions if isinstance(a, SetExecutionState)]
+    assert ended[0].state == State.FAILED and ended[0].message == "flow outputs: output 'n': 'many' is not an integer"
+
+
 def test_created_runs_keep_their_order_and_parents():
     sim = Sim(flow(f"  - id: a\n{LOG}"))
     result = sim.step()
