@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parents[1]
 RUNNER = ROOT.parent / "shared" / "kestra-corpus" / "run.py"
 
 # The rates reached so far (runs, valid, invalid); raise them as plugins land, never lower them.
-FLOOR = {"runs": 78, "valid": 123, "invalid": 21}
+FLOOR = {"runs": 78, "valid": 124, "invalid": 21}
 
 
 def test_the_kestra_corpus_pass_rates_do_not_go_down():

@@ -632,8 +632,6 @@ def test_loop_values_wrong_once_rendered_fail_the_loop_with_a_message(on_worker)
 
 # ---- templates: where Tern's arithmetic differs from Pebble's (bugs in flows_app/engine/templating.py) ----
 
-@pytest.mark.xfail(strict=True, reason="Tern renders text * number as Python repetition ('1' * 3 == '111'); "
-                                       "Pebble fails: invalid operands for mathematical operation [MULTIPLICATION]")
 def test_multiplying_a_loop_value_which_is_text_fails_the_task_as_in_pebble(on_worker):
     execution = run(flow("text-times", f"""  - id: each
     type: io.kestra.plugin.core.flow.ForEach
@@ -647,8 +645,6 @@ def test_multiplying_a_loop_value_which_is_text_fails_the_task_as_in_pebble(on_w
     assert execution.state == "FAILED" and "property 'format'" in errors(execution, "times")[0]
 
 
-@pytest.mark.xfail(strict=True, reason="Tern fails text + number (Python: can only concatenate str); "
-                                       "Pebble concatenates: 'item-' + 1 == 'item-1'")
 def test_adding_a_number_to_text_concatenates_as_in_pebble(on_worker):
     execution = run(flow("text-plus", f"""  - id: name
     type: {RETURN}
@@ -657,7 +653,7 @@ def test_adding_a_number_to_text_concatenates_as_in_pebble(on_worker):
     assert execution.state == "SUCCESS" and runs(execution)["name"].outputs == {"value": "item-1"}
 
 
-# ---- bugs found here, outside the plugins this file may fix ----------------------------------------
+# ---- bugs found here first (each fixed since) --------------------------------------------------------
 
 def test_the_attempt_of_an_ended_flowable_run_has_ended_too(on_worker):
     execution = run(flow("flowable-attempt", f"""  - id: each
@@ -674,9 +670,6 @@ def test_the_attempt_of_an_ended_flowable_run_has_ended_too(on_worker):
     assert all(a["state"] != "RUNNING" and "endDate" in a for a in each.attempts), each.attempts
 
 
-@pytest.mark.xfail(strict=True, reason="plugins_app/core/shell.py: `outputFiles` are absolute paths in the task's "
-                                       "working directory, which the worker deletes when the task ends; Kestra "
-                                       "puts them in internal storage (kestra:/// URIs) for later tasks to read")
 def test_a_script_output_file_is_read_by_the_next_task(on_worker):
     execution = run(flow("output-files", f"""  - id: make
     type: io.kestra.plugin.scripts.shell.Commands
