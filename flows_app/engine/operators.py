@@ -7,7 +7,7 @@ import operator
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from .pebble import fail_if_undefined, to_text
+from .pebble_runtime import fail_if_undefined, to_text
 
 # Pebble's names for its operations, which its errors quote; `//` and `**` are Jinja's, kept for Jinja-minded users.
 OPERATIONS = {"+": "ADD", "-": "SUBTRACT", "*": "MULTIPLICATION", "/": "DIVISION", "%": "MODULUS",
