@@ -14,6 +14,7 @@ OPERATIONS = {"+": "ADD", "-": "SUBTRACT", "*": "MULTIPLICATION", "/": "DIVISION
               "//": "FLOOR_DIVISION", "**": "POWER"}
 COMPARISONS = {"<": "LESS_THAN", "<=": "LESS_THAN_EQUALS", ">": "GREATER_THAN", ">=": "GREATER_THAN_EQUALS"}
 UNARY = frozenset({"-", "+"})
+MAX_POWER_BITS = 1 << 16  # `**` on integers: a bigger result is refused
 
 _PYTHON: dict[str, Callable[[Any, Any], Any]] = {
     "+": operator.add, "-": operator.sub, "*": operator.mul, "//": operator.floordiv, "**": operator.pow,
@@ -76,6 +77,9 @@ def arithmetic(op: str, left: Any, right: Any) -> Any:
     if not (is_number(left) and is_number(right)):
         raise TypeError(f"invalid operands for mathematical operation [{OPERATIONS[op]}]: "
                         f"{_operand(left)} {op} {_operand(right)}")
+    if op == "**" and isinstance(left, int) and isinstance(right, int) and abs(left) > 1 \
+            and left.bit_length() * right > MAX_POWER_BITS:
+        raise TypeError(f"{left} ** {right} is too large a number to compute")  # one template must not hang a worker
     if op not in ("/", "%"):
         return _PYTHON[op](left, right)
     if isinstance(left, int) and isinstance(right, int):

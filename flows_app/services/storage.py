@@ -6,6 +6,7 @@ is what an S3-compatible backend would implement.
 """
 from __future__ import annotations
 
+import functools
 import shutil
 from pathlib import Path, PurePosixPath
 
@@ -56,7 +57,13 @@ def _clean(part: str) -> str:
 
 
 def storage() -> LocalStorage:
-    return LocalStorage(settings.TERN["STORAGE_DIR"])
+    return _storage_at(Path(settings.TERN["STORAGE_DIR"]))
+
+
+@functools.lru_cache(maxsize=8)
+def _storage_at(root: Path) -> LocalStorage:
+    """One per root: resolving the root's path costs a system call per folder, on every task run."""
+    return LocalStorage(root)
 
 
 def execution_parts(namespace: str, flow_id: str, execution_id: str) -> list[str]:

@@ -150,3 +150,9 @@ def test_comparisons_order_numbers_and_are_false_against_null(template, expected
 ])
 def test_comparing_anything_but_numbers_fails_with_pebbles_words(template, comparison):
     assert f"invalid operands for mathematical comparison [{comparison}]" in fails(template)
+
+
+def test_a_huge_integer_power_is_refused_instead_of_hanging_the_worker():
+    assert render("{{ 2 ** 10 }}", VARIABLES) == "1024"
+    with pytest.raises(TemplateError, match="too large a number"):
+        render("{{ 2 ** 999999999 }}", VARIABLES)
