@@ -27,8 +27,22 @@ class JSONArrayLength(Func):
 def load_runs(execution_id: str) -> tuple[RunState, ...]:
     """Plain tuples, not model instances, and only the columns the planner reads: an execution is read
     on every step, so this is hot."""
-    rows = (TaskRun.objects.filter(execution_id=execution_id).order_by("order")
-            .annotate(attempt_count=JSONArrayLength("attempts")).values_list(*RUN_FIELDS))
+    return _run_states(TaskRun.objects.filter(execution_id=execution_id).order_by("order"))
+
+
+def load_chain(run: TaskRun) -> tuple[RunState, ...]:
+    """A run and its parents, outermost first: all that a task's templates see of the execution's runs
+    when they read no other run's outputs (a query per level, instead of every run of a long loop)."""
+    chain = [RunState(id=run.id, task_id=run.task_id, parent_id=run.parent_id, state=State(run.state),
+                      value=run.value, attempts=len(run.attempts), outputs=run.outputs or {}, order=run.order,
+                      started_at=run.started_at, next_attempt_at=run.next_attempt_at)]
+    while chain[-1].parent_id is not None:
+        chain.extend(_run_states(TaskRun.objects.filter(id=chain[-1].parent_id)))
+    return tuple(reversed(chain))
+
+
+def _run_states(query) -> tuple[RunState, ...]:
+    rows = query.annotate(attempt_count=JSONArrayLength("attempts")).values_list(*RUN_FIELDS)
     return tuple(
         RunState(id=i, task_id=t, parent_id=p, state=State(s), value=v, attempts=a, outputs=o or {},
                  order=n, started_at=sa, next_attempt_at=na)

@@ -1,6 +1,7 @@
 """Running one task run: claim it, render its properties, call its plugin, record the attempt's outcome."""
 from __future__ import annotations
 
+import json
 import shutil
 import threading
 import time
@@ -29,7 +30,7 @@ from .kv import KeyMissing, NamespaceKV
 from .logs import FLUSH_SECONDS, LogSink, log_now
 from . import workdirs
 from .storage import StorageError, storage, task_run_parts
-from .snapshots import load_snapshot
+from .snapshots import load_chain, load_snapshot
 from .transitions import claim_task_run, move_task_run
 
 
@@ -60,7 +61,7 @@ def run_task_run(task_run_id: str, advance: bool = True) -> bool:
 
 
 def _run_claimed(run: TaskRun, execution: Execution, advance: bool, heartbeat: Heartbeat) -> None:
-    snapshot = load_snapshot(execution)
+    snapshot = _snapshot_for(execution, run)
     task = snapshot.flow.task(run.task_id)
     sink = LogSink(execution.id, run.id, run.task_id, attempt=len(run.attempts), min_level=task.log_level)
     heartbeat.sink = sink
@@ -77,6 +78,23 @@ def _run_claimed(run: TaskRun, execution: Execution, advance: bool, heartbeat: H
         if shared is None and workdir.exists():
             shutil.rmtree(workdir, ignore_errors=True)
     _record(run, snapshot.flow, task, attempt, advance)
+
+
+# Words a template uses to reach other runs than its own and its parents: only then is every run read.
+OTHER_RUNS = ("outputs", "parent", "render", "currentEachOutput")
+
+
+def _snapshot_for(execution: Execution, run: TaskRun):
+    """The execution as the task's templates need it: its own run and parents (cheap, whatever the
+    execution's size), or every run when the task — or the WorkingDirectory it runs in — mentions them."""
+    chain = load_snapshot(execution, runs=load_chain(run))
+    tasks = [chain.flow.task(run.task_id)]
+    shared = workdirs.sharing_parent(chain, chain.run(run.id))
+    if shared is not None:
+        tasks.append(chain.flow.task(shared.task_id))
+    if any(word in json.dumps(t.properties, default=str) for t in tasks for word in OTHER_RUNS):
+        return load_snapshot(execution)
+    return chain
 
 
 def _execute(snapshot, task, run: TaskRun, sink: LogSink, workdir, started: float, shared=None) -> Attempt:
@@ -224,6 +242,4 @@ def _add_labels(execution_id: str, labels: Mapping[str, str]) -> None:
 
 def _json_safe(outputs: Mapping[str, Any]) -> dict[str, Any]:
     """Outputs as stored: JSON types only, and no secret value in clear."""
-    import json
-
     return mask_value(json.loads(json.dumps(dict(outputs), default=str)), secret_values())
