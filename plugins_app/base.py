@@ -5,7 +5,7 @@ Pure: no Django, no Celery. Plugins reach the world only through the context the
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, ClassVar, Mapping, Protocol, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, Mapping, Protocol, Sequence
 
 from pydantic import BaseModel, ConfigDict, Field
 

@@ -262,7 +262,6 @@ class NotPaused(Exception):
 def resume_execution(execution_id: str, inputs: Mapping[str, Any] | None = None) -> None:
     """Resume a PAUSED execution: its paused runs go on, with the values of their `onResume` inputs
     (InputsError names a bad one) stored as their output `onResume`. Holds the execution's row lock."""
-    from flows_app.engine.inputs import InputsError, coerce_inputs
     from flows_app.spec.errors import ErrorCollector
     from flows_app.spec.inputs import parse_inputs
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 from typing import Any
 
 from flows_app.engine.states import State
-from plugins_app.base import FlowableError, FlowablePlugin, PluginError, Properties, StartSubflowBatches, prop
+from plugins_app.base import FlowableError, PluginError, Properties, StartSubflowBatches, prop
 
 from .docker_runner import parse_bytes
-from .subflow import labels_of
+from .subflow import ChildExecutions, labels_of
 
 
 class Batch(Properties):
@@ -17,7 +17,7 @@ class Batch(Properties):
     separator: str = prop("\n", description="What separates items in the file.")
 
 
-class ForEachItem(FlowablePlugin):
+class ForEachItem(ChildExecutions):
     """Split a file from internal storage into batches and run a subflow execution for each.
 
     `items` is an internal storage URI (a FILE input, a Download's `uri`, a script's output file).
@@ -30,8 +30,7 @@ class ForEachItem(FlowablePlugin):
 
     type = "io.kestra.plugin.core.flow.ForEachItem"
     aliases = ("io.kestra.core.tasks.flows.ForEachItem",)
-    child_fields: dict[str, str] = {}
-    required_children = frozenset()
+    started_key = "numberOfBatches"
     outputs = {
         "numberOfBatches": "How many batches (so child executions) there are.",
         "iterations": "Child executions by state, e.g. {SUCCESS: 9, FAILED: 1, CREATED: 2}.",
@@ -83,21 +82,8 @@ class ForEachItem(FlowablePlugin):
             separator=batch.separator or "\n",
         )
 
-    def next_children(self, ctx):
-        return []
-
-    def resolve_state(self, ctx) -> State | None:
-        outputs = ctx.run.outputs
-        if "error" in outputs:
-            raise FlowableError(outputs["error"])
-        if "numberOfBatches" not in outputs:
-            return None
-        props = ctx.props()
-        if not props.wait:
-            return State.SUCCESS
+    def ended_states(self, outputs):
         iterations = {State(k): v for k, v in (outputs.get("iterations") or {}).items()}
         if sum(v for k, v in iterations.items() if k.is_terminal) < outputs["numberOfBatches"]:
             return None
-        if props.transmitFailed and any(k.is_failure for k in iterations):
-            return State.FAILED
-        return State.WARNING if State.WARNING in iterations else State.SUCCESS
+        return list(iterations)

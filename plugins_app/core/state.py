@@ -19,6 +19,12 @@ class StateProperties(Properties):
     taskrunValue: bool = prop(True, description="Keep a state per loop value (`taskrun.value`).")
 
 
+class ExistingStateProperties(StateProperties):
+    """A state to read or delete."""
+
+    errorOnMissing: bool = prop(False, description="Fail when there is no such state.")
+
+
 def _key(props: StateProperties, ctx) -> str:
     scope = "" if props.namespace else ctx.render("{{ flow.id }}")
     value = ctx.render("{{ taskrun.value ?? '' }}") if props.taskrunValue else ""
@@ -61,8 +67,7 @@ class Get(RunnablePlugin):
   name: progress
 """
 
-    class Properties(StateProperties):
-        errorOnMissing: bool = prop(False, description="Fail when there is no such state.")
+    Properties = ExistingStateProperties
 
     def run(self, props, ctx):
         state = ctx.kv.get(_key(props, ctx))
@@ -83,8 +88,7 @@ class Delete(RunnablePlugin):
   name: progress
 """
 
-    class Properties(StateProperties):
-        errorOnMissing: bool = prop(False, description="Fail when there is no such state.")
+    Properties = ExistingStateProperties
 
     def run(self, props, ctx):
         deleted = ctx.kv.delete(_key(props, ctx))

@@ -1,20 +1,50 @@
 """Subflow: start an execution of another flow, wait for it (or not), and take its outputs."""
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from flows_app.engine.states import State
 from plugins_app.base import FlowableError, FlowablePlugin, Properties, StartSubflow, prop
 
 
-class Subflow(FlowablePlugin):
+class ChildExecutions(FlowablePlugin):
+    """What Subflow and ForEachItem share: the engine starts child executions for the task and records
+    their ends in its outputs; with `wait`, the task ends once they all have."""
+
+    child_fields: dict[str, str] = {}
+    required_children = frozenset()
+    started_key: ClassVar[str] = "executionId"  # in the outputs once the children are started
+
+    def ended_states(self, outputs: dict[str, Any]) -> list[State] | None:
+        """The children's end states once every one has ended, else None."""
+        return [State(outputs["state"])] if "state" in outputs else None
+
+    def next_children(self, ctx):
+        return []
+
+    def resolve_state(self, ctx) -> State | None:
+        outputs = ctx.run.outputs
+        if "error" in outputs:
+            raise FlowableError(outputs["error"])
+        if self.started_key not in outputs:
+            return None
+        props = ctx.props()
+        if not props.wait:
+            return State.SUCCESS
+        ended = self.ended_states(outputs)
+        if ended is None:
+            return None
+        if props.transmitFailed and any(state.is_failure for state in ended):
+            return State.FAILED
+        return State.WARNING if State.WARNING in ended else State.SUCCESS
+
+
+class Subflow(ChildExecutions):
     """Run another flow as a child execution; with `wait`, this task ends with it."""
 
     type = "io.kestra.plugin.core.flow.Subflow"
     aliases = ("io.kestra.core.tasks.flows.Subflow", "io.kestra.core.tasks.flows.Flow",
                "io.kestra.plugin.core.flow.Flow")
-    child_fields: dict[str, str] = {}
-    required_children = frozenset()
     outputs = {
         "executionId": "The id of the child execution.",
         "state": "The child execution's final state (with `wait`).",
@@ -50,25 +80,6 @@ class Subflow(FlowablePlugin):
         labels.update(labels_of(props.labels))
         return StartSubflow(namespace=props.namespace, flow_id=props.flowId, inputs=props.inputs, labels=labels,
                             wait=props.wait, revision=props.revision, outputs=props.outputs or {})
-
-    def next_children(self, ctx):
-        return []
-
-    def resolve_state(self, ctx) -> State | None:
-        outputs = ctx.run.outputs
-        if "error" in outputs:
-            raise FlowableError(outputs["error"])
-        if "executionId" not in outputs:
-            return None
-        props = ctx.props()
-        if not props.wait:
-            return State.SUCCESS
-        if "state" not in outputs:
-            return None
-        child = State(outputs["state"])
-        if child.is_failure:
-            return State.FAILED if props.transmitFailed else State.SUCCESS
-        return State.WARNING if child == State.WARNING else State.SUCCESS
 
 
 def labels_of(raw: dict[str, Any] | list[dict[str, Any]]) -> dict[str, str]:

@@ -5,9 +5,6 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-import pytest
-
-from flows_app.engine.states import State
 from flows_app.models import Execution, LogEntry, TaskRun
 from flows_app.services.executions import start_execution
 from flows_app.services.flows import save_flow

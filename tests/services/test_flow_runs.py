@@ -1,12 +1,10 @@
 """Fixture flows run to their end through the real services, planner and plugins (the inline dispatcher)."""
 from __future__ import annotations
 
-import os
 import time
 
 import pytest
 
-from flows_app.engine.inputs import InputsError
 from flows_app.models import Execution, LogEntry
 from flows_app.testrun import InvalidFlow
 
