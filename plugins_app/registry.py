@@ -17,6 +17,7 @@ CORE_PLUGINS = (
     "plugins_app.core.debug.Return",
     "plugins_app.core.debug.Echo",
     "plugins_app.core.execution.Fail",
+    "plugins_app.core.execution.Exit",
     "plugins_app.core.flow.Sequential",
     "plugins_app.core.flow.Parallel",
     "plugins_app.core.shell.Commands",

@@ -29,7 +29,7 @@ from .properties import PropertyError, render_properties
 from .snapshot import ExecutionSnapshot, RunState
 from .states import State
 from .templating import TemplateError, render_value, truthy
-from .variables import build_variables
+from .variables import build_variables, mentions_other_runs
 
 MAX_ROUNDS = 10_000  # a safety net: each round creates or ends at least one run
 
@@ -42,7 +42,7 @@ def new_run_id() -> str:
 
 def plan(snapshot: ExecutionSnapshot, new_id: NewId = new_run_id) -> Plan:
     steps: Sequence[Callable[[ExecutionSnapshot, NewId], list[Action]]] = (
-        handle_start, handle_kill, handle_wakes, handle_resumed, handle_due_retries, handle_flowables,
+        handle_start, handle_kill, handle_exit, handle_wakes, handle_resumed, handle_due_retries, handle_flowables,
         handle_root, handle_paused,
     )
     actions: list[Action] = []
@@ -86,6 +86,27 @@ def handle_kill(snapshot: ExecutionSnapshot, new_id: NewId) -> list[Action]:
     if all(r.state.is_terminal for r in snapshot.runs):
         return [SetExecutionState(State.KILLED)]
     return []
+
+
+def handle_exit(snapshot: ExecutionSnapshot, new_id: NewId) -> list[Action]:
+    """An Exit task ended: the execution ends in its state (KILLED goes through the kill). Waiting runs
+    end KILLED, running flowables in the Exit's state; running runnables are left to finish."""
+    if snapshot.state not in (State.RUNNING, State.PAUSED):
+        return []
+    exits = [r for r in snapshot.runs if r.state == State.SUCCESS and "state" in r.outputs
+             and getattr(get_plugin(snapshot.flow.task(r.task_id).type), "ends_execution", False)]
+    if not exits:
+        return []
+    state = State(exits[0].outputs["state"])
+    if state == State.KILLED:
+        return [SetExecutionState(State.KILLING)]
+    actions: list[Action] = []
+    for run in snapshot.runs:
+        if run.state in (State.CREATED, State.QUEUED, State.RETRYING, State.PAUSED):
+            actions.append(SetTaskRunState(run.id, State.KILLED))
+        elif run.state == State.RUNNING and _is_flowable(snapshot, run):
+            actions.append(SetTaskRunState(run.id, state))
+    return actions + [SetExecutionState(state)]
 
 
 def handle_wakes(snapshot: ExecutionSnapshot, new_id: NewId) -> list[Action]:
@@ -260,7 +281,7 @@ class FlowableRun:
         return self.snapshot.now
 
     def variables(self) -> dict[str, Any]:
-        return build_variables(self.snapshot, self.task, self.run)
+        return build_variables(self.snapshot, self.task, self.run, with_outputs=mentions_other_runs(self.task))
 
     def render(self, value: Any) -> Any:
         return render_value(value, self.variables())

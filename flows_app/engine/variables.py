@@ -1,6 +1,7 @@
 """The variables a template sees (`inputs`, `outputs`, `vars`, `flow`, `execution`, `task`, `taskrun`, ...)."""
 from __future__ import annotations
 
+import json
 import os
 from datetime import datetime, timezone
 from typing import Any, Callable, Mapping
@@ -38,16 +39,34 @@ def envs() -> dict[str, str]:
     return {k[4:].lower(): v for k, v in os.environ.items() if k.startswith("ENV_")}
 
 
+# Words a template uses to reach other runs than its own and its parents.
+OTHER_RUNS = ("outputs", "parent", "render", "currentEachOutput")
+
+
+def mentions_other_runs(task: TaskSpec) -> bool:
+    """Whether the task's properties may read other runs' outputs; if not, `outputs` (a walk over every
+    run, long in a long loop) need not be built for it. Kept on the (frozen, cached) spec."""
+    known = task.__dict__.get("_mentions_other_runs")
+    if known is None:
+        text = json.dumps(task.properties, default=str)
+        known = any(word in text for word in OTHER_RUNS)
+        object.__setattr__(task, "_mentions_other_runs", known)
+    return known
+
+
 def build_variables(snapshot: ExecutionSnapshot, task: TaskSpec | None = None, run: RunState | None = None,
                     parent: RunState | None = None, value: str | None = None,
-                    functions: Mapping[str, Callable[..., Any]] | None = None) -> dict[str, Any]:
-    """Variables for rendering `task`'s properties in `run` (or for a run about to be created under `parent`)."""
+                    functions: Mapping[str, Callable[..., Any]] | None = None,
+                    with_outputs: bool = True) -> dict[str, Any]:
+    """Variables for rendering `task`'s properties in `run` (or for a run about to be created under `parent`).
+
+    `with_outputs=False` leaves `outputs` empty, for templates that do not read them."""
     flow = snapshot.flow
     variables: dict[str, Any] = {
         "flow": {"id": flow.id, "namespace": flow.namespace, "revision": flow.revision},
         "execution": {"id": snapshot.id, "startDate": iso(snapshot.start_date), "state": str(snapshot.state)},
         "inputs": dict(snapshot.inputs),
-        "outputs": outputs_tree(snapshot),
+        "outputs": outputs_tree(snapshot) if with_outputs else {},
         "vars": dict(flow.variables),
         "labels": dict(snapshot.labels),
         "trigger": dict(snapshot.trigger) if snapshot.trigger else None,

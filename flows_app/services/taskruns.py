@@ -19,7 +19,7 @@ from flows_app.engine.outcome import decide
 from flows_app.engine.properties import PropertyError, render_properties
 from flows_app.engine.states import State
 from flows_app.engine.templating import TemplateError, render_value
-from flows_app.engine.variables import build_variables
+from flows_app.engine.variables import build_variables, mentions_other_runs
 from flows_app.models import Execution, LogEntry, TaskRun
 from plugins_app.base import PluginError, TaskResult
 from plugins_app.context import TaskRunContext
@@ -80,10 +80,6 @@ def _run_claimed(run: TaskRun, execution: Execution, advance: bool, heartbeat: H
     _record(run, snapshot.flow, task, attempt, advance)
 
 
-# Words a template uses to reach other runs than its own and its parents: only then is every run read.
-OTHER_RUNS = ("outputs", "parent", "render", "currentEachOutput")
-
-
 def _snapshot_for(execution: Execution, run: TaskRun):
     """The execution as the task's templates need it: its own run and parents (cheap, whatever the
     execution's size), or every run when the task — or the WorkingDirectory it runs in — mentions them."""
@@ -92,7 +88,7 @@ def _snapshot_for(execution: Execution, run: TaskRun):
     shared = workdirs.sharing_parent(chain, chain.run(run.id))
     if shared is not None:
         tasks.append(chain.flow.task(shared.task_id))
-    if any(word in json.dumps(t.properties, default=str) for t in tasks for word in OTHER_RUNS):
+    if any(mentions_other_runs(t) for t in tasks):
         return load_snapshot(execution)
     return chain
 

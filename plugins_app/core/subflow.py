@@ -14,6 +14,7 @@ class ChildExecutions(FlowablePlugin):
     child_fields: dict[str, str] = {}
     required_children = frozenset()
     started_key: ClassVar[str] = "executionId"  # in the outputs once the children are started
+    outputs_change_after_end: ClassVar[bool] = True  # children's ends are recorded even after (wait: false)
 
     def ended_states(self, outputs: dict[str, Any]) -> list[State] | None:
         """The children's end states once every one has ended, else None."""

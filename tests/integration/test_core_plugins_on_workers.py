@@ -684,3 +684,28 @@ def test_a_script_output_file_is_read_by_the_next_task(on_worker):
 """))
     assert runs(execution)["make"].outputs["outputFiles"]["up.out"].startswith("kestra:///")
     assert execution.state == "SUCCESS" and runs(execution)["show"].outputs == {"value": "HELLO OUTPUT-FILES"}
+
+
+def test_exit_ends_the_execution_on_the_worker_and_kills_a_running_branch(on_worker):
+    execution = run(flow("exit-killed", f"""  - id: both
+    type: io.kestra.plugin.core.flow.Parallel
+    tasks:
+      - id: slow
+        type: io.kestra.plugin.scripts.shell.Commands
+        commands: ["sleep 30"]
+      - id: quick
+        type: io.kestra.plugin.core.flow.Sequential
+        tasks:
+          - id: first
+            type: {LOG}
+            message: about to stop
+          - id: stop
+            type: io.kestra.plugin.core.execution.Exit
+            state: KILLED
+  - id: never
+    type: {LOG}
+    message: never
+"""), timeout=20)
+    by_task = runs(execution)
+    assert execution.state == "KILLED" and by_task["slow"].state == "KILLED"
+    assert by_task["stop"].outputs == {"state": "KILLED"} and "never" not in by_task

@@ -1,0 +1,75 @@
+"""The snapshot's run cache: what it returns is always what a full read of the database returns."""
+from __future__ import annotations
+
+import pytest
+
+from flows_app import dispatch
+from flows_app.models import TaskRun
+from flows_app.services.executions import start_execution
+from flows_app.services.flows import save_flow, spec_of
+from flows_app.services.snapshots import EndedRuns, load_runs
+
+from .test_flows_and_state import Recorder
+
+FLOW = """id: cached
+namespace: tests.snapshots
+tasks:
+  - id: each
+    type: io.kestra.plugin.core.flow.ForEach
+    values: ["a", "b", "c"]
+    tasks:
+      - id: item
+        type: io.kestra.plugin.core.log.Log
+        message: "{{ taskrun.value }}"
+  - id: child
+    type: io.kestra.plugin.core.flow.Subflow
+    namespace: tests.snapshots
+    flowId: another
+    wait: false
+"""
+
+
+@pytest.mark.django_db
+def test_every_read_through_the_cache_equals_a_full_read():
+    with dispatch.using(Recorder()):
+        execution = start_execution(save_flow(FLOW).flow)
+    flow = spec_of(execution.flow_revision)
+    cache = EndedRuns()
+
+    def run(task_id, value, state, order, **fields):
+        return TaskRun.objects.create(execution=execution, task_id=task_id, value=value, state=state,
+                                      order=order, **fields)
+
+    def same() -> bool:
+        return cache.load(execution.id, flow) == load_runs(execution.id)
+
+    each = run("each", None, "RUNNING", 0)
+    a = run("item", "a", "SUCCESS", 1, parent_id=each.id)
+    b = run("item", "b", "RUNNING", 2, parent_id=each.id)
+    assert same()
+    TaskRun.objects.filter(id=b.id).update(state="SUCCESS", outputs={"x": 1})  # ended since the last read
+    run("item", "c", "QUEUED", 3, parent_id=each.id)  # created since
+    assert same()
+    TaskRun.objects.filter(id=a.id).update(state="RUNNING")  # an ended run started again (a restart)
+    assert same()
+    TaskRun.objects.filter(id=a.id).update(state="FAILED", outputs={"again": True})
+    assert same()
+    child = run("child", None, "SUCCESS", 4, outputs={"executionId": "x"})
+    assert same()
+    TaskRun.objects.filter(id=child.id).update(outputs={"executionId": "x", "state": "SUCCESS"})  # after its end
+    assert same()
+    TaskRun.objects.filter(id=each.id).update(state="SUCCESS")
+    assert same()
+    # kept: the ended loop and two items; not the queued item, nor the Subflow run (written after its end)
+    assert set(cache.entries[execution.id][0]) == {each.id, a.id, b.id}
+
+
+@pytest.mark.django_db
+def test_the_cache_keeps_only_the_last_executions():
+    cache = EndedRuns(executions=2)
+    with dispatch.using(Recorder()):
+        executions = [start_execution(save_flow(FLOW).flow) for _ in range(3)]
+    flow = spec_of(executions[0].flow_revision)
+    for execution in executions:
+        cache.load(execution.id, flow)
+    assert list(cache.entries) == [executions[1].id, executions[2].id]
