@@ -91,10 +91,10 @@ def handle_kill(snapshot: ExecutionSnapshot, new_id: NewId) -> list[Action]:
 def handle_exit(snapshot: ExecutionSnapshot, new_id: NewId) -> list[Action]:
     """An Exit task ended: the execution ends in its state (KILLED goes through the kill). Waiting runs
     end KILLED, running flowables in the Exit's state; running runnables are left to finish."""
-    if snapshot.state not in (State.RUNNING, State.PAUSED):
+    if snapshot.state not in (State.RUNNING, State.PAUSED) or not _exit_tasks(snapshot.flow):
         return []
-    exits = [r for r in snapshot.runs if r.state == State.SUCCESS and "state" in r.outputs
-             and getattr(get_plugin(snapshot.flow.task(r.task_id).type), "ends_execution", False)]
+    exit_ids = _exit_tasks(snapshot.flow)
+    exits = [r for r in snapshot.runs if r.task_id in exit_ids and r.state == State.SUCCESS and "state" in r.outputs]
     if not exits:
         return []
     state = State(exits[0].outputs["state"])
@@ -107,6 +107,15 @@ def handle_exit(snapshot: ExecutionSnapshot, new_id: NewId) -> list[Action]:
         elif run.state == State.RUNNING and _is_flowable(snapshot, run):
             actions.append(SetTaskRunState(run.id, state))
     return actions + [SetExecutionState(state)]
+
+
+def _exit_tasks(flow) -> frozenset[str]:
+    """The ids of the flow's Exit tasks (most flows have none: the step is then free). Kept on the spec."""
+    ids = flow.__dict__.get("_exit_task_ids")
+    if ids is None:
+        ids = frozenset(t.id for t in flow.walk() if getattr(get_plugin(t.type), "ends_execution", False))
+        object.__setattr__(flow, "_exit_task_ids", ids)
+    return ids
 
 
 def handle_wakes(snapshot: ExecutionSnapshot, new_id: NewId) -> list[Action]:
@@ -143,8 +152,9 @@ def handle_paused(snapshot: ExecutionSnapshot, new_id: NewId) -> list[Action]:
 
 def _has_active_work(snapshot: ExecutionSnapshot) -> bool:
     """Work that moves without anyone's action: queued, running or retrying runnables, and running
-    flowables with no unfinished child (a Pause just woken, about to start its tasks)."""
-    for run in snapshot.runs:
+    flowables with no unfinished child (a Pause just woken, about to start its tasks). The newest runs
+    are looked at first: that is where the work is, in a long execution."""
+    for run in reversed(snapshot.runs):
         if run.state in (State.QUEUED, State.RETRYING, State.CREATED):
             return True
         if run.state == State.RUNNING:
