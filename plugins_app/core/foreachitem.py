@@ -6,7 +6,7 @@ from typing import Any
 from flows_app.engine.states import State
 from plugins_app.base import FlowableError, PluginError, Properties, StartSubflowBatches, prop
 
-from .docker_runner import parse_bytes
+from .sizes import parse_bytes
 from .subflow import ChildExecutions, labels_of
 
 

@@ -18,9 +18,10 @@ import pytest
 from flows_app.models import LogEntry
 from flows_app.services.storage import storage
 from plugins_app.base import PluginError
-from plugins_app.core.docker_runner import LABEL, DockerOptions, parse_bytes, run_in_container
+from plugins_app.core.docker_runner import LABEL, DockerOptions, run_in_container
 from plugins_app.core.process import EXITED, STOPPED
 from plugins_app.core.shell import Commands
+from plugins_app.core.sizes import parse_bytes
 
 IMAGE = "tern-test/busybox:latest"
 APPLETS = ("sh", "echo", "cat", "ls", "sleep", "mkdir", "env", "printf", "pwd", "touch", "id", "test", "true",
