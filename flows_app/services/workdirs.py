@@ -55,12 +55,21 @@ def pinned_queue(parent_run_id: str) -> str | None:
 
 
 def open_directory(snapshot: ExecutionSnapshot, parent: RunState) -> Path:
-    """The shared directory on this worker, made with its input files (and cache) by the first child here."""
-    if celery.worker_queue:
-        TaskRun.objects.filter(id=parent.id, worker="").update(worker=celery.worker_queue)
+    """The shared directory on this worker, made with its input files (and cache) by the first child here.
+
+    The worker that makes it holds it: the WorkingDirectory is pinned to its queue. A child that lands
+    elsewhere (re-sent by the tick because the holder stopped answering) starts a new directory here,
+    says so, and moves the pin, so the next children follow it."""
     path = directory_of(snapshot.id, parent.id)
     if path.is_dir():
         return path
+    if celery.worker_queue:
+        held_by = pinned_queue(parent.id)
+        TaskRun.objects.filter(id=parent.id).update(worker=celery.worker_queue)
+        if held_by and held_by != celery.worker_queue:
+            log_now(snapshot.id, "WARN", f"the working directory of '{parent.task_id}' was on {held_by}, which "
+                    "stopped answering: a new one starts here, without the files of the tasks before",
+                    parent.id, parent.task_id)
     props = _props(snapshot, parent)
     path.mkdir(parents=True)
     _restore_cache(snapshot, parent, props, path)

@@ -200,3 +200,41 @@ tasks:
     assert [str(e) for e in caught.value.errors] == [
         "tasks[0].tasks[1].type: 'io.kestra.plugin.core.flow.Pause' is a flowable task: a WorkingDirectory "
         "runs only runnable tasks (they share a directory on one worker) (line 11)"]
+
+
+def test_a_child_landing_on_another_worker_starts_a_new_directory_there_and_moves_the_pin(monkeypatch, settings,
+                                                                                             tmp_path):
+    """The holder stopped answering; the tick re-sent the queued child to any worker: it goes on there."""
+    from flows_app import dispatch
+    from flows_app.models import TaskRun
+    from flows_app.services.executions import advance_execution, start_execution
+    from flows_app.services.flows import save_flow
+    from flows_app.services.taskruns import run_task_run
+    from orchestrator import celery
+    from tests.services.test_flows_and_state import Recorder
+
+    settings.TERN = {**settings.TERN, "WORK_DIR": tmp_path / "work"}
+    recorder = Recorder()
+    with dispatch.using(recorder):
+        execution = start_execution(save_flow("""id: moved
+namespace: tests.wd
+tasks:
+  - id: wd
+    type: io.kestra.plugin.core.flow.WorkingDirectory
+    inputFiles:
+      in.txt: hello
+    tasks:
+      - id: read
+        type: io.kestra.plugin.scripts.shell.Commands
+        commands:
+          - echo "::{\\"outputs\\":{\\"in\\":\\"$(cat in.txt)\\"}}::"
+""").flow)
+        advance_execution(execution.id)
+        wd = TaskRun.objects.get(execution=execution, task_id="wd")
+        TaskRun.objects.filter(id=wd.id).update(worker="tern.direct.gone@elsewhere")
+        monkeypatch.setattr(celery, "worker_queue", "tern.direct.here@this")
+        assert run_task_run(recorder.runs[0])
+    read = TaskRun.objects.get(execution=execution, task_id="read")
+    assert read.state == "SUCCESS" and read.outputs["vars"] == {"in": "hello"}  # input files written anew
+    assert TaskRun.objects.get(id=wd.id).worker == "tern.direct.here@this"
+    assert LogEntry.objects.filter(task_id="wd", level="WARN", message__contains="tern.direct.gone@elsewhere").exists()
