@@ -11,6 +11,7 @@ from typing import Any, Mapping
 
 from django.conf import settings
 from django.db import connections, transaction
+from django.db.models import F
 from django.utils import timezone
 
 from flows_app import dispatch
@@ -47,10 +48,13 @@ def run_task_run(task_run_id: str, advance: bool = True) -> bool:
 
     `advance`: ask for an advance of the execution afterwards (False inside a chord, whose body does it).
     """
-    run = TaskRun.objects.filter(id=task_run_id).first()
+    # the run, its execution and the flow revision's checksum in one query: this is every task's first step
+    run = (TaskRun.objects.select_related("execution").filter(id=task_run_id)
+           .annotate(revision_checksum=F("execution__flow_revision__checksum")).first())
     if run is None or run.state != State.QUEUED or not claim_task_run(run):
         return False
-    execution = with_checksum(Execution.objects.filter(id=run.execution_id)).get()
+    execution = run.execution
+    execution.revision_checksum = run.revision_checksum
     heartbeat = Heartbeat(run.id)
     heartbeat.start()
     try:

@@ -73,3 +73,20 @@ def test_the_cache_keeps_only_the_last_executions():
     for execution in executions:
         cache.load(execution.id, flow)
     assert list(cache.entries) == [executions[1].id, executions[2].id]
+
+
+@pytest.mark.django_db
+def test_runs_read_with_plain_sql_match_the_rows():
+    from django.utils import timezone
+
+    with dispatch.using(Recorder()):
+        execution = start_execution(save_flow(FLOW).flow)
+    now = timezone.now()
+    row = TaskRun.objects.create(execution=execution, task_id="each", value="v", state="RETRYING", order=7,
+                                 attempts=[{"state": "FAILED"}, {"state": "FAILED"}], outputs={"a": [1, "b"]},
+                                 started_at=now, next_attempt_at=now)
+    (read,) = load_runs(execution.id)
+    assert (read.id, read.task_id, read.parent_id, read.state.value, read.value, read.attempts, read.order) == (
+        row.id, "each", None, "RETRYING", "v", 2, 7)
+    assert read.outputs == {"a": [1, "b"]}
+    assert read.started_at == now and read.next_attempt_at == now and read.started_at.tzinfo is not None
