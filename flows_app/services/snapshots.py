@@ -28,6 +28,9 @@ def load_runs(execution_id: str, flow: FlowSpec | None = None) -> tuple[RunState
     return _ended_runs.load(execution_id, flow)
 
 
+MAX_REREAD = 500  # ids asked for by name in one query (SQLite builds may allow only 999 parameters)
+
+
 class EndedRuns:
     """Each process keeps the ended runs it has read, per execution (the last few executions).
 
@@ -47,7 +50,7 @@ class EndedRuns:
     def load(self, execution_id: str, flow: FlowSpec) -> tuple[RunState, ...]:
         with self.lock:
             entry = self.entries.get(execution_id)
-        if entry is None:
+        if entry is None or len(entry[2]) > MAX_REREAD:  # many unfinished runs: one plain read is simpler
             ended, fresh = {}, _select_runs("execution_id = %s", [execution_id])
         else:
             ended, highest, again = entry

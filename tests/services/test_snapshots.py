@@ -90,3 +90,20 @@ def test_runs_read_with_plain_sql_match_the_rows():
         row.id, "each", None, "RETRYING", "v", 2, 7)
     assert read.outputs == {"a": [1, "b"]}
     assert read.started_at == now and read.next_attempt_at == now and read.started_at.tzinfo is not None
+
+
+@pytest.mark.django_db
+def test_with_many_unfinished_runs_the_cache_reads_everything_again(monkeypatch):
+    import flows_app.services.snapshots as snapshots
+
+    monkeypatch.setattr(snapshots, "MAX_REREAD", 2)
+    with dispatch.using(Recorder()):
+        execution = start_execution(save_flow(FLOW).flow)
+    flow = spec_of(execution.flow_revision)
+    cache = EndedRuns()
+    rows = [TaskRun.objects.create(execution=execution, task_id="item", value=str(n), state="RUNNING", order=n)
+            for n in range(4)]
+    cache.load(execution.id, flow)
+    TaskRun.objects.filter(id__in=[r.id for r in rows]).update(state="SUCCESS")
+    assert cache.load(execution.id, flow) == load_runs(execution.id)
+    assert set(cache.entries[execution.id][0]) == {r.id for r in rows}
