@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
+from orchestrator.env import env_bool
 from plugins_app.base import PluginError
 
 from .process import EXITED, STOPPED, TIMED_OUT, Ended, LineHandler
@@ -18,6 +19,7 @@ from .sizes import parse_bytes
 DOCKER_RUNNER = "io.kestra.plugin.scripts.runner.docker.Docker"
 DOCKER_RUNNER_NAMES = (DOCKER_RUNNER, "io.kestra.plugin.scripts.runner.docker.DockerTaskRunner")  # the second: 0.16's beta name
 LABEL = "tern.task-run"  # every container we start carries the task run's id, to find leftovers
+VOLUMES_SETTING = "TERN_DOCKER_VOLUMES"
 PULL_POLICIES = ("IF_NOT_PRESENT", "ALWAYS", "NEVER")
 DEFAULT_SOCKET = "unix:///var/run/docker.sock"
 
@@ -111,6 +113,11 @@ def _volumes(value: Any, name: str) -> tuple[str, ...]:
         if not 2 <= len(parts) <= 3 or not parts[0] or not parts[1].startswith("/"):
             raise PluginError(f"{name}[{i}]: '{spec}' is not 'host:container[:mode]' with an absolute container path",
                               retryable=False)
+    # A flow that mounts host paths can read and write the worker's machine as root: off unless the
+    # worker's operator turns it on, as Kestra's `volume-enabled`.
+    if value and not env_bool(VOLUMES_SETTING, False):
+        raise PluginError(f"{name}: volumes are turned off on this worker; {VOLUMES_SETTING}=true turns them on "
+                          "(a container then reaches the host paths it names)", retryable=False)
     return tuple(value)
 
 

@@ -447,3 +447,16 @@ def test_other_task_runners_fail_instead_of_running_locally(tmp_path):
         }), _Ctx(tmp_path))
 
     assert not (tmp_path / "ran").exists()
+
+
+def test_volumes_are_refused_unless_the_worker_turns_them_on(tmp_path, monkeypatch):
+    from plugins_app.core.docker_runner import docker_options
+
+    raw = {"type": DOCKER, "volumes": ["/srv/data:/data:ro"]}
+    monkeypatch.delenv("TERN_DOCKER_VOLUMES", raising=False)
+    with pytest.raises(PluginError, match=r"taskRunner.volumes: volumes are turned off on this worker; "
+                                          r"TERN_DOCKER_VOLUMES=true turns them on"):
+        docker_options(raw, image=IMAGE, where="taskRunner", warn=lambda message: None)
+    monkeypatch.setenv("TERN_DOCKER_VOLUMES", "true")
+    assert docker_options(raw, image=IMAGE, where="taskRunner", warn=lambda message: None).volumes == (
+        "/srv/data:/data:ro",)
