@@ -26,12 +26,12 @@ from plugins_app.base import PluginError, TaskResult
 from plugins_app.context import TaskRunContext
 from plugins_app.registry import get_plugin
 
-from .flows import with_checksum
+from .flows import spec_of_revision, with_checksum
 from .kv import KeyMissing, NamespaceKV
 from .logs import FLUSH_SECONDS, LogSink, log_now
 from . import workdirs
 from .storage import StorageError, storage, task_run_parts
-from .snapshots import load_chain, load_snapshot
+from .snapshots import load_chain, load_snapshot, revision_checksum
 from .transitions import claim_task_run, move_task_run
 
 
@@ -87,12 +87,12 @@ def _run_claimed(run: TaskRun, execution: Execution, advance: bool, heartbeat: H
 def _snapshot_for(execution: Execution, run: TaskRun):
     """The execution as the task's templates need it: its own run and parents (cheap, whatever the
     execution's size), or every run when the task — or the WorkingDirectory it runs in — mentions them."""
+    flow = spec_of_revision(execution.flow_revision_id, revision_checksum(execution))
+    if mentions_other_runs(flow.task(run.task_id)):
+        return load_snapshot(execution)  # decided before walking the parents: they would be read again
     chain = load_snapshot(execution, runs=load_chain(run))
-    tasks = [chain.flow.task(run.task_id)]
     shared = workdirs.sharing_parent(chain, chain.run(run.id))
-    if shared is not None:
-        tasks.append(chain.flow.task(shared.task_id))
-    if any(mentions_other_runs(t) for t in tasks):
+    if shared is not None and mentions_other_runs(chain.flow.task(shared.task_id)):
         return load_snapshot(execution)
     return chain
 
