@@ -1,20 +1,42 @@
-"""The Django admin for operators: flows with revisions and a Run page, executions with task runs and logs."""
+"""The Django admin for operators: flows with revisions and a Run page, executions with task runs and logs
+(shown, never edited: the services write them), and the KV store."""
 from __future__ import annotations
 
 from django.contrib import admin, messages
+from django.contrib.admin import actions as admin_actions
 from django.contrib.admin.utils import unquote
+from django.contrib.auth import get_permission_codename
 from django.core.exceptions import PermissionDenied
+from django.db import transaction
 from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
+from django.utils.text import capfirst
 
 from .engine.inputs import InputsError
-from .forms import InputsForm, LabelsForm, inputs_form, needs_value
+from .forms import InputsForm, KVEntryForm, LabelsForm, inputs_form, needs_value
+from .markdown import render_markdown
 from .models import Execution, Flow, FlowRevision, KVEntry, LogEntry, TaskRun
+from .services import kv
+from .services.deletion import NotEnded, delete_execution, delete_executions
 from .services.executions import FlowDisabled, kill_execution, start_execution
 from .services.flows import spec_of
 from .spec.model import FlowSpec
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Rows the services write: every field shown, none editable, no add, no Save, no delete. A Save here
+    would write the whole row over a worker's transition."""
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
 
 
 class ReadOnlyInline(admin.TabularInline):
@@ -41,9 +63,9 @@ class FlowAdmin(admin.ModelAdmin):
     list_filter = ("namespace", "disabled")
     search_fields = ("flow_id", "namespace", "description")
     # All of it comes from the YAML (`disabled:` too): a flow changes by saving a new revision, not here.
-    readonly_fields = ("namespace", "flow_id", "revision", "disabled", "description", "source_view", "labels",
+    readonly_fields = ("namespace", "flow_id", "revision", "disabled", "description_view", "source_view", "labels",
                        "created_at", "updated_at")
-    fields = ("namespace", "flow_id", "revision", "disabled", "description", "labels", "source_view",
+    fields = ("namespace", "flow_id", "revision", "disabled", "description_view", "labels", "source_view",
               "created_at", "updated_at")
     inlines = [RevisionInline]
     actions = ["run_flows"]
@@ -101,6 +123,7 @@ class FlowAdmin(admin.ModelAdmin):
         context = {
             **self.admin_site.each_context(request),
             "title": f"Run {flow}", "opts": self.opts, "flow": flow, "spec": spec,
+            "description": render_markdown(spec.description),
             "form": form, "labels_form": labels_form,
         }
         return TemplateResponse(request, "admin/flows_app/flow/run.html", context)
@@ -126,6 +149,10 @@ class FlowAdmin(admin.ModelAdmin):
     def _admin_url(self, name: str, pk) -> str:
         return reverse(f"{self.admin_site.name}:{name}", args=[pk])
 
+    @admin.display(description="description")
+    def description_view(self, obj):
+        return render_markdown(obj.description)
+
     @admin.display(description="source")
     def source_view(self, obj):
         return format_html("<pre style='white-space:pre-wrap'>{}</pre>", obj.source)
@@ -133,13 +160,16 @@ class FlowAdmin(admin.ModelAdmin):
     def has_add_permission(self, request):
         return False  # flows come from YAML through the services, which keep revisions
 
+    def has_delete_permission(self, request, obj=None):
+        return False  # it would take its executions, running or not, and leave their files
+
 
 def latest_spec(flow: Flow) -> FlowSpec:
     return spec_of(flow.revisions.get(revision=flow.revision))
 
 
 @admin.register(FlowRevision)
-class FlowRevisionAdmin(admin.ModelAdmin):
+class FlowRevisionAdmin(ReadOnlyAdmin):
     list_display = ("flow", "revision", "created_at")
     list_filter = ("flow__namespace",)
     search_fields = ("flow__flow_id", "source")
@@ -149,12 +179,6 @@ class FlowRevisionAdmin(admin.ModelAdmin):
     @admin.display(description="source")
     def source_view(self, obj):
         return format_html("<pre style='white-space:pre-wrap'>{}</pre>", obj.source)
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
 
 
 class TaskRunInline(ReadOnlyInline):
@@ -172,57 +196,114 @@ class LogInline(ReadOnlyInline):
 
 
 @admin.register(Execution)
-class ExecutionAdmin(admin.ModelAdmin):
+class ExecutionAdmin(ReadOnlyAdmin):
     list_display = ("id", "flow", "state", "created_at", "duration")
     list_filter = ("state", "flow__namespace", "flow")
     search_fields = ("id", "flow__flow_id", "flow__namespace")
     date_hierarchy = "created_at"
-    readonly_fields = ("id", "flow", "flow_revision", "state", "inputs", "labels",
-                       "outputs", "trigger", "created_at", "started_at", "ended_at", "wake_at")
+    fields = ("id", "flow", "flow_revision", "state", "parent", "parent_task_run_id", "inputs", "labels",
+              "outputs", "trigger", "created_at", "started_at", "ended_at", "wake_at")
+    readonly_fields = fields
     inlines = [TaskRunInline, LogInline]
-    actions = ["kill_executions"]
+    actions = ["kill_executions", "delete_selected"]
 
-    @admin.action(description="Kill the selected executions")
+    @admin.action(description="Kill the selected executions", permissions=["kill"])
     def kill_executions(self, request, queryset):
         killed = sum(1 for execution in queryset if kill_execution(execution.id))
         self.message_user(request, f"{killed} execution(s) asked to stop", messages.SUCCESS)
 
-    def has_add_permission(self, request):
-        return False
+    def has_kill_permission(self, request):
+        """Killing is what "Can change execution" allows: the page itself edits nothing."""
+        return request.user.has_perm(f"{self.opts.app_label}.{get_permission_codename('change', self.opts)}")
+
+    def has_delete_permission(self, request, obj=None):
+        return request.user.has_perm(f"{self.opts.app_label}.{get_permission_codename('delete', self.opts)}")
+
+    # Deleting: through the service, which refuses an execution that has not ended (NotEnded) and takes
+    # its task runs, logs and files with it.
+
+    def delete_model(self, request, obj):
+        delete_execution(obj.pk)
+
+    def delete_queryset(self, request, queryset):
+        delete_executions(queryset.values_list("pk", flat=True))
+
+    def delete_view(self, request, object_id, extra_context=None):
+        try:  # a POST runs in a transaction: a refusal also takes back the admin's record of the deletion
+            return super().delete_view(request, object_id, extra_context)
+        except NotEnded as exc:
+            self.message_user(request, f"Not deleted: {exc}.", messages.ERROR)
+            return HttpResponseRedirect(reverse(f"{self.admin_site.name}:flows_app_execution_change",
+                                                args=[unquote(object_id)]))
+
+    @admin.action(description=admin_actions.delete_selected.short_description, permissions=["delete"])
+    def delete_selected(self, request, queryset):
+        """Django's action, in a transaction for the same reason as `delete_view`."""
+        try:
+            with transaction.atomic():
+                return admin_actions.delete_selected(self, request, queryset)
+        except NotEnded as exc:
+            self.message_user(request, f"Nothing deleted: {exc}.", messages.ERROR)
+            return None
+
+    def get_deleted_objects(self, objs, request):
+        """The confirmation page lists the executions and counts what goes with them: listing each log line
+        would make a page of thousands. Task runs and logs need no delete permission of their own."""
+        executions = list(objs)
+        listed = [format_html('{}: <a href="{}">{}</a>', capfirst(self.opts.verbose_name),
+                              reverse(f"{self.admin_site.name}:flows_app_execution_change", args=[e.pk]), e)
+                  for e in executions]
+        ids = [e.pk for e in executions]
+        counts = {Execution._meta.verbose_name_plural: len(executions),
+                  TaskRun._meta.verbose_name_plural: TaskRun.objects.filter(execution__in=ids).count(),
+                  LogEntry._meta.verbose_name_plural: LogEntry.objects.filter(execution__in=ids).count()}
+        return listed, counts, set(), []
 
 
 @admin.register(TaskRun)
-class TaskRunAdmin(admin.ModelAdmin):
+class TaskRunAdmin(ReadOnlyAdmin):
     list_display = ("task_id", "execution", "state", "value", "attempt_count", "started_at", "ended_at")
     list_filter = ("state",)
     search_fields = ("task_id", "execution__id", "execution__flow__flow_id")
-    readonly_fields = ("id", "execution", "task_id", "parent", "value", "state", "order", "attempts",
-                       "outputs", "created_at", "started_at", "ended_at", "next_attempt_at")
-
-    def has_add_permission(self, request):
-        return False
+    fields = ("id", "execution", "task_id", "parent", "value", "state", "order", "attempts", "outputs",
+              "created_at", "started_at", "ended_at", "next_attempt_at", "heartbeat_at", "worker")
+    readonly_fields = fields
 
 
 @admin.register(LogEntry)
-class LogEntryAdmin(admin.ModelAdmin):
+class LogEntryAdmin(ReadOnlyAdmin):
     list_display = ("timestamp", "level", "task_id", "short_message", "execution")
     list_filter = ("level",)
     search_fields = ("message", "task_id", "execution__id")
-    readonly_fields = ("execution", "task_run_id", "task_id", "attempt", "level", "message", "timestamp")
+    fields = ("execution", "task_run_id", "task_id", "attempt", "level", "message", "timestamp")
+    readonly_fields = fields
 
     @admin.display(description="message")
     def short_message(self, obj):
         return obj.message[:120]
 
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
 
 @admin.register(KVEntry)
 class KVEntryAdmin(admin.ModelAdmin):
+    """Entries written and deleted through the KV service, which checks the namespace, key and value first."""
+
+    form = KVEntryForm
     list_display = ("namespace", "key", "expires_at", "updated_at")
     list_filter = ("namespace",)
     search_fields = ("namespace", "key")
+    fields = ("namespace", "key", "value", "expires_at", "ttl", "updated_at")
+
+    def get_readonly_fields(self, request, obj=None):
+        # The namespace and key name the entry: another name is another entry.
+        return ("namespace", "key", "updated_at") if obj else ("updated_at",)
+
+    def save_model(self, request, obj, form, change):
+        entry = kv.put_entry(obj.namespace, obj.key, obj.value, obj.expires_at)
+        obj.pk, obj.updated_at = entry.pk, entry.updated_at  # the admin's messages and redirect need them
+
+    def delete_model(self, request, obj):
+        kv.delete_entry(obj.namespace, obj.key)
+
+    def delete_queryset(self, request, queryset):
+        for namespace, key in queryset.values_list("namespace", "key"):
+            kv.delete_entry(namespace, key)

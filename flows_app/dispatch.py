@@ -1,127 +1,187 @@
-"""The only sender of work: one interface, two implementations.
+"""The only sender of work. It hears the engine's events and carries them out: one interface, two ways.
 
-`CeleryDispatcher` (the server) sends the planner's decisions as Celery messages over Redis.
+`CeleryDispatcher` (the server) routes ready task runs to queues and sends them as Celery messages over
+Redis: one message per run, a `group` for several, a `chord` whose body is one advance to join a fan-in.
 `InlineDispatcher` (`tern flow test`, `TERN_DISPATCHER=inline`) carries them out in this process:
 advances on one loop thread, task runs on a thread pool.
+
+Routing is decided here, from the facts the services give (`ReadyRun`): a task's worker group picks its
+queue (`tern.<group>`), a run pinned to a worker (a WorkingDirectory's child) goes to that worker's own
+queue. The services know no queue and no Celery.
 """
 from __future__ import annotations
 
 import heapq
 import itertools
+import logging
 import queue
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Callable, Iterator, Protocol
+from typing import Iterator, Protocol
 
 from django.conf import settings
 from django.db import connections
 from django.utils import module_loading, timezone
 
+from flows_app.events import ExecutionCreated, ExecutionEnded, LogLinesWritten, ReadyRun, TaskRunsReady, WakeUpSet
+from flows_app.services import executions, taskruns
+from orchestrator import celery
+from orchestrator.celery import app
+
+logger = logging.getLogger("tern.dispatch")
+
+# How many task runs in a row a worker thread runs without going back to the queue (then it hands the
+# next one back, so one long sequence cannot hold a thread for ever).
+MAX_IN_TURN = 100
+
 
 @dataclass(frozen=True)
 class Batch:
-    """Task runs to start now. `join`: they are all the children of one fan-in parent (a Parallel), so
-    nothing can happen until every one has ended — one advance after the last is enough (a chord)."""
+    """Task runs sent together to one queue. `join`: all the children of one fan-in parent, so nothing can
+    happen before every one has ended: one advance after the last is enough (a chord)."""
 
     task_run_ids: tuple[str, ...]
-    queue: str = "tern"
+    queue: str
     join: bool = False
 
 
-@dataclass
-class KeepSlot:
-    """Room for one task run that the current worker thread runs next itself, instead of sending it.
+def batches(ready: TaskRunsReady) -> list[Batch]:
+    """The ready runs (but the kept one) by parent and queue; a group holding every ready child of a parent
+    that joins them is joined."""
+    groups: dict[tuple[str | None, str], list[ReadyRun]] = {}
+    per_parent: dict[str | None, int] = {}
+    for run in ready.runs:
+        if run.task_run_id != ready.kept:
+            groups.setdefault((run.parent_id, queue_of(run)), []).append(run)
+            per_parent[run.parent_id] = per_parent.get(run.parent_id, 0) + 1
+    return [Batch(tuple(r.task_run_id for r in runs), queue_name,
+                  join=len(runs) > 1 and len(runs) == per_parent[parent_id] and all(r.joined for r in runs))
+            for (parent_id, queue_name), runs in groups.items()]
 
-    `queues`: those this worker serves that the run may come from (the delivery's queue, and the
-    worker's own queue); `kept_queue` is where to send the kept run if the thread hands it back."""
 
-    queues: tuple[str, ...]
-    kept: str | None = None
-    kept_queue: str = ""
-
-    def take(self, batches: list[Batch]) -> bool:
-        if self.kept is not None or len(batches) != 1:
-            return False
-        batch = batches[0]
-        if len(batch.task_run_ids) != 1 or batch.queue not in self.queues:
-            return False
-        self.kept, self.kept_queue = batch.task_run_ids[0], batch.queue
-        return True
+def queue_of(run: ReadyRun) -> str:
+    """The queue a ready run is sent to: its pinned worker's own queue, else its worker group's."""
+    if run.pinned_worker:
+        return celery.direct_queue(run.pinned_worker)
+    return celery.queue_for(run.worker_group)
 
 
 class Dispatcher(Protocol):
     def advance(self, execution_id: str, at: datetime | None = None) -> None:
         """Have the execution advanced, now or at `at` (a retry's time)."""
 
-    def run_task_runs(self, execution_id: str, batches: list[Batch]) -> None:
-        """Have these queued task runs run (called after the commit that queued them)."""
+    def send(self, ready: TaskRunsReady) -> None:
+        """Have these queued task runs run (called after the commit that queued them), but `ready.kept`."""
 
-    def task_run_ended(self, execution_id: str, record: Callable[[], None]) -> None:
-        """A worker ended a task run: `record` stores that; then the execution must be advanced."""
+    def ended(self, event: ExecutionEnded) -> None:
+        """The execution reached a final state."""
 
-    def execution_ended(self, execution_id: str) -> None:
-        """The execution reached a final state (flow triggers listen here)."""
+    def logs_written(self, event: LogLinesWritten) -> None:
+        """Log lines were stored: live viewers may be told."""
 
+
+# ---- the subscribers (listed in events.SUBSCRIBERS): each hands its event to the dispatcher in use ----
+
+def on_execution_created(event: ExecutionCreated) -> None:
+    get().advance(event.execution_id)
+
+
+def on_wake_up(event: WakeUpSet) -> None:
+    get().advance(event.execution_id, event.at)
+
+
+def on_task_runs_ready(event: TaskRunsReady) -> None:
+    get().send(event)
+
+
+def on_execution_ended(event: ExecutionEnded) -> None:
+    get().ended(event)
+
+
+def on_log_lines(event: LogLinesWritten) -> None:
+    get().logs_written(event)
+
+
+# ---- Celery ------------------------------------------------------------------------------------
 
 class CeleryDispatcher:
-    """Planner decisions as Celery messages: one per task run, a `group` for several, a `chord` to join.
-
-    A worker that just ended a task run may keep the next one for itself (`keeping_one`): when the next
-    step of the execution is exactly one task run on the worker's own queue, sending it through Redis to
-    a worker that then reads it back would only add a hop. That is how sequential tasks go fast.
-    """
-
-    def __init__(self):
-        self.local = threading.local()  # one keep slot per worker thread
-
-    @contextmanager
-    def keeping_one(self, *queues: str) -> Iterator["KeepSlot"]:
-        slot = KeepSlot(queues)
-        self.local.slot = slot
-        try:
-            yield slot
-        finally:
-            self.local.slot = None
+    """Events as Celery messages: one per task run, a `group` for several, a `chord` to join them."""
 
     def advance(self, execution_id: str, at: datetime | None = None) -> None:
-        from flows_app.tasks import advance_execution
-
+        signature = app.signature("tern.advance_execution", args=(execution_id,), immutable=True)
         if at is not None and at > timezone.now():
-            advance_execution.apply_async((execution_id,), eta=at)
+            signature.apply_async(eta=at)
         else:
-            advance_execution.apply_async((execution_id,))
+            signature.apply_async()
 
-    def run_task_runs(self, execution_id: str, batches: list[Batch]) -> None:
+    def send(self, ready: TaskRunsReady) -> None:
         from celery import chord, group
 
-        from flows_app.tasks import advance_execution, run_task_run, run_task_run_in_chord
-
-        slot = getattr(self.local, "slot", None)
-        if slot is not None and slot.take(batches):
-            return
-        for batch in batches:
+        for batch in batches(ready):
             ids = batch.task_run_ids
-            if batch.join and len(ids) > 1:
-                header = [run_task_run_in_chord.si(i).set(queue=batch.queue) for i in ids]
-                chord(header)(advance_execution.si(execution_id).set(queue="tern"))
+            if batch.join:
+                header = [_run_signature(i, batch.queue, "tern.run_task_run_in_chord") for i in ids]
+                chord(header)(app.signature("tern.advance_execution", args=(ready.execution_id,), immutable=True,
+                                            queue=celery.DEFAULT_QUEUE))
             elif len(ids) > 1:
-                group(run_task_run.si(i).set(queue=batch.queue) for i in ids).apply_async()
+                group(_run_signature(i, batch.queue) for i in ids).apply_async()
             else:
-                run_task_run.apply_async((ids[0],), queue=batch.queue)
+                _run_signature(ids[0], batch.queue).apply_async()
 
-    def task_run_ended(self, execution_id: str, record: Callable[[], None]) -> None:
-        """Record and advance right here, in one transaction under the execution's row lock: no Celery
-        hop and one commit per task; racing workers still decide one at a time."""
-        from flows_app.services.executions import advance_execution
+    def ended(self, event: ExecutionEnded) -> None:
+        pass  # flow triggers listening to ends subscribe to ExecutionEnded themselves (triggers issue)
 
-        advance_execution(execution_id, first=record)
+    def logs_written(self, event: LogLinesWritten) -> None:
+        from flows_app import live
 
-    def execution_ended(self, execution_id: str) -> None:
-        pass  # flow triggers listening to ends are evaluated here by the triggers issue
+        live.publish(event)
 
+
+def run_in_turn(task_run_id: str, delivery_queue: str) -> None:
+    """A worker's `run_task_run` message: run it; then, while the next step of its execution is exactly one
+    task run for a queue this worker serves, run that one too — sending it through Redis to a worker that
+    reads it back would only add a hop. That is how sequential tasks go fast."""
+    serves = (delivery_queue, celery.worker_queue) if celery.worker_queue else (delivery_queue,)
+
+    def keep(run: ReadyRun) -> bool:
+        return queue_of(run) in serves
+
+    next_run: ReadyRun | None = None
+    current = task_run_id
+    for _ in range(MAX_IN_TURN):
+        ran = taskruns.run_task_run(current, keep=keep)
+        next_run = ran.kept if ran is not None else None
+        if next_run is None:
+            return
+        current = next_run.task_run_id
+    _run_signature(current, queue_of(next_run)).apply_async()
+
+
+def _run_signature(task_run_id: str, queue_name: str, task: str = "tern.run_task_run"):
+    return app.signature(task, args=(task_run_id,), queue=queue_name, immutable=True)
+
+
+def run_chord_member(task_run_id: str) -> None:
+    """A chord header's run: recorded without an advance (the chord's body advances once for all); it never
+    raises, so the body always runs."""
+    try:
+        taskruns.run_task_run(task_run_id, advance=False)
+    except Exception:  # the run is recorded as failed by the reaper; the chord must still close
+        logger.exception("task run %s crashed", task_run_id)
+
+
+def bare_hops(hops: int) -> None:
+    """A chain of `hops` no-op tasks, waited for: `make bench` measures the bare Celery hop with it."""
+    from celery import chain
+
+    noop = app.signature("tern.noop")
+    chain(noop.clone(args=(0,)), *[noop.clone() for _ in range(hops - 1)]).apply_async().get(timeout=60)
+
+
+# ---- in this process -----------------------------------------------------------------------------
 
 class InlineDispatcher:
     """Work items go on a local queue; `run_until_done` carries them out until the execution ends."""
@@ -143,29 +203,23 @@ class InlineDispatcher:
         else:
             self.items.put(("advance", execution_id))
 
-    def run_task_runs(self, execution_id: str, batches: list[Batch]) -> None:
-        for batch in batches:
-            for task_run_id in batch.task_run_ids:
+    def send(self, ready: TaskRunsReady) -> None:
+        for run in ready.runs:
+            if run.task_run_id != ready.kept:
                 with self.lock:
                     self.running += 1
-                self.pool.submit(self._run, execution_id, task_run_id)
+                self.pool.submit(self._run, ready.execution_id, run.task_run_id)
 
-    def task_run_ended(self, execution_id: str, record: Callable[[], None]) -> None:
-        from django.db import transaction
+    def ended(self, event: ExecutionEnded) -> None:
+        self.items.put(("ended", event.execution_id))
 
-        with transaction.atomic():
-            record()
-        self.advance(execution_id)  # the loop's thread does every advance: one writer at a time
-
-    def execution_ended(self, execution_id: str) -> None:
-        self.items.put(("ended", execution_id))
+    def logs_written(self, event: LogLinesWritten) -> None:
+        pass  # no live viewers in this process: `tern flow test` subscribes to the lines itself
 
     # -- the loop --
     def _run(self, execution_id: str, task_run_id: str) -> None:
         try:
-            from flows_app.services.taskruns import run_task_run
-
-            run_task_run(task_run_id)
+            taskruns.run_task_run(task_run_id)
         except Exception as exc:  # surfaced by the loop: a crash must not hang `tern flow test`
             self.items.put(("crash", f"{type(exc).__name__}: {exc}"))
         finally:
@@ -177,7 +231,6 @@ class InlineDispatcher:
     def run_until_done(self, execution_id: str, timeout: float | None = None) -> str:
         """Carry out work until the execution ends (or pauses with nothing due); returns its state."""
         from flows_app.models import Execution
-        from flows_app.services.executions import advance_execution
 
         deadline = None if timeout is None else timezone.now().timestamp() + timeout
         idle_rounds = 0
@@ -195,7 +248,7 @@ class InlineDispatcher:
                 idle_rounds += 1
                 if idle_rounds > 2:
                     raise RuntimeError(f"execution {execution_id} is stuck in state {state}")
-                advance_execution(execution_id)
+                executions.advance_execution(execution_id)
             else:
                 idle_rounds = 0
             if deadline is not None and timezone.now().timestamp() > deadline:
@@ -207,16 +260,12 @@ class InlineDispatcher:
             try:
                 self._handle_next()
             except Exception as exc:  # keep serving the other executions; the failure is logged
-                import logging
-
-                logging.getLogger("tern.dispatch").exception("inline dispatcher: %s", exc)
+                logger.exception("inline dispatcher: %s", exc)
             finally:
                 connections.close_all()
 
     def _handle_next(self) -> str:
         """Take one work item (waiting at most until the next timer) and carry it out; returns its kind."""
-        from flows_app.services.executions import advance_execution
-
         try:
             kind, payload = self.items.get(timeout=self._next_wait())
         except queue.Empty:
@@ -224,9 +273,9 @@ class InlineDispatcher:
         if kind == "crash":
             raise RuntimeError(payload)
         if kind == "advance":
-            advance_execution(payload)
+            executions.advance_execution(payload)
         for due in self._due_timers():
-            advance_execution(due)
+            executions.advance_execution(due)
         return kind
 
     def _next_wait(self) -> float | None:
@@ -245,6 +294,8 @@ class InlineDispatcher:
     def close(self) -> None:
         self.pool.shutdown(wait=True)
 
+
+# ---- which dispatcher ----------------------------------------------------------------------------
 
 _current: Dispatcher | None = None
 

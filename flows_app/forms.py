@@ -1,11 +1,11 @@
-"""Admin forms to run a flow: one field per declared input, and the execution's extra labels."""
+"""Admin forms: running a flow (one field per declared input, and the execution's extra labels), and a KV entry."""
 from __future__ import annotations
 
 import json
 import re
 import shutil
 import tempfile
-from datetime import date, time
+from datetime import date, time, timedelta
 from pathlib import Path
 from typing import Any, Callable
 
@@ -14,8 +14,12 @@ from django.conf import settings
 from django.contrib.admin.widgets import AdminRadioSelect
 from django.core.exceptions import ValidationError
 from django.core.files.uploadedfile import UploadedFile
+from django.utils import timezone
 
 from .engine.inputs import InputsError
+from .models import KVEntry
+from .services import kv
+from .spec.durations import DurationError, parse_duration
 from .spec.inputs import InputSpec
 from .spec.model import FlowSpec
 
@@ -249,3 +253,52 @@ def parse_labels(text: str) -> dict[str, str]:
     if problems:
         raise ValidationError(problems)
     return labels
+
+
+# --- KV entries -----------------------------------------------------------------------------------
+
+class JSONValueField(forms.JSONField):
+    def prepare_value(self, value: Any) -> Any:
+        return "" if value is None else super().prepare_value(value)  # a new entry starts empty, not "null"
+
+
+class KVEntryForm(forms.ModelForm):
+    """An entry as the KV service checks it: a namespace and key it accepts, a JSON value, an expiry."""
+
+    value = JSONValueField(widget=forms.Textarea(attrs={"rows": 4, "class": "vLargeTextField"}),
+                           help_text='A JSON value: "text" (in quotes), 42, true, [1, 2], {"a": 1}.')
+    ttl = forms.CharField(required=False, label="TTL",
+                          help_text="Or a time to live from now, e.g. PT1H or P30D: it replaces the expiry.")
+
+    class Meta:
+        model = KVEntry
+        fields = ("namespace", "key", "value", "expires_at")
+
+    def clean_namespace(self) -> str:
+        return _checked(kv.check_namespace, self.cleaned_data["namespace"])
+
+    def clean_key(self) -> str:
+        return _checked(kv.check_key, self.cleaned_data["key"])
+
+    def clean_value(self) -> Any:
+        return _checked(kv.check_value, self.cleaned_data["value"])
+
+    def clean_ttl(self) -> timedelta | None:
+        text = self.cleaned_data["ttl"]
+        try:
+            return parse_duration(text) if text else None
+        except DurationError as exc:
+            raise ValidationError(str(exc)) from None
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        if cleaned.get("ttl") is not None:
+            cleaned["expires_at"] = timezone.now() + cleaned["ttl"]
+        return cleaned
+
+
+def _checked(check: Callable[[Any], Any], value: Any) -> Any:
+    try:
+        return check(value)
+    except kv.BadEntry as exc:
+        raise ValidationError(str(exc)) from None

@@ -1,7 +1,10 @@
-"""Thin Celery tasks: ids in, a service call, nothing else. The database says what is true."""
+"""Thin Celery tasks: ids in, a service or dispatch call, nothing else. The database says what is true.
+
+They only receive; every message is sent by flows_app.dispatch.
+"""
 from __future__ import annotations
 
-from orchestrator.celery import app
+from orchestrator.celery import DEFAULT_QUEUE, app
 
 
 @app.task(name="tern.advance_execution")
@@ -11,46 +14,21 @@ def advance_execution(execution_id: str) -> None:
     advance(execution_id)
 
 
-# How many task runs in a row a worker thread runs without going back to the queue (then it hands the
-# next one back, so one long sequence cannot hold a thread for ever).
-MAX_IN_TURN = 100
-
-
 @app.task(name="tern.run_task_run", bind=True)
 def run_task_run(self, task_run_id: str) -> None:
-    """Run a task run; then, while the next step of its execution is exactly one task run on this
-    worker's queue, run that one too (see CeleryDispatcher.keeping_one)."""
+    """Run a task run, and the next ones of its execution while they are for this worker (dispatch.run_in_turn)."""
     from flows_app import dispatch
-    from flows_app.services.taskruns import run_task_run as run
-    from orchestrator import celery
 
-    dispatcher = dispatch.get()
-    if not isinstance(dispatcher, dispatch.CeleryDispatcher):
-        run(task_run_id)
-        return
-    queue = (self.request.delivery_info or {}).get("routing_key") or "tern"
-    queues = (queue, celery.worker_queue) if celery.worker_queue else (queue,)
-    next_id: str | None = task_run_id
-    for _ in range(MAX_IN_TURN):
-        with dispatcher.keeping_one(*queues) as slot:
-            run(next_id)
-        next_id = slot.kept
-        if next_id is None:
-            return
-    run_task_run.apply_async((next_id,), queue=slot.kept_queue)
+    delivery_queue = (self.request.delivery_info or {}).get("routing_key") or DEFAULT_QUEUE
+    dispatch.run_in_turn(task_run_id, delivery_queue)
 
 
 @app.task(name="tern.run_task_run_in_chord", ignore_result=False)
 def run_task_run_in_chord(task_run_id: str) -> None:
-    """A chord header must keep a result for Celery to count it; never raises, so the body always runs."""
-    from flows_app.services.taskruns import run_task_run as run
+    """A chord header must keep a result for Celery to count it."""
+    from flows_app import dispatch
 
-    try:
-        run(task_run_id, advance=False)
-    except Exception:  # the run is recorded as failed by the reaper; the chord must still close
-        import logging
-
-        logging.getLogger("tern.tasks").exception("task run %s crashed", task_run_id)
+    dispatch.run_chord_member(task_run_id)
 
 
 @app.task(name="tern.tick")

@@ -2,19 +2,20 @@
 from __future__ import annotations
 
 import sys
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from django.conf import settings
 
-from flows_app import dispatch
+from flows_app import dispatch, events
 from flows_app.engine.inputs import InputsError
-from flows_app.models import Execution, LogEntry
-from flows_app.services import logs
+from flows_app.models import Execution
 from flows_app.services.executions import start_execution
 from flows_app.services.flows import save_flow
 from flows_app.spec.errors import FlowValidationError
+from flows_app.spec.flow import read_source
 
 
 class InvalidFlow(Exception):
@@ -35,18 +36,20 @@ def load_flows_dir(directory: Path, skip: Path | None = None, warn: Callable[[st
         if skip is not None and path.resolve() == skip.resolve():
             continue
         try:
-            save_flow(path.read_text())
+            save_flow(read_source(path))
         except FlowValidationError as exc:
             if warn:
                 warn(f"{path.name}: skipped, invalid flow:\n{exc}")
 
 
 def run_flow_file(path: Path, inputs: Mapping[str, Any] | None = None, flows_dir: Path | None = None,
-                  on_log: Callable[[LogEntry], None] | None = None, timeout: float | None = None) -> Outcome:
+                  on_log: Callable[[events.LogLine], None] | None = None, timeout: float | None = None) -> Outcome:
     try:
-        source = path.read_text()
+        source = read_source(path)
     except OSError as exc:
         raise InvalidFlow(f"{path}: cannot read: {exc.strerror}") from None
+    except FlowValidationError as exc:
+        raise InvalidFlow(f"{path}: invalid flow\n{exc}") from None
     if flows_dir is not None:
         load_flows_dir(flows_dir, skip=path, warn=lambda m: print(m, file=sys.stderr))
     try:
@@ -54,10 +57,9 @@ def run_flow_file(path: Path, inputs: Mapping[str, Any] | None = None, flows_dir
     except FlowValidationError as exc:
         raise InvalidFlow(f"{path}: invalid flow\n{exc}") from None
     runner = dispatch.InlineDispatcher(threads=settings.TERN["INLINE_THREADS"])
-    if on_log:
-        logs.add_listener(on_log)
+    printing = events.subscribed(events.LogLinesWritten, _each_line(on_log)) if on_log else nullcontext()
     try:
-        with dispatch.using(runner):
+        with dispatch.using(runner), printing:
             try:
                 execution = start_execution(saved.flow, inputs or {}, local_files=True)
             except InputsError as exc:
@@ -65,10 +67,16 @@ def run_flow_file(path: Path, inputs: Mapping[str, Any] | None = None, flows_dir
             runner.run_until_done(execution.id, timeout=timeout)
     finally:
         runner.close()
-        if on_log:
-            logs.remove_listener(on_log)
     execution.refresh_from_db()
     return Outcome(execution, summarize(execution))
+
+
+def _each_line(on_log: Callable[[events.LogLine], None]) -> Callable[[events.LogLinesWritten], None]:
+    def handle(event: events.LogLinesWritten) -> None:
+        for line in event.lines:
+            on_log(line)
+
+    return handle
 
 
 def summarize(execution: Execution) -> dict[str, Any]:

@@ -53,15 +53,13 @@ def wait_for(condition, timeout: float, what: str, interval: float = 0.005):
 
 
 def celery_hop_ms() -> float:
-    from celery import chain
+    from flows_app.dispatch import bare_hops
 
-    from flows_app.tasks import noop
-
-    noop.apply_async((0,)).get(timeout=30)  # warm the connections
+    bare_hops(1)  # warm the connections
     samples = []
     for _ in range(3):
         started = time.perf_counter()
-        chain(noop.s(0), *[noop.s() for _ in range(HOPS - 1)]).apply_async().get(timeout=60)
+        bare_hops(HOPS)
         samples.append((time.perf_counter() - started) / HOPS * 1000)
     return statistics.median(samples)
 

@@ -37,9 +37,17 @@ worker_queue: str | None = None
 def _serve_own_queue(sender, instance, **kwargs) -> None:
     """`sender` is the worker's node name (`w1@host`), unique among running workers."""
     global worker_queue
-    worker_queue = f"{DEFAULT_QUEUE}.direct.{sender}"
+    from flows_app.services import identity
+
+    identity.node = sender
+    worker_queue = direct_queue(sender)
     instance.app.amqp.queues.select_add(worker_queue)
 
 
 def queue_for(worker_group: str | None) -> str:
     return f"{DEFAULT_QUEUE}.{worker_group}" if worker_group else DEFAULT_QUEUE
+
+
+def direct_queue(worker: str) -> str:
+    """The queue only the worker of that node name serves."""
+    return f"{DEFAULT_QUEUE}.direct.{worker}"

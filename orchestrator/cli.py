@@ -88,12 +88,12 @@ def add_listen_options(parser: argparse.ArgumentParser) -> None:
 
 def cmd_validate(args: argparse.Namespace) -> int:
     from flows_app.spec.errors import FlowValidationError
-    from flows_app.spec.flow import load_flow
+    from flows_app.spec.flow import load_flow, read_source
 
     status = EXIT_OK
     for path in args.files:
         try:
-            load_flow(path.read_text())
+            load_flow(read_source(path))
         except OSError as exc:
             print(f"{path}: cannot read: {exc.strerror}", file=sys.stderr)
             status = EXIT_FAILED

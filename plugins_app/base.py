@@ -5,14 +5,11 @@ Pure: no Django, no Celery. Plugins reach the world only through the context the
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar, Mapping, Protocol, Sequence
+from typing import Any, ClassVar, Mapping, Protocol, Sequence
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from flows_app.engine.states import State
-
-if TYPE_CHECKING:  # the spec imports plugins; plugins only need its types for hints
-    from flows_app.spec.model import TaskSpec
+from flows_app.engine.vocabulary import State, TaskSpec
 
 
 class PluginError(Exception):
@@ -127,15 +124,36 @@ class RunView(Protocol):
 
 
 class FlowableContext(Protocol):
-    """What a flowable is handed by the planner: its task, its own run, its direct children's runs."""
+    """Everything a flowable may use (the planner's FlowableRun implements it): its task, its own run, its
+    direct children's runs — the only runs it looks at —, the execution's labels, the planner's clock, and
+    its properties rendered with the execution's variables."""
 
-    task: "TaskSpec"
+    task: TaskSpec
     run: RunView
     children: Sequence[RunView]
+    labels: Mapping[str, str]
     now: Any  # datetime: the planner's clock
 
     def render(self, value: Any) -> Any: ...
     def props(self) -> Any: ...
+
+
+class WorkspaceContext(Protocol):
+    """What a flowable that `shares_directory` is handed when its directory opens on a worker, after each
+    child, and when it ends (implemented in flows_app/services/workdirs.py)."""
+
+    task: TaskSpec
+    run: RunView
+    directory: Any  # pathlib.Path: the directory its children share, on this worker
+
+    def props(self) -> Any: ...
+    def log(self, level: str, message: str) -> None: ...
+    def storage_put(self, source: Any, name: str) -> str: ...  # (path or bytes, file name) -> kestra:/// URI
+    def storage_path(self, uri: str) -> Any: ...  # an internal storage URI -> the local file
+    def kept(self, name: str) -> tuple[Any, float] | None: ...  # a file kept for this task, with its age in s
+    def keep(self, name: str, data: bytes) -> None: ...  # kept between executions, for this task
+    def forget(self, name: str) -> None: ...
+    def set_outputs(self, outputs: Mapping[str, Any]) -> None: ...  # merged into the flowable run's outputs
 
 
 @dataclass(frozen=True)
@@ -197,6 +215,9 @@ class FlowablePlugin(Plugin):
     # True when, once all its `tasks` have started together, nothing can happen before every one has
     # ended (Parallel): the runtime then joins them with one advance instead of one per child.
     fan_in: ClassVar[bool] = False
+    # True when the children run one after another in one directory on one worker (WorkingDirectory): the
+    # engine makes the directory, routes the children to the worker holding it, and calls the hooks below.
+    shares_directory: ClassVar[bool] = False
 
     @classmethod
     def check(cls, raw: Mapping[str, Any]) -> list[tuple[tuple[Any, ...], str]]:
@@ -219,6 +240,16 @@ class FlowablePlugin(Plugin):
     def resolve_state(self, ctx: FlowableContext) -> State | None:
         """The run's end state once its children are done, or None while it goes on."""
         raise NotImplementedError
+
+    # -- for `shares_directory` flowables --
+    def open_directory(self, ctx: WorkspaceContext) -> None:
+        """The directory was just made on this worker, before its first child runs here."""
+
+    def after_child(self, ctx: WorkspaceContext) -> None:
+        """A child ended in the directory."""
+
+    def close_directory(self, ctx: WorkspaceContext, state: State) -> None:
+        """The flowable ended in `state`; the directory is removed after this."""
 
 
 # ---- shared child rules (Kestra's FlowableUtils, in small functions) ---------------------------

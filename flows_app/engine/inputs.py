@@ -4,15 +4,15 @@ from __future__ import annotations
 import json
 import re
 from datetime import date, datetime, time, timezone
-from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 from urllib.parse import urlsplit
 
 import yaml
 
 from ..spec.durations import DurationError, format_duration, parse_duration
+from ..spec.model import InputSpec
+from ..spec.yamlsource import load_plain_yaml
 
-if TYPE_CHECKING:  # only for annotations: spec.inputs imports this module to check `defaults`
-    from ..spec.inputs import InputSpec
 
 StoreFile = Callable[[str, Any], str]
 
@@ -139,7 +139,10 @@ def _to_int(value: Any) -> int:
     if isinstance(value, int) and not isinstance(value, bool):
         return value
     if isinstance(value, str) and _INT.fullmatch(value.strip()):
-        return int(value)
+        try:
+            return int(value)
+        except ValueError:  # more digits than sys.get_int_max_str_digits()
+            raise InputValueError(value, "has too many digits") from None
     raise InputValueError(value, "is not an integer")
 
 
@@ -175,7 +178,10 @@ def _to_datetime(value: Any) -> str:
     if moment is None:
         raise InputValueError(value, "is not a date-time (like 2024-01-31T09:30:00Z)")
     # A date-time without an offset is taken as UTC, the zone Kestra's Instant lives in.
-    moment = moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
+    try:
+        moment = moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
+    except OverflowError:  # 9999-12-31T23:00-05:00 is in the year 10000 in UTC
+        raise InputValueError(value, "is out of range once in UTC") from None
     return moment.isoformat().replace("+00:00", "Z")
 
 
@@ -215,18 +221,24 @@ def _to_json(value: Any) -> Any:
     if not isinstance(value, str):
         return _json_safe(value, value)
     try:
-        return _json_safe(json.loads(value), value)
+        parsed = json.loads(value)
     except json.JSONDecodeError as exc:
         raise InputValueError(value, f"is not valid JSON: {exc.msg}") from None
+    except (ValueError, RecursionError):  # a number of 5000 digits, a thousand nested lists
+        raise InputValueError(value, "is not valid JSON: too large or too deeply nested") from None
+    return _json_safe(parsed, value)
 
 
 def _to_yaml(value: Any) -> Any:
     if not isinstance(value, str):
         return _json_safe(_dates_as_text(value), value)
     try:
-        return _json_safe(_dates_as_text(yaml.safe_load(value)), value)
-    except yaml.YAMLError as exc:
+        parsed = load_plain_yaml(value)
+    except yaml.YAMLError as exc:  # also an alias bomb, or nesting past the flow loader's limits
         raise InputValueError(value, f"is not valid YAML: {getattr(exc, 'problem', None) or exc}") from None
+    except ValueError:  # a date such as 2024-02-30, a number of 5000 digits
+        raise InputValueError(value, "is not valid YAML: a value out of range") from None
+    return _json_safe(_dates_as_text(parsed), value)
 
 
 def _dates_as_text(value: Any) -> Any:
@@ -243,7 +255,7 @@ def _dates_as_text(value: Any) -> Any:
 def _json_safe(value: Any, given: Any) -> Any:
     try:
         json.dumps(value, allow_nan=False)
-    except (TypeError, ValueError):  # NaN, Infinity, or a Python object from an API caller
+    except (TypeError, ValueError, RecursionError):  # NaN, Infinity, a Python object from an API caller
         raise InputValueError(given, "cannot be stored as JSON") from None
     return value
 
@@ -288,7 +300,7 @@ def _to_list(value: Any) -> list[Any]:
     if isinstance(value, str):  # a CLI or form sends the list as JSON text
         try:
             value = json.loads(value)
-        except ValueError:
+        except (ValueError, RecursionError):
             pass
     if isinstance(value, (list, tuple)):
         return list(value)
@@ -306,7 +318,10 @@ def _to_file(spec: InputSpec, value: Any, store_file: StoreFile | None) -> str:
             raise InputValueError(value, "is file content, but there is no file storage to put it in")
         return value
     if isinstance(value, str) and value.startswith("file://"):
-        value = urlsplit(value).path
+        try:
+            value = urlsplit(value).path
+        except ValueError:  # e.g. an unclosed IPv6 bracket
+            raise InputValueError(value, "is not a file URI (like file:///tmp/data.csv)") from None
     try:
         return store_file(spec.id, value)
     except OSError as exc:
@@ -353,5 +368,8 @@ def _check_rules(spec: InputSpec, typed: Any, given: Any) -> None:
 
 
 def _show(value: Any) -> str:
-    text = repr(value) if isinstance(value, (str, bytes, bytearray)) else json.dumps(value, default=str)
+    try:
+        text = repr(value) if isinstance(value, (str, bytes, bytearray)) else json.dumps(value, default=str)
+    except (TypeError, ValueError, RecursionError):  # a key JSON cannot hold, deep nesting, a 5000-digit int
+        text = f"this {type(value).__name__}"
     return text if len(text) <= 80 else text[:77] + "..."

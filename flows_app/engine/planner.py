@@ -7,7 +7,7 @@ anything left. Same snapshot in, same decisions out: any worker may advance any 
 from __future__ import annotations
 
 import uuid
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from flows_app.spec.inputs import InputSpec
 from flows_app.spec.model import TaskSpec
@@ -282,16 +282,20 @@ class FlowableRun:
     """The FlowableContext handed to a flowable plugin."""
 
     def __init__(self, snapshot: ExecutionSnapshot, task: TaskSpec, run: RunState):
-        self.snapshot, self.task, self.run = snapshot, task, run
+        self._snapshot, self.task, self.run = snapshot, task, run
         self.children = snapshot.children(run.id)
         self._props: Any = None
 
     @property
     def now(self):
-        return self.snapshot.now
+        return self._snapshot.now
+
+    @property
+    def labels(self) -> Mapping[str, str]:
+        return self._snapshot.labels
 
     def variables(self) -> dict[str, Any]:
-        return build_variables(self.snapshot, self.task, self.run, with_outputs=mentions_other_runs(self.task))
+        return build_variables(self._snapshot, self.task, self.run, with_outputs=mentions_other_runs(self.task))
 
     def render(self, value: Any) -> Any:
         return render_value(value, self.variables())

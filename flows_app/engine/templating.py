@@ -15,12 +15,9 @@ from jinja2.sandbox import SandboxedEnvironment
 from . import operators, pebble
 from .pebble_runtime import to_text
 from .template_functions import FILTERS, GLOBALS, RAW_FILTERS, TESTS, filter_conventions
+from .vocabulary import is_template, truthy
 
 __all__ = ["TemplateError", "is_template", "render", "render_value", "truthy", "check_syntax"]
-
-# Kestra's If accepts these (trimmed, any case) as false; we add null/none so a rendered null is false.
-FALSE_TEXTS = frozenset({"", "false", "0", "-0", "null", "none"})
-
 
 class TemplateError(Exception):
     """A template failed to compile or render; str() names the expression and the cause."""
@@ -36,11 +33,6 @@ class PebbleUndefined(ChainableUndefined, StrictUndefined):
     but printing, iterating or comparing it fails."""
 
     __slots__ = ()
-
-
-def is_template(value: str) -> bool:
-    """Whether `value` has anything to render (cheap enough to call on every property)."""
-    return "{{" in value or "{%" in value
 
 
 def render(template: str, variables: Mapping[str, Any]) -> str:
@@ -65,13 +57,6 @@ def render_value(value: Any, variables: Mapping[str, Any]) -> Any:
     if isinstance(value, (list, tuple)):
         return [render_value(item, variables) for item in value]
     return value
-
-
-def truthy(value: Any) -> bool:
-    """Kestra's truth for If, runIf and Fail conditions: rendered text is false when blank, false, 0 or null."""
-    if isinstance(value, str):
-        return value.strip().lower() not in FALSE_TEXTS
-    return bool(value)
 
 
 def check_syntax(template: str) -> None:

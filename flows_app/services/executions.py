@@ -1,15 +1,13 @@
-"""Starting, advancing and killing executions: the only writers of executions and task runs."""
+"""Advancing, killing and resuming executions: the only writers of executions and task runs."""
 from __future__ import annotations
 
-import errno
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
-from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from flows_app import dispatch
+from flows_app import events
 from flows_app.engine.actions import (
     CreateTaskRun,
     Plan,
@@ -18,77 +16,40 @@ from flows_app.engine.actions import (
     SetExecutionState,
     SetTaskRunState,
 )
-from flows_app.engine.inputs import InputsError, coerce_inputs
+from flows_app.engine.inputs import coerce_inputs
 from flows_app.engine.planner import plan
 from flows_app.engine.states import State, check_transition
-from flows_app.models import Execution, Flow, TaskRun, new_id
+from flows_app.events import ReadyRun
+from flows_app.models import Execution, TaskRun
 from flows_app.spec.model import FlowSpec
-from orchestrator.celery import queue_for
 from plugins_app.base import active
 from plugins_app.registry import get_plugin
 
 from . import workdirs
-from .flows import spec_of, with_checksum
+from .flows import with_checksum
 from .logs import log_now
 from .snapshots import load_snapshot
-from .storage import execution_parts, remove, storage
-from .subflows import start_subflow, subflow_ended
+from .starting import FlowDisabled, start_execution  # noqa: F401  (their home before; callers still import them here)
+from .subflows import start_subflow
 from .transitions import move_execution, move_task_run
 
-
-class FlowDisabled(Exception):
-    pass
+Keep = Callable[[ReadyRun], bool]
 
 
-def start_execution(flow: Flow, inputs: Mapping[str, Any] | None = None, labels: Mapping[str, str] | None = None,
-                    trigger: Mapping[str, Any] | None = None, parent: Execution | None = None,
-                    parent_task_run_id: str = "", revision: int | None = None, local_files: bool = False) -> Execution:
-    """Check the inputs against the flow's latest revision (or `revision`; InputsError names each bad one)
-    and create the execution; it is advanced once the transaction commits.
-
-    FILE inputs go to internal storage; the input's value becomes the file's URI. A path is read only
-    from the uploads folder, or from anywhere with `local_files` (the local `tern flow test`)."""
-    revision = flow.revisions.get(revision=revision or flow.revision)
-    spec = spec_of(revision)
-    if spec.disabled:
-        raise FlowDisabled(f"flow {flow} is disabled")
-    execution_id = new_id()
-    folder = execution_parts(spec.namespace, spec.id, execution_id) + ["inputs"]
-    try:
-        values = coerce_inputs(spec.inputs, inputs or {}, store_file=_file_store(folder, local_files))
-    except InputsError:
-        remove(folder)
-        raise
-    with transaction.atomic():
-        execution = Execution.objects.create(
-            id=execution_id, flow=flow, flow_revision=revision,
-            inputs=values, labels={**spec.labels, **(labels or {})}, trigger=dict(trigger) if trigger else None,
-            parent=parent, parent_task_run_id=parent_task_run_id,
-        )
-        transaction.on_commit(lambda: dispatch.get().advance(execution.id))
-    return execution
+@dataclass(frozen=True)
+class Advanced:
+    plan: Plan
+    kept: ReadyRun | None = None  # the one ready run the caller asked to run itself (see `keep`)
 
 
-def _file_store(folder: list[str], local_files: bool) -> Callable[[str, Any], str]:
-    """Put a FILE input (bytes, or a file's path) into internal storage; returns its URI."""
-    uploads = (Path(settings.TERN["DATA_DIR"]) / "uploads").resolve()
-
-    def store(input_id: str, value: Any) -> str:
-        if isinstance(value, (bytes, bytearray)):
-            return storage().put([*folder, input_id], input_id, bytes(value))
-        path = Path(value).resolve()
-        if not local_files and not path.is_relative_to(uploads):
-            raise PermissionError(errno.EACCES, "only uploaded files are read")
-        return storage().put([*folder, input_id], path.name, path)
-
-    return store
-
-
-def advance_execution(execution_id: str, first: Callable[[], None] | None = None) -> Plan | None:
-    """Holds the execution's row lock while it plans and applies the next steps; sends work after commit.
+def advance_execution(execution_id: str, first: Callable[[], None] | None = None,
+                      keep: Keep | None = None) -> Advanced | None:
+    """Holds the execution's row lock while it plans and applies the next steps; announces the work.
 
     `first` runs under the lock before planning, in the same transaction: a worker records the end of
-    its task run there, so recording and the next decision cost one commit, not two.
+    its task run there, so recording and the next decision cost one commit, not two. `keep`: when the
+    next step is exactly one task run and `keep` accepts it, it is returned for the caller to run at once
+    (a worker that keeps the next task of a sequence saves a hop); it is still announced, as kept.
     """
     with transaction.atomic(savepoint=False):
         execution = with_checksum(Execution.objects.select_for_update(of=("self",))).filter(id=execution_id).first()
@@ -103,39 +64,34 @@ def advance_execution(execution_id: str, first: Callable[[], None] | None = None
         _release_directories(snapshot, runs, result)
         if execution.wake_at != result.wake_at and not State(execution.state).is_terminal:
             Execution.objects.filter(id=execution.id).update(wake_at=result.wake_at)
-        batches, wake_at = batches_of(snapshot.flow, runs, result.to_dispatch), result.wake_at
-        if batches:
-            transaction.on_commit(lambda: dispatch.get().run_task_runs(execution_id, batches))
-        if wake_at is not None:
-            transaction.on_commit(lambda: dispatch.get().advance(execution_id, at=wake_at))
-        if State(execution.state).is_terminal:
-            transaction.on_commit(lambda: dispatch.get().execution_ended(execution_id))
-    return result
+        ready = ready_runs(snapshot.flow, runs, result.to_dispatch)
+        kept = ready[0] if keep is not None and len(ready) == 1 and keep(ready[0]) else None
+        if ready:
+            events.announce(events.TaskRunsReady(execution_id, ready, kept.task_run_id if kept else None))
+        if result.wake_at is not None:
+            events.announce(events.WakeUpSet(execution_id, result.wake_at))
+    return Advanced(result, kept)
 
 
-def batches_of(flow: FlowSpec, runs: Mapping[str, Any], ids: list[str]) -> list[dispatch.Batch]:
-    """Group the runs to start by parent and queue; a fan-in parent whose children all start now joins them."""
-    groups: dict[tuple[str | None, str], list[str]] = {}
+def ready_runs(flow: FlowSpec, runs: Mapping[str, Any], ids: list[str]) -> tuple[ReadyRun, ...]:
+    """The runs to start, with what routing needs to know of each (the dispatcher decides the queues)."""
+    siblings: dict[str | None, list[str]] = {}
     for run_id in ids:
-        run = runs[run_id]
-        groups.setdefault((run.parent_id, _queue_of(flow, runs, run)), []).append(run_id)
-    batches = []
-    for (parent_id, queue), members in groups.items():
-        batches.append(dispatch.Batch(tuple(members), queue, join=_joins(flow, runs, parent_id, members)))
-    return batches
-
-
-def _queue_of(flow: FlowSpec, runs: Mapping[str, Any], run: Any) -> str:
-    """The workerGroup's queue; a WorkingDirectory's child goes to the worker holding the directory."""
-    parent = runs.get(run.parent_id) if run.parent_id else None
-    if parent is not None and workdirs.shares_directory(flow.task(parent.task_id).type):
-        pinned = workdirs.pinned_queue(parent.id)
-        if pinned:
-            return pinned
-    return queue_for(flow.task(run.task_id).worker_group)
+        siblings.setdefault(runs[run_id].parent_id, []).append(run_id)
+    ready = []
+    for parent_id, members in siblings.items():
+        parent = runs.get(parent_id) if parent_id else None
+        joined = _joins(flow, runs, parent_id, members)
+        pinned = workdirs.holder(flow, parent) if parent is not None else None
+        for run_id in members:
+            run = runs[run_id]
+            ready.append(ReadyRun(run_id, run.task_id, parent_id, flow.task(run.task_id).worker_group, pinned,
+                                  joined))
+    return tuple(ready)
 
 
 def _joins(flow: FlowSpec, runs: Mapping[str, Any], parent_id: str | None, members: list[str]) -> bool:
+    """All the children of a fan-in parent start now: nothing can happen before the last has ended."""
     if parent_id is None or len(members) < 2:
         return False
     parent = flow.task(runs[parent_id].task_id)
@@ -200,8 +156,6 @@ def _apply(execution: Execution, runs: dict[str, Any], result: Plan) -> None:
             _flush_new(new_runs)
             fields = {"outputs": dict(action.outputs)} if action.outputs is not None else {}
             move_execution(execution, action.state, **fields)
-            if action.state.is_terminal and execution.parent_id:
-                transaction.on_commit(lambda: subflow_ended(execution.id))
             if action.message:
                 errors.append((None, "", action.message))
     _flush_new(new_runs)
@@ -251,7 +205,7 @@ def kill_execution(execution_id: str) -> bool:
         if execution is None or State(execution.state).is_terminal or execution.state == State.KILLING:
             return False
         move_execution(execution, State.KILLING)
-        transaction.on_commit(lambda: dispatch.get().advance(execution_id))
+        events.announce(events.WakeUpSet(execution_id))
     return True
 
 
@@ -276,4 +230,4 @@ def resume_execution(execution_id: str, inputs: Mapping[str, Any] | None = None)
             outputs = {**run.outputs, "onResume": values} if declared else run.outputs
             move_task_run(run, State.RUNNING, outputs=outputs, next_attempt_at=None)
         move_execution(execution, State.RUNNING)
-        transaction.on_commit(lambda: dispatch.get().advance(execution_id))
+        events.announce(events.WakeUpSet(execution_id))

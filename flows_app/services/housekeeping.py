@@ -8,7 +8,7 @@ from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 
-from flows_app import dispatch
+from flows_app import events
 from flows_app.engine.states import State
 from flows_app.models import Execution, TaskRun
 
@@ -27,7 +27,7 @@ def tick() -> dict[str, int]:
     due = list(Execution.objects.filter(state__in=ACTIVE, wake_at__lte=now).values_list("id", flat=True))
     stalled = list(_stalled_executions())
     for execution_id in dict.fromkeys(due + stalled):
-        dispatch.get().advance(execution_id)
+        events.announce(events.WakeUpSet(execution_id))
     resent = _resend_lost_queued(now)
     return {"reaped": reaped, "advanced": len(set(due + stalled)), "resent": resent}
 
@@ -48,7 +48,7 @@ def _stalled_executions():
 
 
 def _resend_lost_queued(now) -> int:
-    from .executions import batches_of
+    from .executions import ready_runs
     from .flows import spec_of_revision
     from .snapshots import revision_checksum
 
@@ -57,7 +57,9 @@ def _resend_lost_queued(now) -> int:
                 .select_related("execution"))
     for run in lost:
         flow = spec_of_revision(run.execution.flow_revision_id, revision_checksum(run.execution))
-        dispatch.get().run_task_runs(run.execution_id, batches_of(flow, {run.id: run}, [run.id]))
+        # Its parent is left out on purpose: a run pinned to a worker that went silent goes to any worker
+        # of its group, which then holds its WorkingDirectory (see workdirs.open_directory).
+        events.announce(events.TaskRunsReady(run.execution_id, ready_runs(flow, {run.id: run}, [run.id])))
     return len(lost)
 
 

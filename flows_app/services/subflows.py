@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from django.db import transaction
 
-from flows_app import dispatch
+from flows_app import events
 from flows_app.engine.inputs import InputsError
 from flows_app.engine.templating import TemplateError, render_value
 from flows_app.engine.variables import build_variables
@@ -12,6 +12,7 @@ from plugins_app.base import StartSubflow, StartSubflowBatches
 
 from . import batches
 from .snapshots import load_snapshot
+from .starting import FlowDisabled, start_execution
 from .storage import StorageError
 
 
@@ -20,8 +21,6 @@ def start_subflow(execution: Execution, run: TaskRun, request: StartSubflow) -> 
 
     Only the run's outputs are written; the Subflow plugin turns them into its state.
     """
-    from .executions import FlowDisabled
-
     name = f"{request.namespace}.{request.flow_id}"
     flow = Flow.objects.filter(namespace=request.namespace, flow_id=request.flow_id).first()
     try:
@@ -35,19 +34,23 @@ def start_subflow(execution: Execution, run: TaskRun, request: StartSubflow) -> 
         outputs = {"error": f"subflow {name}: {exc}"}
     TaskRun.objects.filter(id=run.id).update(outputs=outputs)
     if "error" in outputs or not request.wait or outputs.get("numberOfBatches") == 0:
-        transaction.on_commit(lambda: dispatch.get().advance(execution.id))
+        events.announce(events.WakeUpSet(execution.id))
 
 
 def _starter(execution: Execution, run: TaskRun, flow: Flow, request: StartSubflow):
     """Start one child execution of `flow` for `run`, with these inputs and trigger details."""
-    from .executions import start_execution
-
     def start(inputs, trigger_extra) -> Execution:
         trigger = {"type": "subflow", "executionId": execution.id, "taskRunId": run.id, **trigger_extra}
         return start_execution(flow, inputs, request.labels, parent=execution, parent_task_run_id=run.id,
                                revision=request.revision, trigger=trigger)
 
     return start
+
+
+def on_execution_ended(event: events.ExecutionEnded) -> None:
+    """A subscriber: a child execution's end is reported to the Subflow (or ForEachItem) run that started it."""
+    if event.parent_id is not None:
+        subflow_ended(event.execution_id)
 
 
 def subflow_ended(child_id: str) -> None:
@@ -60,8 +63,7 @@ def subflow_ended(child_id: str) -> None:
         run = TaskRun.objects.filter(id=child.parent_task_run_id).first()
         if run is None:
             return
-        parent_id = child.parent_id
-        transaction.on_commit(lambda: dispatch.get().advance(parent_id))
+        events.announce(events.WakeUpSet(child.parent_id))
         if "numberOfBatches" in run.outputs:  # one of ForEachItem's children
             TaskRun.objects.filter(id=run.id).update(outputs=batches.child_ended(run.outputs, child))
             return

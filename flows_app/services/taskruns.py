@@ -14,18 +14,19 @@ from django.db import connections, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from flows_app import dispatch
 from flows_app.engine.masking import mask_value, secret_values
 from flows_app.engine.outcome import decide
 from flows_app.engine.properties import PropertyError, render_properties
 from flows_app.engine.states import State
 from flows_app.engine.templating import TemplateError, render_value
 from flows_app.engine.variables import build_variables, mentions_other_runs
+from flows_app.events import ReadyRun
 from flows_app.models import Execution, LogEntry, TaskRun
 from plugins_app.base import PluginError, TaskResult
 from plugins_app.context import TaskRunContext
 from plugins_app.registry import get_plugin
 
+from .executions import Keep, advance_execution
 from .flows import spec_of_revision, with_checksum
 from .kv import KeyMissing, NamespaceKV
 from .logs import FLUSH_SECONDS, LogSink, log_now
@@ -43,28 +44,36 @@ class Attempt:
     labels: Mapping[str, str] | None = None
 
 
-def run_task_run(task_run_id: str, advance: bool = True) -> bool:
-    """Run a queued task run once. Returns False when there was nothing to do (already claimed or gone).
+@dataclass(frozen=True)
+class Ran:
+    """A task run was run. `kept`: the next one, accepted by the caller's `keep`, for it to run now."""
 
-    `advance`: ask for an advance of the execution afterwards (False inside a chord, whose body does it).
+    kept: ReadyRun | None = None
+
+
+def run_task_run(task_run_id: str, advance: bool = True, keep: Keep | None = None) -> Ran | None:
+    """Run a queued task run once. Returns None when there was nothing to do (already claimed or gone).
+
+    `advance`: record its end and advance the execution in one transaction (False inside a chord, whose
+    body advances once for all). `keep`: see `advance_execution`.
     """
     # the run, its execution and the flow revision's checksum in one query: this is every task's first step
     run = (TaskRun.objects.select_related("execution").filter(id=task_run_id)
            .annotate(revision_checksum=F("execution__flow_revision__checksum")).first())
     if run is None or run.state != State.QUEUED or not claim_task_run(run):
-        return False
+        return None
     execution = run.execution
     execution.revision_checksum = run.revision_checksum
     heartbeat = Heartbeat(run.id)
     heartbeat.start()
     try:
-        _run_claimed(run, execution, advance, heartbeat)
+        return Ran(_run_claimed(run, execution, advance, heartbeat, keep))
     finally:
         heartbeat.stop()
-    return True
 
 
-def _run_claimed(run: TaskRun, execution: Execution, advance: bool, heartbeat: Heartbeat) -> None:
+def _run_claimed(run: TaskRun, execution: Execution, advance: bool, heartbeat: Heartbeat,
+                 keep: Keep | None) -> ReadyRun | None:
     snapshot = _snapshot_for(execution, run)
     task = snapshot.flow.task(run.task_id)
     sink = LogSink(execution.id, run.id, run.task_id, attempt=len(run.attempts), min_level=task.log_level)
@@ -81,7 +90,7 @@ def _run_claimed(run: TaskRun, execution: Execution, advance: bool, heartbeat: H
         sink.flush()
         if shared is None and workdir.exists():
             shutil.rmtree(workdir, ignore_errors=True)
-    _record(run, snapshot.flow, task, attempt, advance)
+    return _record(run, snapshot.flow, task, attempt, advance, keep)
 
 
 def _snapshot_for(execution: Execution, run: TaskRun):
@@ -127,7 +136,7 @@ def _execute(snapshot, task, run: TaskRun, sink: LogSink, workdir, started: floa
             workdirs.open_directory(snapshot, shared)
         result = plugin_cls().run(props, ctx)
         if shared is not None:
-            workdirs.store_output_files(snapshot, shared, workdir)
+            workdirs.after_child(snapshot, shared, workdir)
     except PluginError as exc:
         sink.emit("ERROR", str(exc))
         return Attempt(State.FAILED, exc.outputs, exc.retryable)
@@ -209,8 +218,9 @@ def reap_task_run(task_run_id: str) -> bool:
     return True
 
 
-def _record(run: TaskRun, flow, task, attempt: Attempt, advance: bool) -> None:
-    """Store the attempt and decide: done, or a retry at a stored time. Then ask for an advance."""
+def _record(run: TaskRun, flow, task, attempt: Attempt, advance: bool, keep: Keep | None = None) -> ReadyRun | None:
+    """Store the attempt and decide: done, or a retry at a stored time; then advance the execution in the
+    same transaction, under its row lock: one commit per task, and racing workers decide one at a time."""
     now = timezone.now()
     if attempt.state == State.FAILED and _is_killing(run.execution_id):
         decision_state, next_at = State.KILLED, None
@@ -228,10 +238,11 @@ def _record(run: TaskRun, flow, task, attempt: Attempt, advance: bool) -> None:
             _add_labels(run.execution_id, attempt.labels)
 
     if advance or decision_state == State.RETRYING:
-        dispatch.get().task_run_ended(run.execution_id, store)
-    else:  # inside a chord: its body advances once for all
-        with transaction.atomic():
-            store()
+        advanced = advance_execution(run.execution_id, first=store, keep=keep)
+        return advanced.kept if advanced is not None else None
+    with transaction.atomic():  # inside a chord: its body advances once for all
+        store()
+    return None
 
 
 def _add_labels(execution_id: str, labels: Mapping[str, str]) -> None:

@@ -1,19 +1,17 @@
-"""The one door for state changes: checked against the table of legal moves, written by compare-and-set."""
+"""The one door for state changes: checked against the table of legal moves, written by compare-and-set,
+and announced (the events reach their subscribers once the change commits)."""
 from __future__ import annotations
 
 from typing import Any
 
-import os
-import socket
-
 from django.db import models
 from django.utils import timezone
 
+from flows_app import events
 from flows_app.engine.states import State, check_transition
 from flows_app.models import Execution, TaskRun
 
-
-WORKER_NAME = f"{socket.gethostname()}:{os.getpid()}"
+from .identity import PROCESS
 
 
 def _compare_and_set(row: models.Model, what: str, target: State, fields: dict[str, Any]) -> bool:
@@ -30,14 +28,18 @@ def _compare_and_set(row: models.Model, what: str, target: State, fields: dict[s
 def move_task_run(run: TaskRun, target: State, **fields: Any) -> bool:
     if target.is_terminal:
         fields.setdefault("ended_at", timezone.now())
-    return _compare_and_set(run, f"task run '{run.task_id}'", target, fields)
+    previous = run.state
+    moved = _compare_and_set(run, f"task run '{run.task_id}'", target, fields)
+    if moved:
+        events.announce(events.TaskRunStateChanged(run.execution_id, run.id, run.task_id, target.value, previous))
+    return moved
 
 
 def claim_task_run(run: TaskRun) -> bool:
     """QUEUED -> RUNNING for exactly one worker; a duplicate or late message gets False."""
     now = timezone.now()
     fields: dict[str, Any] = {"attempts": [*run.attempts, {"state": State.RUNNING.value, "startDate": now.isoformat()}],
-                              "heartbeat_at": now, "worker": WORKER_NAME}
+                              "heartbeat_at": now, "worker": PROCESS}
     if run.started_at is None:
         fields["started_at"] = now
     return move_task_run(run, State.RUNNING, **fields)
@@ -50,4 +52,11 @@ def move_execution(execution: Execution, target: State, **fields: Any) -> bool:
     if target.is_terminal:
         fields.setdefault("ended_at", now)
         fields.setdefault("wake_at", None)
-    return _compare_and_set(execution, f"execution {execution.id}", target, fields)
+    previous = execution.state
+    moved = _compare_and_set(execution, f"execution {execution.id}", target, fields)
+    if moved:
+        events.announce(events.ExecutionStateChanged(execution.id, target.value, previous))
+        if target.is_terminal:
+            events.announce(events.ExecutionEnded(execution.id, target.value, dict(execution.outputs or {}),
+                                                  execution.parent_id))
+    return moved

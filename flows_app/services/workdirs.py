@@ -1,21 +1,19 @@
-"""Directories shared by the children of a WorkingDirectory, on the one worker that holds them.
+"""Directories shared by the children of a flowable that `shares_directory` (WorkingDirectory), on the one
+worker that holds them. What goes into the directory, and what comes out, is the plugin's business: its
+`open_directory`, `after_child` and `close_directory` hooks, handed a WorkspaceContext made here.
 
-1. The first child to run makes the directory: the WorkingDirectory's `inputFiles` are written and its
-   cache put back; the WorkingDirectory is pinned to that worker (its `worker` field holds the worker's
-   own queue), so the next children are sent there.
-2. After each child, files matching `outputFiles` go to internal storage, into the WorkingDirectory's
-   outputs: they are there when it ends, for the tasks and flow outputs that read them.
-3. When the WorkingDirectory ends (the advance after its last child, on the same worker), its cache is
-   saved and the directory removed.
+1. The first child to run makes the directory and the plugin fills it; the flowable's run is pinned to
+   that worker (its `worker` field holds the worker's name), so the next children are sent to that worker.
+2. After each child, the plugin's `after_child` (WorkingDirectory stores its `outputFiles`).
+3. When the flowable ends (the advance after its last child, on the same worker), `close_directory`, then
+   the directory is removed.
 """
 from __future__ import annotations
 
-import io
 import shutil
-import tarfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 from django.conf import settings
 
@@ -24,17 +22,15 @@ from flows_app.engine.snapshot import ExecutionSnapshot, RunState
 from flows_app.engine.states import State
 from flows_app.engine.variables import build_variables, iso
 from flows_app.models import TaskRun
-from flows_app.spec.durations import parse_duration
-from orchestrator import celery
-from plugins_app.core.files import match_output_files, parse_file_map, store_matching, write_files
 from plugins_app.registry import get_plugin
 
+from . import identity
 from .logs import log_now
 from .storage import StorageError, storage, task_run_parts
 
 
 def sharing_parent(snapshot: ExecutionSnapshot, run: RunState) -> RunState | None:
-    """The WorkingDirectory run this run is a child of, if any."""
+    """The run of the directory-sharing flowable this run is a child of, if any."""
     if run.parent_id is None:
         return None
     parent = snapshot.run(run.parent_id)
@@ -49,108 +45,111 @@ def directory_of(execution_id: str, parent_run_id: str) -> Path:
     return settings.TERN["WORK_DIR"] / execution_id / f"shared-{parent_run_id}"
 
 
-def pinned_queue(parent_run_id: str) -> str | None:
-    """The queue of the worker holding the WorkingDirectory's files, once a child has run."""
+def holder(flow, parent) -> str | None:
+    """The worker holding the files of `parent` (a run) when it shares a directory a child has run in."""
+    if not shares_directory(flow.task(parent.task_id).type):
+        return None
+    return _holder(parent.id)
+
+
+def _holder(parent_run_id: str) -> str | None:
     return TaskRun.objects.filter(id=parent_run_id).values_list("worker", flat=True).first() or None
 
 
 def open_directory(snapshot: ExecutionSnapshot, parent: RunState) -> Path:
-    """The shared directory on this worker, made with its input files (and cache) by the first child here.
+    """The shared directory on this worker, made (and filled by the plugin) by the first child here.
 
-    The worker that makes it holds it: the WorkingDirectory is pinned to its queue. A child that lands
-    elsewhere (re-sent by the tick because the holder stopped answering) starts a new directory here,
-    says so, and moves the pin, so the next children follow it."""
+    The worker that makes it holds it: the flowable is pinned to it. A child that lands elsewhere
+    (re-sent by the tick because the holder stopped answering) starts a new directory here, says so, and
+    moves the pin, so the next children follow it."""
     path = directory_of(snapshot.id, parent.id)
     if path.is_dir():
         return path
-    if celery.worker_queue:
-        held_by = pinned_queue(parent.id)
-        TaskRun.objects.filter(id=parent.id).update(worker=celery.worker_queue)
-        if held_by and held_by != celery.worker_queue:
+    if identity.node:
+        held_by = _holder(parent.id)
+        TaskRun.objects.filter(id=parent.id).update(worker=identity.node)
+        if held_by and held_by != identity.node:
             log_now(snapshot.id, "WARN", f"the working directory of '{parent.task_id}' was on {held_by}, which "
                     "stopped answering: a new one starts here, without the files of the tasks before",
                     parent.id, parent.task_id)
-    props = _props(snapshot, parent)
     path.mkdir(parents=True)
-    _restore_cache(snapshot, parent, props, path)
-    write_files(path, parse_file_map(props.inputFiles, "inputFiles"), storage().path_of)
+    workspace = Workspace(snapshot, parent, path)
+    workspace.plugin.open_directory(workspace)
     return path
 
 
-def store_output_files(snapshot: ExecutionSnapshot, parent: RunState, path: Path) -> None:
-    """After a child: the files matching `outputFiles` into internal storage and the parent's outputs."""
-    props = _props(snapshot, parent)
-    if not props.outputFiles or not path.is_dir():
-        return
-    parts = _parts(snapshot, parent)
-    uris = store_matching(path, props.outputFiles, lambda source, name: storage().put(parts, name, source))
-    row = TaskRun.objects.only("outputs").get(id=parent.id)
-    TaskRun.objects.filter(id=parent.id).update(outputs={**(row.outputs or {}), "outputFiles": uris})
+def after_child(snapshot: ExecutionSnapshot, parent: RunState, path: Path) -> None:
+    if path.is_dir():
+        workspace = Workspace(snapshot, parent, path)
+        workspace.plugin.after_child(workspace)
 
 
 def release(snapshot: ExecutionSnapshot, parent: RunState, state: State) -> None:
-    """The WorkingDirectory ended: save its cache after a success, then remove the directory (if here)."""
+    """The flowable ended: its plugin closes the directory (if it is here), which is then removed."""
     path = directory_of(snapshot.id, parent.id)
     if not path.is_dir():
         return
     try:
-        if state.is_success:
-            _save_cache(snapshot, parent, path)
+        workspace = Workspace(snapshot, parent, path)
+        workspace.plugin.close_directory(workspace, state)
     finally:
         shutil.rmtree(path, ignore_errors=True)
 
 
 def worker_taskrun(parent: RunState) -> dict[str, Any]:
-    """`workerTaskrun` in templates: the WorkingDirectory's own run, as Kestra's children see it."""
+    """`workerTaskrun` in templates: the flowable's own run, as Kestra's WorkingDirectory children see it."""
     return {"id": parent.id, "taskId": parent.task_id, "value": parent.value, "startDate": iso(parent.started_at)}
 
 
-# ---- cache: files kept between executions, in internal storage, for `ttl` ---------------------------
+class Workspace:
+    """The WorkspaceContext (plugins_app.base) handed to the hooks of a directory-sharing flowable."""
 
-def _cache_parts(snapshot: ExecutionSnapshot, parent: RunState) -> list[str]:
-    flow = snapshot.flow
-    return [*flow.namespace.split("."), flow.id, "caches", parent.task_id]
+    def __init__(self, snapshot: ExecutionSnapshot, parent: RunState, directory: Path):
+        self._snapshot = snapshot
+        self.task = snapshot.flow.task(parent.task_id)
+        self.run = parent
+        self.directory = directory
+        self.plugin = get_plugin(self.task.type)()
+        self._props: Any = None
 
+    def props(self) -> Any:
+        if self._props is None:
+            variables = build_variables(self._snapshot, self.task, self.run)
+            self._props = render_properties(type(self.plugin), self.task, variables)
+        return self._props
 
-def _restore_cache(snapshot: ExecutionSnapshot, parent: RunState, props, path: Path) -> None:
-    if props.cache is None:
-        return
-    files = storage()
-    try:
-        archive = files.path_of(_cache_uri(snapshot, parent))
-    except StorageError:
-        return  # no cache yet
-    ttl = parse_duration(props.cache.ttl) if props.cache.ttl else None
-    if ttl is not None and time.time() - archive.stat().st_mtime > ttl.total_seconds():
-        archive.unlink(missing_ok=True)
-        return
-    with tarfile.open(archive) as tar:
-        # our own archive; the "data" filter (Python 3.11.4+) also refuses absolute paths and links out
-        tar.extractall(path, **({"filter": "data"} if hasattr(tarfile, "data_filter") else {}))
-    log_now(snapshot.id, "INFO", f"cache restored into the working directory of '{parent.task_id}'",
-            parent.id, parent.task_id)
+    def log(self, level: str, message: str) -> None:
+        log_now(self._snapshot.id, level, message, self.run.id, self.run.task_id)
 
+    def storage_put(self, source: Any, name: str) -> str:
+        flow = self._snapshot.flow
+        return storage().put(task_run_parts(flow.namespace, flow.id, self._snapshot.id, self.run.task_id,
+                                            self.run.id), name, source)
 
-def _save_cache(snapshot: ExecutionSnapshot, parent: RunState, path: Path) -> None:
-    props = _props(snapshot, parent)
-    if props.cache is None:
-        return
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
-        for relative, absolute in match_output_files(path, tuple(props.cache.patterns)).items():
-            tar.add(absolute, arcname=relative)
-    storage().put(_cache_parts(snapshot, parent), "cache.tar.gz", buffer.getvalue())
+    def storage_path(self, uri: str) -> Path:
+        return storage().path_of(uri)
 
+    def kept(self, name: str) -> tuple[Path, float] | None:
+        """A file kept between executions for this task (`keep`), with its age in seconds; None if none."""
+        try:
+            path = storage().path_of("kestra:///" + "/".join([*self._kept_parts(), name]))
+        except StorageError:
+            return None
+        return path, time.time() - path.stat().st_mtime
 
-def _cache_uri(snapshot: ExecutionSnapshot, parent: RunState) -> str:
-    return "kestra:///" + "/".join([*_cache_parts(snapshot, parent), "cache.tar.gz"])
+    def keep(self, name: str, data: bytes) -> None:
+        storage().put(self._kept_parts(), name, data)
 
+    def forget(self, name: str) -> None:
+        kept = self.kept(name)
+        if kept is not None:
+            kept[0].unlink(missing_ok=True)
 
-def _props(snapshot: ExecutionSnapshot, parent: RunState):
-    task = snapshot.flow.task(parent.task_id)
-    return render_properties(get_plugin(task.type), task, build_variables(snapshot, task, parent))
+    def set_outputs(self, outputs: Mapping[str, Any]) -> None:
+        """Merged into the flowable run's outputs: there when it ends, for the tasks that read them."""
+        row = TaskRun.objects.only("outputs").get(id=self.run.id)
+        TaskRun.objects.filter(id=self.run.id).update(outputs={**(row.outputs or {}), **outputs})
 
-
-def _parts(snapshot: ExecutionSnapshot, parent: RunState) -> list[str]:
-    flow = snapshot.flow
-    return task_run_parts(flow.namespace, flow.id, snapshot.id, parent.task_id, parent.id)
+    def _kept_parts(self) -> list[str]:
+        flow = self._snapshot.flow
+        return [*flow.namespace.split("."), flow.id, "caches", self.run.task_id]

@@ -24,28 +24,40 @@ def parse_duration(value: object) -> timedelta:
     if isinstance(value, bool) or not isinstance(value, (str, int, float)):
         raise DurationError(f"{value!r} is not a duration")
     if isinstance(value, (int, float)):  # a bare number is seconds
-        return timedelta(seconds=value)
+        return _timedelta(value, seconds=value)
     text = value.strip()
     match = _ISO.match(text)
     if match:
-        parts = {k: float(v) for k, v in match.groupdict().items() if v}
-        return timedelta(**parts)
+        return _timedelta(value, **{k: float(v) for k, v in match.groupdict().items() if v})
     match = _SHORT.match(text)
     if match:
-        return timedelta(**{_SHORT_UNITS[match["unit"].lower()]: float(match["n"])})
+        return _timedelta(value, **{_SHORT_UNITS[match["unit"].lower()]: float(match["n"])})
     raise DurationError(f"'{value}' is not a duration")
 
 
+def _timedelta(value: object, **parts: float) -> timedelta:
+    """timedelta(**parts), or DurationError: it overflows past 999999999 days and refuses NaN."""
+    if any(part != part for part in parts.values()):  # NaN, from `.nan` in YAML
+        raise DurationError(f"'{value}' is not a duration")
+    if any(part < 0 for part in parts.values()):
+        raise DurationError(f"'{value}' is not a duration: it is negative")
+    try:
+        return timedelta(**parts)
+    except (OverflowError, ValueError):
+        raise DurationError(f"'{value}' is not a duration: it is longer than {timedelta.max.days} days") from None
+
+
 def format_duration(delta: timedelta) -> str:
-    """ISO-8601, as Kestra prints it: PT1H30M, PT0.25S."""
-    total = delta.total_seconds()
-    hours, rest = divmod(total, 3600)
-    minutes, seconds = divmod(rest, 60)
+    """ISO-8601, as Kestra prints it: PT1H30M, PT0.25S; parse_duration reads it back."""
+    micros = delta // timedelta(microseconds=1)  # whole numbers: no float noise, and never `1e-06S`
+    hours, rest = divmod(micros, 3_600_000_000)
+    minutes, rest = divmod(rest, 60_000_000)
+    seconds, fraction = divmod(rest, 1_000_000)
     text = "PT"
     if hours:
-        text += f"{int(hours)}H"
+        text += f"{hours}H"
     if minutes:
-        text += f"{int(minutes)}M"
-    if seconds or text == "PT":
-        text += f"{seconds:g}S"
+        text += f"{minutes}M"
+    if rest or text == "PT":
+        text += f"{seconds}.{fraction:06d}".rstrip("0").rstrip(".") + "S"
     return text

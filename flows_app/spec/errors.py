@@ -40,13 +40,20 @@ class FlowValidationError(Exception):
 
 @dataclass
 class ErrorCollector:
-    """Gathers errors while a flow is checked; `lines` maps a path to its line in the YAML source."""
+    """Gathers errors while a flow is checked; `lines` maps a path to its line in the YAML source.
+
+    With a `limit`, the check stops there: a flow with thousands of mistakes needs its first ones fixed, and
+    finding each costs time (a suggestion for an unknown type is a difflib search)."""
 
     lines: dict[Path, int] = field(default_factory=dict)
     errors: list[SpecError] = field(default_factory=list)
+    limit: int | None = None
 
     def add(self, path: Path, message: str) -> None:
         self.errors.append(SpecError(tuple(path), message, self.line_of(path)))
+        if self.limit is not None and len(self.errors) >= self.limit:
+            stop = SpecError((), f"stopped after {self.limit} errors", self.errors[-1].line)
+            raise FlowValidationError([*self.errors, stop])
 
     def line_of(self, path: Path) -> int | None:
         path = tuple(path)

@@ -2,15 +2,16 @@
 from __future__ import annotations
 
 import re
+from os import PathLike
 from typing import Any
 
 from croniter import croniter
 
-from .errors import ErrorCollector, FlowValidationError, Path
+from .errors import ErrorCollector, FlowValidationError, Path, SpecError
 from .inputs import parse_inputs
 from .model import FlowSpec, TriggerSpec
 from .tasks import ID_PATTERN, TaskParser, parse_retry
-from .yamlsource import load_yaml
+from .yamlsource import LIMITS, YamlLimits, load_yaml
 
 NAMESPACE_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]*(\.[a-z0-9][a-z0-9_-]*)*$", re.IGNORECASE)
 
@@ -26,12 +27,13 @@ SCHEDULE = ("io.kestra.plugin.core.trigger.Schedule", "io.kestra.core.models.tri
 FLOW_TRIGGER = ("io.kestra.plugin.core.trigger.Flow", "io.kestra.core.models.triggers.types.Flow")
 WEBHOOK = ("io.kestra.plugin.core.trigger.Webhook", "io.kestra.core.models.triggers.types.Webhook")
 TRIGGER_TYPES = {name: group[0] for group in (SCHEDULE, FLOW_TRIGGER, WEBHOOK) for name in group}
+MAX_ERRORS = 200  # reported for one source; past them the check stops
 
 
-def load_flow(source: str) -> FlowSpec:
+def load_flow(source: str, limits: YamlLimits = LIMITS) -> FlowSpec:
     """Parse and check a flow's YAML source."""
-    data, lines, yaml_errors = load_yaml(source)
-    errors = ErrorCollector(lines=lines, errors=list(yaml_errors))
+    data, lines, yaml_errors = load_yaml(source, limits)
+    errors = ErrorCollector(lines=lines, errors=list(yaml_errors), limit=MAX_ERRORS)
     flow = parse_flow(data, errors)
     errors.raise_if_any()
     assert flow is not None
@@ -76,7 +78,7 @@ def parse_flow(data: Any, errors: ErrorCollector) -> FlowSpec | None:
         variables=_map(data.get("variables"), ("variables",), errors),
         outputs=_outputs(data.get("outputs"), errors),
         triggers=_triggers(data.get("triggers"), errors),
-        disabled=bool(data.get("disabled", False)),
+        disabled=_flag(data.get("disabled"), ("disabled",), errors),
         retry=parse_retry(data["retry"], ("retry",), errors) if data.get("retry") is not None else None,
         task_defaults=tuple(defaults),
         extra=extra,
@@ -159,6 +161,14 @@ def _labels(value: Any, errors: ErrorCollector) -> dict[str, str]:
     return labels
 
 
+def _flag(value: Any, path: Path, errors: ErrorCollector) -> bool:
+    """A boolean as written; bool("false") would be True."""
+    if value is None or isinstance(value, bool):
+        return bool(value)
+    errors.add(path, f"'{value}' is not a boolean (true or false)")
+    return False
+
+
 def _text(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
@@ -175,6 +185,9 @@ def _outputs(value: Any, errors: ErrorCollector) -> tuple[dict[str, Any], ...]:
     for i, item in enumerate(value):
         if not isinstance(item, dict) or "id" not in item:
             errors.add(("outputs", i), "an output needs an `id`, a `type` and a `value`")
+            continue
+        if not isinstance(item["id"], str):
+            errors.add(("outputs", i, "id"), f"'{item['id']}' is not a valid id")
             continue
         if item["id"] in seen:
             errors.add(("outputs", i, "id"), f"duplicate output id '{item['id']}'")
@@ -232,8 +245,9 @@ def _triggers(value: Any, errors: ErrorCollector) -> tuple[TriggerSpec, ...]:
         if canonical == SCHEDULE[0]:
             _check_schedule(raw, path, errors)
         props = {k: v for k, v in raw.items() if k not in ("id", "type", "disabled")}
+        disabled = _flag(raw.get("disabled"), path + ("disabled",), errors)
         if trigger_id:
-            triggers.append(TriggerSpec(trigger_id, canonical, props, bool(raw.get("disabled", False))))
+            triggers.append(TriggerSpec(trigger_id, canonical, props, disabled))
     return tuple(triggers)
 
 
@@ -248,6 +262,17 @@ def _check_schedule(raw: dict[str, Any], path: Path, errors: ErrorCollector) -> 
     fields = cron.split()
     if not croniter.is_valid(cron) or len(fields) not in (5, 6):
         errors.add(path + ("cron",), f"'{cron}' is not a valid cron expression")
+
+
+def read_source(path: str | PathLike[str]) -> str:
+    """A flow file's text: FlowValidationError if it is not UTF-8 (a binary file), OSError if it cannot be read."""
+    with open(path, "rb") as file:
+        raw = file.read()
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise FlowValidationError([SpecError((), f"not UTF-8 text (byte {exc.start})", line)]) from None
 
 
 def check_source(source: str) -> list[str]:

@@ -3,12 +3,12 @@ from __future__ import annotations
 
 import difflib
 import re
-from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Mapping
 
 from ..engine.inputs import InputValueError, coerce_value, parse_typed
 from .errors import ErrorCollector, Path
+from .model import InputSpec
 
 INPUT_TYPES = frozenset({
     "STRING", "INT", "FLOAT", "BOOLEAN", "BOOL", "DATETIME", "DATE", "TIME", "DURATION", "JSON", "YAML",
@@ -46,23 +46,6 @@ _BOUND_KEYS = {"STRING": (("min", "minLength"), ("max", "maxLength")),
                "INT": (("min",), ("max",)), "FLOAT": (("min",), ("max",)), "DURATION": (("min",), ("max",)),
                "DATETIME": (("after",), ("before",)), "DATE": (("after",), ("before",)),
                "TIME": (("after",), ("before",))}
-
-
-@dataclass(frozen=True)
-class InputSpec:
-    id: str
-    type: str
-    required: bool = True
-    defaults: Any = None
-    description: str | None = None
-    display_name: str | None = None
-    validator: str | None = None
-    values: tuple[Any, ...] | None = None
-    item_type: str | None = None
-    min: Any = None
-    max: Any = None
-    allow_custom_value: bool = False
-    extra: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
 
 
 def parse_inputs(raw: Any, path: Path, errors: ErrorCollector) -> tuple[InputSpec, ...]:
@@ -184,8 +167,9 @@ def _parse_validator(item: dict, path: Path, errors: ErrorCollector) -> str | No
         return None
     try:
         re.compile(pattern)
-    except re.error as exc:
-        errors.add(path + ("validator",), f"{pattern!r} is not a valid regular expression: {exc}")
+    except (re.error, OverflowError, RecursionError) as exc:  # `a{4294967296}`, a thousand nested groups
+        problem = "groups nested too deeply" if isinstance(exc, RecursionError) else exc
+        errors.add(path + ("validator",), f"{pattern!r} is not a valid regular expression: {problem}")
         return None
     return pattern
 
@@ -216,7 +200,7 @@ def _parse_item_type(item: dict, type_: str, path: Path, errors: ErrorCollector)
         if type_ == "ARRAY":
             errors.add(path, "an input of type ARRAY needs an `itemType`")
         return None
-    if item_type not in ITEM_TYPES:
+    if not isinstance(item_type, str) or item_type not in ITEM_TYPES:
         errors.add(path + ("itemType",),
                    f"`itemType` cannot be {item_type!r}; use one of {', '.join(sorted(ITEM_TYPES))}")
         return None
@@ -282,7 +266,7 @@ def _check_depends_on(raw: list, specs: list[InputSpec], path: Path, errors: Err
             errors.add(here, "must be a map with `inputs` (a list of input ids) and an optional `condition`")
             continue
         for j, other in enumerate(depends_on.get("inputs", [])):
-            if other not in known or other == item.get("id", item.get("name")):
+            if not isinstance(other, str) or other not in known or other == item.get("id", item.get("name")):
                 errors.add(here + ("inputs", j), f"{other!r} is not another input of this flow")
 
 

@@ -3,9 +3,29 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import timedelta
+from types import MappingProxyType
 from typing import Any, Iterator, Mapping
 
 from .errors import Path
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """One declared input of a flow (parsed and checked by spec/inputs.py)."""
+
+    id: str
+    type: str
+    required: bool = True
+    defaults: Any = None
+    description: str | None = None
+    display_name: str | None = None
+    validator: str | None = None
+    values: tuple[Any, ...] | None = None
+    item_type: str | None = None
+    min: Any = None
+    max: Any = None
+    allow_custom_value: bool = False
+    extra: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
 
 
 @dataclass(frozen=True)
@@ -62,7 +82,7 @@ class FlowSpec:
     revision: int | None = None
     description: str | None = None
     labels: Mapping[str, str] = field(default_factory=dict)
-    inputs: tuple[Any, ...] = ()  # InputSpec, see spec/inputs.py
+    inputs: tuple[InputSpec, ...] = ()
     variables: Mapping[str, Any] = field(default_factory=dict)
     outputs: tuple[Mapping[str, Any], ...] = ()
     triggers: tuple[TriggerSpec, ...] = ()

@@ -1,15 +1,75 @@
-"""Safe YAML loading that remembers the line of every value and rejects duplicate keys."""
+"""Safe YAML loading that remembers the line of every value, rejects duplicate keys, and keeps within size limits."""
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import Any
 
 import yaml
+from yaml.composer import ComposerError
 
 from .errors import ErrorCollector, Path, SpecError, FlowValidationError
 
 
-class _Constructor(yaml.SafeLoader):
+@dataclass(frozen=True)
+class YamlLimits:
+    """What one source may hold: past these the loader refuses it, rather than spend minutes or memory on it."""
+
+    max_bytes: int = 1_000_000
+    max_depth: int = 64  # nested lists and maps; the composer and the checks recurse once per level
+    max_alias_values: int = 100_000  # values that aliases add, as a "billion laughs" bomb does
+
+
+LIMITS = YamlLimits()
+
+
+class _LimitedComposer:
+    """A Composer that refuses deep nesting, an alias used inside its own anchor (a value that would contain
+    itself) and aliases that expand to too many values, each at the line where it happens."""
+
+    limits: YamlLimits = LIMITS
+
+    def compose_document(self) -> yaml.Node:
+        self._depth, self._open_anchors, self._expanded = 0, set(), 0
+        self._sizes: list[int] = [0]  # values in the node being composed, one entry per open node
+        self._anchor_sizes: dict[str, int] = {}
+        return super().compose_document()
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node:
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent):
+            return self._compose_alias(event, parent, index)
+        nests = isinstance(event, (yaml.SequenceStartEvent, yaml.MappingStartEvent))
+        self._depth += nests
+        if self._depth > self.limits.max_depth:
+            raise ComposerError(None, None, f"nesting deeper than {self.limits.max_depth} levels", event.start_mark)
+        if event.anchor is not None:
+            self._open_anchors.add(event.anchor)
+        self._sizes.append(0)
+        node = super().compose_node(parent, index)
+        size = 1 + self._sizes.pop()
+        self._sizes[-1] += size
+        if event.anchor is not None:
+            self._open_anchors.discard(event.anchor)
+            self._anchor_sizes[event.anchor] = size
+        self._depth -= nests
+        return node
+
+    def _compose_alias(self, event: yaml.AliasEvent, parent: yaml.Node | None, index: Any) -> yaml.Node:
+        if event.anchor in self._open_anchors:
+            raise ComposerError(None, None, f"alias *{event.anchor} is used inside its own anchor &{event.anchor}",
+                                event.start_mark)
+        node = super().compose_node(parent, index)  # raises on an undefined alias
+        size = self._anchor_sizes[event.anchor]
+        self._sizes[-1] += size
+        self._expanded += size
+        if self._expanded > self.limits.max_alias_values:
+            raise ComposerError(None, None, f"aliases expand to more than {self.limits.max_alias_values} values",
+                                event.start_mark)
+        return node
+
+
+class _Constructor(_LimitedComposer, yaml.SafeLoader):
     """SafeLoader: plain data only, no Python objects; booleans as YAML 1.2 has them (`off` is text)."""
 
 
@@ -21,67 +81,115 @@ _Constructor.add_implicit_resolver(
     "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF"))
 
 
-def load_yaml(source: str) -> tuple[Any, dict[Path, int], list[SpecError]]:
+class _PlainLoader(_LimitedComposer, yaml.SafeLoader):
+    """yaml.safe_load's loader within the limits, for values (YAML inputs) rather than flows."""
+
+
+def load_yaml(source: str, limits: YamlLimits = LIMITS) -> tuple[Any, dict[Path, int], list[SpecError]]:
     """Parse `source` safely; return (data, lines by path, duplicate-key errors).
 
-    Raises FlowValidationError for YAML syntax errors, with the line.
+    Raises FlowValidationError for YAML syntax errors and sources past `limits`, with the line.
     """
-    loader = _Constructor(source)
+    size = len(source.encode("utf-8", "surrogatepass"))
+    if size > limits.max_bytes:
+        raise FlowValidationError([SpecError((), f"the source is {size} bytes, more than the {limits.max_bytes} "
+                                                 "a flow may have")])
+    try:
+        loader = _Constructor(source)  # checks the characters at once
+    except yaml.reader.ReaderError as exc:
+        line = source.count("\n", 0, exc.position) + 1
+        raise _refused((), f"the character U+{exc.character:04X} is not allowed", line) from None
+    loader.limits = limits
     try:
         node = loader.get_single_node()
+        if node is None:
+            return None, {(): 1}, []
+        lines: dict[Path, int] = {}
+        errors: list[SpecError] = []
+        data = _build(node, (), loader, lines, errors)
+        return data, lines, errors
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark else None
-        problem = exc.problem or str(exc)
-        raise FlowValidationError([SpecError((), f"invalid YAML: {problem}", line)]) from None
+        raise _refused((), exc.problem or str(exc), mark.line + 1 if mark else None) from None
     except yaml.YAMLError as exc:
-        raise FlowValidationError([SpecError((), f"invalid YAML: {exc}")]) from None
+        raise _refused((), str(exc), None) from None
     finally:
         loader.dispose()
-    lines: dict[Path, int] = {}
-    errors: list[SpecError] = []
-    if node is None:
-        return None, lines, errors
-    data = _build(node, (), loader, lines, errors)
-    return data, lines, errors
+
+
+def load_plain_yaml(text: str, limits: YamlLimits = LIMITS) -> Any:
+    """yaml.safe_load within `limits`; raises yaml.YAMLError, or ValueError for a value Python cannot hold."""
+    if len(text) > limits.max_bytes:
+        raise yaml.YAMLError(f"more than {limits.max_bytes} characters")
+    loader = _PlainLoader(text)
+    loader.limits = limits
+    try:
+        return loader.get_single_data()
+    finally:
+        loader.dispose()
 
 
 _PLAIN_TAGS = {"tag:yaml.org,2002:map", "tag:yaml.org,2002:seq", "tag:yaml.org,2002:omap"}
+_SCALAR_TAGS = {f"tag:yaml.org,2002:{name}" for name in ("str", "int", "float", "bool", "null")}
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _refused(path: Path, problem: str, line: int | None) -> FlowValidationError:
+    return FlowValidationError([SpecError(path, f"invalid YAML: {problem}", line)])
 
 
 def _build(node: yaml.Node, path: Path, loader: _Constructor, lines: dict, errors: list) -> Any:
     lines[path] = node.start_mark.line + 1
     if isinstance(node, (yaml.MappingNode, yaml.SequenceNode)) and node.tag not in _PLAIN_TAGS:
-        raise FlowValidationError([SpecError(path, f"invalid YAML: tag '{node.tag}' is not allowed", lines[path])])
+        raise _refused(path, f"tag '{_short(node.tag)}' is not allowed", lines[path])
     if isinstance(node, yaml.MappingNode):
-        loader.flatten_mapping(node)  # resolves `<<` merge keys
+        try:
+            loader.flatten_mapping(node)  # resolves `<<` merge keys
+        except yaml.MarkedYAMLError as exc:  # `<<:` followed by something else than maps
+            raise _refused(path, exc.problem or str(exc), lines[path]) from None
         result: dict[Any, Any] = {}
         for key_node, value_node in node.value:
-            key = loader.construct_object(key_node, deep=True)
-            if not isinstance(key, (str, int, float, bool)) and key is not None:
-                errors.append(SpecError(path, "a mapping key must be a plain value", key_node.start_mark.line + 1))
+            key_line = key_node.start_mark.line + 1
+            if not isinstance(key_node, yaml.ScalarNode):
+                errors.append(SpecError(path, "a mapping key must be a plain value", key_line))
                 continue
-            if isinstance(key, (int, float, bool)) or key is None:
+            key = _scalar(key_node, path, loader)
+            if not isinstance(key, str):
                 key = _scalar_text(key_node)
             if key in result:
-                errors.append(SpecError(path + (key,), f"duplicate key '{key}'", key_node.start_mark.line + 1))
+                errors.append(SpecError(path + (key,), f"duplicate key '{key}'", key_line))
                 continue
             result[key] = _build(value_node, path + (key,), loader, lines, errors)
-            lines[path + (key,)] = key_node.start_mark.line + 1
+            lines[path + (key,)] = key_line
         return result
     if isinstance(node, yaml.SequenceNode):
         return [_build(item, path + (i,), loader, lines, errors) for i, item in enumerate(node.value)]
+    return _scalar(node, path, loader)
+
+
+def _scalar(node: yaml.ScalarNode, path: Path, loader: _Constructor) -> Any:
+    line = node.start_mark.line + 1
     if node.tag == "tag:yaml.org,2002:timestamp":
         return node.value  # dates stay text: JSON-safe, parsed by whoever reads them
+    if node.tag not in _SCALAR_TAGS:  # !!binary (bytes are not JSON), !!python/..., a custom `!Ref`
+        raise _refused(path, f"tag '{_short(node.tag)}' is not allowed", line)
     try:
-        return loader.construct_object(node, deep=True)
-    except yaml.YAMLError as exc:  # an unknown tag such as !!python/object: SafeLoader refuses it
-        raise FlowValidationError([SpecError(path, f"invalid YAML: {getattr(exc, 'problem', None) or exc}", lines[path])]) from None
+        value = loader.construct_object(node, deep=True)
+    except ValueError:  # int() refuses more than sys.get_int_max_str_digits() digits
+        raise _refused(path, f"the number {node.value[:20]}... is too large", line) from None
+    if isinstance(value, str) and _LONE_SURROGATE.search(value):  # from an escape such as "\ud800"
+        raise _refused(path, "a lone surrogate (like \\ud800) is not a character", line)
+    return value
+
+
+def _short(tag: str) -> str:
+    """`tag:yaml.org,2002:python/object` as the user wrote it: `!!python/object`."""
+    return tag.replace("tag:yaml.org,2002:", "!!", 1)
 
 
 def _scalar_text(node: yaml.Node) -> str:
     """Map keys are names: `1:` or `true:` (Switch cases) stay the text the user wrote."""
-    return str(node.value) if isinstance(node, yaml.ScalarNode) else str(node)
+    return str(node.value)
 
 
-__all__ = ["load_yaml", "ErrorCollector"]
+__all__ = ["load_yaml", "load_plain_yaml", "LIMITS", "YamlLimits", "ErrorCollector"]

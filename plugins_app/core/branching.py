@@ -5,9 +5,7 @@ from typing import Any, Mapping, Sequence
 
 from pydantic import BaseModel, ConfigDict
 
-from flows_app.engine.pebble import to_text
-from flows_app.engine.states import State
-from flows_app.engine.templating import truthy
+from flows_app.engine.vocabulary import State, to_text, truthy
 from plugins_app.base import (
     DAG,
     LIST,
@@ -263,23 +261,27 @@ def _unknown_dependencies(entries: list, graph: Mapping[str, list[tuple[int, int
 
 
 def _cycle(graph: Mapping[str, list[tuple[int, int, Any]]]) -> list[Issue]:
-    """The first dependency cycle found (depth first), as one issue naming it: a -> b -> a."""
+    """The first dependency cycle found (depth first), as one issue naming it: a -> b -> a.
+
+    A loop, not recursion: a chain of a thousand tasks would pass Python's recursion limit."""
     done: set[str] = set()
-
-    def visit(node: str, path: list[str]) -> list[str] | None:
-        if node in path:
-            return path[path.index(node):] + [node]
-        if node in done or node not in graph:
-            return None
-        for _, _, dep in graph[node]:
-            found = visit(dep, path + [node])
-            if found:
-                return found
-        done.add(node)
-        return None
-
-    for node in graph:
-        found = visit(node, [])
-        if found:
-            return [(("tasks",), "dependency cycle: " + " -> ".join(found))]
+    for start in graph:
+        if start in done:
+            continue
+        path, on_path = [start], {start}  # the tasks being visited, outermost first
+        pending = [iter(graph[start])]  # the dependencies left to visit, for each task of `path`
+        while pending:
+            step = next(pending[-1], None)
+            if step is None:  # every dependency of path[-1] is done
+                done.add(path[-1])
+                on_path.discard(path.pop())
+                pending.pop()
+                continue
+            dep = step[2]
+            if dep in on_path:
+                return [(("tasks",), "dependency cycle: " + " -> ".join(path[path.index(dep):] + [dep]))]
+            if dep not in done and dep in graph:
+                path.append(dep)
+                on_path.add(dep)
+                pending.append(iter(graph[dep]))
     return []

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from flows_app.engine.states import State
+from flows_app.engine.vocabulary import State, truthy
 from plugins_app.base import FlowablePlugin, PluginError, Properties, RunnablePlugin, prop
 
 
@@ -24,8 +24,6 @@ class Fail(RunnablePlugin):
         errorMessage: str = prop("Task failure", description="The failure message.")
 
     def run(self, props, ctx):
-        from flows_app.engine.templating import truthy
-
         if props.condition is not None and not truthy(props.condition):
             return {}
         raise PluginError(props.errorMessage, retryable=True)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flows_app.engine.states import State
+from flows_app.engine.vocabulary import State
 from plugins_app.base import FlowableError, PluginError, Properties, StartSubflowBatches, prop
 
 from .sizes import parse_bytes
@@ -74,7 +74,7 @@ class ForEachItem(ChildExecutions):
             size = parse_bytes(batch.bytes, "batch.bytes") if batch.bytes is not None else None
         except PluginError as exc:
             raise FlowableError(str(exc)) from None
-        labels = dict(ctx.snapshot.labels) if props.inheritLabels else {}
+        labels = dict(ctx.labels) if props.inheritLabels else {}
         labels.update(labels_of(props.labels))
         return StartSubflowBatches(
             namespace=props.namespace, flow_id=props.flowId, inputs=props.inputs, labels=labels, wait=props.wait,

@@ -9,7 +9,7 @@ from urllib.parse import urlparse
 import httpx
 from pydantic import BaseModel, ConfigDict
 
-from flows_app.spec.durations import DurationError, parse_duration
+from flows_app.engine.vocabulary import DurationError, parse_duration
 from plugins_app.base import PluginError, Properties, RunnablePlugin, prop
 
 MAX_BODY = 10 * 1024 * 1024  # Kestra's default limit for a body kept as an output

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flows_app.spec.durations import DurationError, parse_duration
+from flows_app.engine.vocabulary import DurationError, parse_duration
 from plugins_app.base import PluginError, Properties, RunnablePlugin, prop
 
 

@@ -4,10 +4,9 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import Any, Sequence
 
-from flows_app.engine.states import TERMINAL, State
-from flows_app.engine.templating import is_template
+from flows_app.engine.vocabulary import TERMINAL, State, TaskSpec, is_template
 from plugins_app.base import (
     ChildRun,
     FlowableError,
@@ -20,8 +19,6 @@ from plugins_app.base import (
     sequential_next,
 )
 
-if TYPE_CHECKING:  # the spec imports plugins; plugins only need its types for hints
-    from flows_app.spec.model import TaskSpec
 
 
 # ---- loop values ---------------------------------------------------------------------------------

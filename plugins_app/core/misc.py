@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import field_validator
 
-from flows_app.spec.durations import DurationError, format_duration, parse_duration
+from flows_app.engine.vocabulary import DurationError, format_duration, parse_duration
 from plugins_app.base import PluginError, Properties, RunnablePlugin, prop
 
 POLL_SECONDS = 0.1  # how often a sleeping task asks whether it must stop

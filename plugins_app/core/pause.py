@@ -4,8 +4,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any, Literal
 
-from flows_app.engine.states import State
-from flows_app.spec.durations import DurationError, parse_duration
+from flows_app.engine.vocabulary import DurationError, State, parse_duration
 from plugins_app.base import (
     LIST,
     FlowableError,

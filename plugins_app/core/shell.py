@@ -12,8 +12,7 @@ from typing import Annotated, Any, Literal, Mapping, Sequence
 
 from pydantic import BeforeValidator
 
-from flows_app.engine.states import State
-from flows_app.spec.durations import format_duration
+from flows_app.engine.vocabulary import State, format_duration
 from plugins_app.base import PluginError, Properties, RunContext, RunnablePlugin, TaskResult, prop
 
 from .docker_runner import DOCKER_RUNNER, DOCKER_RUNNER_NAMES, LABEL, DockerOptions, docker_options, run_in_container

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from flows_app.engine.states import State
+from flows_app.engine.vocabulary import State
 from plugins_app.base import FlowableError, FlowablePlugin, Properties, StartSubflow, prop
 
 
@@ -77,7 +77,7 @@ class Subflow(ChildExecutions):
 
     def start(self, ctx) -> StartSubflow:
         props = ctx.props()
-        labels = dict(ctx.snapshot.labels) if props.inheritLabels else {}
+        labels = dict(ctx.labels) if props.inheritLabels else {}
         labels.update(labels_of(props.labels))
         return StartSubflow(namespace=props.namespace, flow_id=props.flowId, inputs=props.inputs, labels=labels,
                             wait=props.wait, revision=props.revision, outputs=props.outputs or {})

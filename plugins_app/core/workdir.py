@@ -1,9 +1,12 @@
 """WorkingDirectory (children share one directory on one worker) and LocalFiles (files in and out of it)."""
 from __future__ import annotations
 
+import io
+import tarfile
 from pathlib import Path
 from typing import Any, ClassVar, Mapping
 
+from flows_app.engine.vocabulary import DurationError, parse_duration
 from plugins_app.base import (
     FlowablePlugin,
     PluginError,
@@ -15,7 +18,9 @@ from plugins_app.base import (
     sequential_next,
 )
 
-from .files import InputFiles, parse_file_map, store_matching, write_files
+from .files import InputFiles, match_output_files, parse_file_map, store_matching, write_files
+
+CACHE_FILE = "cache.tar.gz"
 
 
 class CacheSpec(Properties):
@@ -93,6 +98,49 @@ class WorkingDirectory(FlowablePlugin):
 
     def resolve_state(self, ctx):
         return resolve_children_state(branch(ctx.task, "tasks"), branch(ctx.task, "errors"), ctx.children)
+
+    def open_directory(self, ctx):
+        """The cache is put back first, then the `inputFiles` written (over it)."""
+        props = ctx.props()
+        directory = Path(ctx.directory)
+        if props.cache is not None:
+            _restore_cache(ctx, props.cache, directory)
+        write_files(directory, parse_file_map(props.inputFiles, "inputFiles"), ctx.storage_path)
+
+    def after_child(self, ctx):
+        """Files matching `outputFiles` go to internal storage after each child: there when it ends."""
+        props = ctx.props()
+        if props.outputFiles:
+            ctx.set_outputs({"outputFiles": store_matching(Path(ctx.directory), props.outputFiles, ctx.storage_put)})
+
+    def close_directory(self, ctx, state):
+        """After a success, files matching the cache's patterns are kept for the next executions."""
+        cache = ctx.props().cache
+        if cache is None or not state.is_success:
+            return
+        buffer = io.BytesIO()
+        with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+            for relative, absolute in match_output_files(Path(ctx.directory), tuple(cache.patterns)).items():
+                tar.add(absolute, arcname=relative)
+        ctx.keep(CACHE_FILE, buffer.getvalue())
+
+
+def _restore_cache(ctx, cache: CacheSpec, directory: Path) -> None:
+    kept = ctx.kept(CACHE_FILE)
+    if kept is None:
+        return  # no cache yet
+    archive, age = kept
+    try:
+        ttl = parse_duration(cache.ttl) if cache.ttl else None
+    except DurationError as exc:
+        raise PluginError(f"cache.ttl: {exc}", retryable=False) from None
+    if ttl is not None and age > ttl.total_seconds():
+        ctx.forget(CACHE_FILE)
+        return
+    with tarfile.open(archive) as tar:
+        # our own archive; the "data" filter (Python 3.11.4+) also refuses absolute paths and links out
+        tar.extractall(directory, **({"filter": "data"} if hasattr(tarfile, "data_filter") else {}))
+    ctx.log("INFO", f"cache restored into the working directory of '{ctx.task.id}'")
 
 
 class LocalFiles(RunnablePlugin):

@@ -98,3 +98,32 @@ def test_plugins_list_and_doc_come_from_the_plugin_classes():
     assert "Outputs:" in shell.stdout and "exitCode" in shell.stdout
     unknown = tern("plugins", "doc", "Logg")
     assert unknown.returncode == 1 and "did you mean 'io.kestra.plugin.core.log.Log'" in unknown.stderr
+
+
+BOMB = "id: bomb\nnamespace: tests\nvariables:\n  a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
+    f"  {chr(98 + i)}: &{chr(98 + i)} [{', '.join([f'*{chr(97 + i)}'] * 10)}]\n" for i in range(8)
+) + "tasks:\n  - id: t\n    type: io.kestra.plugin.core.log.Log\n    message: hi\n"
+RECURSIVE = "id: loop\nnamespace: tests\ntasks: &tasks\n  - id: t\n    type: io.kestra.plugin.core.log.Log\n" \
+            "    message: hi\n  - *tasks\n"
+
+
+def test_validate_refuses_an_alias_bomb_a_recursive_alias_and_a_binary_file_without_a_traceback(tmp_path):
+    (tmp_path / "bomb.yml").write_text(BOMB)
+    (tmp_path / "loop.yml").write_text(RECURSIVE)
+    (tmp_path / "binary.yml").write_bytes(b"id: x\n\xff\xfe\x00")
+    result = tern("flow", "validate", tmp_path / "bomb.yml", tmp_path / "loop.yml", tmp_path / "binary.yml")
+    assert result.returncode == 1
+    assert "<flow>: invalid YAML: aliases expand to more than 100000 values (line 8)" in result.stderr
+    assert "<flow>: invalid YAML: alias *tasks is used inside its own anchor &tasks (line 7)" in result.stderr
+    assert "<flow>: not UTF-8 text (byte 6) (line 2)" in result.stderr
+    assert result.stderr.count(": invalid\n") == 3 and "Traceback" not in result.stderr
+
+
+def test_flow_test_refuses_a_recursive_alias_and_a_binary_file_without_a_traceback(tmp_path):
+    (tmp_path / "loop.yml").write_text(RECURSIVE)
+    loop = tern("flow", "test", tmp_path / "loop.yml")
+    assert loop.returncode == 2 and "Traceback" not in loop.stderr
+    assert "alias *tasks is used inside its own anchor &tasks (line 7)" in loop.stderr
+    (tmp_path / "binary.yml").write_bytes(b"\xff")
+    binary = tern("flow", "test", tmp_path / "binary.yml")
+    assert binary.returncode == 2 and "not UTF-8 text (byte 0)" in binary.stderr and "Traceback" not in binary.stderr

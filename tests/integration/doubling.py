@@ -7,10 +7,7 @@ class DoublingDispatcher(CeleryDispatcher):
         super().advance(execution_id, at)
         super().advance(execution_id, at)
 
-    def task_run_ended(self, execution_id, record):
-        super().task_run_ended(execution_id, record)
-        super().advance(execution_id)  # and a duplicate advance message
-
-    def run_task_runs(self, execution_id, batches):
-        super().run_task_runs(execution_id, batches)
-        super().run_task_runs(execution_id, batches)
+    def send(self, ready):
+        super().send(ready)
+        super().send(ready)
+        super().advance(ready.execution_id)  # and a duplicate advance message

@@ -61,5 +61,5 @@ def test_children_and_their_retries_run_where_the_directory_is(celery_runtime, t
     assert by_task["last"].outputs["vars"] == {"tries": 3}
     children = TaskRun.objects.filter(execution=execution, parent_id=by_task["wd"].id)
     assert {c.worker for c in children} == {by_task["make"].worker}
-    assert by_task["wd"].worker == f"tern.direct.w0@{host}"  # pinned to A's own queue
+    assert by_task["wd"].worker == f"w0@{host}"  # pinned to A (and routed to its own queue)
     assert list(tmp_path.glob("work-*/*/shared-*")) == []  # removed when the WorkingDirectory ended

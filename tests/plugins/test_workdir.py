@@ -210,7 +210,7 @@ def test_a_child_landing_on_another_worker_starts_a_new_directory_there_and_move
     from flows_app.services.executions import advance_execution, start_execution
     from flows_app.services.flows import save_flow
     from flows_app.services.taskruns import run_task_run
-    from orchestrator import celery
+    from flows_app.services import identity
     from tests.services.test_flows_and_state import Recorder
 
     settings.TERN = {**settings.TERN, "WORK_DIR": tmp_path / "work"}
@@ -231,10 +231,10 @@ tasks:
 """).flow)
         advance_execution(execution.id)
         wd = TaskRun.objects.get(execution=execution, task_id="wd")
-        TaskRun.objects.filter(id=wd.id).update(worker="tern.direct.gone@elsewhere")
-        monkeypatch.setattr(celery, "worker_queue", "tern.direct.here@this")
+        TaskRun.objects.filter(id=wd.id).update(worker="gone@elsewhere")
+        monkeypatch.setattr(identity, "node", "here@this")
         assert run_task_run(recorder.runs[0])
     read = TaskRun.objects.get(execution=execution, task_id="read")
     assert read.state == "SUCCESS" and read.outputs["vars"] == {"in": "hello"}  # input files written anew
-    assert TaskRun.objects.get(id=wd.id).worker == "tern.direct.here@this"
-    assert LogEntry.objects.filter(task_id="wd", level="WARN", message__contains="tern.direct.gone@elsewhere").exists()
+    assert TaskRun.objects.get(id=wd.id).worker == "here@this"
+    assert LogEntry.objects.filter(task_id="wd", level="WARN", message__contains="gone@elsewhere").exists()

@@ -32,18 +32,13 @@ class Recorder:
     def advance(self, execution_id, at=None):
         self.advances.append((execution_id, at))
 
-    def run_task_runs(self, execution_id, batches):
-        for batch in batches:
-            self.runs.extend(batch.task_run_ids)
+    def send(self, ready):
+        self.runs.extend(r.task_run_id for r in ready.runs if r.task_run_id != ready.kept)
 
-    def task_run_ended(self, execution_id, record):
-        from django.db import transaction
+    def ended(self, event):
+        pass
 
-        with transaction.atomic():
-            record()
-        self.advances.append((execution_id, None))
-
-    def execution_ended(self, execution_id):
+    def logs_written(self, event):
         pass
 
 
@@ -76,8 +71,8 @@ def test_each_message_played_twice_runs_each_task_once():
         advance_execution(execution.id)  # a duplicate advance creates nothing new
         assert TaskRun.objects.filter(execution=execution).count() == 1
         run_id = recorder.runs[0]
-        assert run_task_run(run_id) is True
-        assert run_task_run(run_id) is False  # the duplicate finds the run claimed and does nothing
+        assert run_task_run(run_id) is not None
+        assert run_task_run(run_id) is None  # the duplicate finds the run claimed and does nothing
         advance_execution(execution.id)
         advance_execution(execution.id)
     run = TaskRun.objects.get(id=run_id)
@@ -109,7 +104,7 @@ def test_killing_an_execution_drops_its_queued_work():
         advance_execution(execution.id)
         assert kill_execution(execution.id) is True
         advance_execution(execution.id)
-        assert run_task_run(recorder.runs[0]) is False
+        assert run_task_run(recorder.runs[0]) is None
     assert Execution.objects.get(id=execution.id).state == "KILLED"
     assert TaskRun.objects.get(execution=execution).state == "KILLED"
     assert kill_execution(execution.id) is False
@@ -214,8 +209,8 @@ class BatchRecorder(Recorder):
         super().__init__()
         self.batches = []
 
-    def run_task_runs(self, execution_id, batches):
-        self.batches.extend(batches)
+    def send(self, ready):
+        self.batches.extend(dispatch.batches(ready))
 
 
 @pytest.mark.django_db

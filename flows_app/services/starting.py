@@ -1,0 +1,64 @@
+"""Starting an execution: its inputs checked and stored, its row created and announced."""
+from __future__ import annotations
+
+import errno
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+from django.conf import settings
+from django.db import transaction
+
+from flows_app import events
+from flows_app.engine.inputs import InputsError, coerce_inputs
+from flows_app.models import Execution, Flow, new_id
+
+from .flows import spec_of
+from .storage import execution_parts, remove, storage
+
+
+class FlowDisabled(Exception):
+    pass
+
+
+def start_execution(flow: Flow, inputs: Mapping[str, Any] | None = None, labels: Mapping[str, str] | None = None,
+                    trigger: Mapping[str, Any] | None = None, parent: Execution | None = None,
+                    parent_task_run_id: str = "", revision: int | None = None, local_files: bool = False) -> Execution:
+    """Check the inputs against the flow's latest revision (or `revision`; InputsError names each bad one)
+    and create the execution; it is advanced once the transaction commits.
+
+    FILE inputs go to internal storage; the input's value becomes the file's URI. A path is read only
+    from the uploads folder, or from anywhere with `local_files` (the local `tern flow test`)."""
+    revision = flow.revisions.get(revision=revision or flow.revision)
+    spec = spec_of(revision)
+    if spec.disabled:
+        raise FlowDisabled(f"flow {flow} is disabled")
+    execution_id = new_id()
+    folder = execution_parts(spec.namespace, spec.id, execution_id) + ["inputs"]
+    try:
+        values = coerce_inputs(spec.inputs, inputs or {}, store_file=_file_store(folder, local_files))
+    except InputsError:
+        remove(folder)
+        raise
+    with transaction.atomic():
+        execution = Execution.objects.create(
+            id=execution_id, flow=flow, flow_revision=revision,
+            inputs=values, labels={**spec.labels, **(labels or {})}, trigger=dict(trigger) if trigger else None,
+            parent=parent, parent_task_run_id=parent_task_run_id,
+        )
+        events.announce(events.ExecutionCreated(execution.id, spec.namespace, spec.id, parent.id if parent else None))
+    return execution
+
+
+def _file_store(folder: list[str], local_files: bool) -> Callable[[str, Any], str]:
+    """Put a FILE input (bytes, or a file's path) into internal storage; returns its URI."""
+    uploads = (Path(settings.TERN["DATA_DIR"]) / "uploads").resolve()
+
+    def store(input_id: str, value: Any) -> str:
+        if isinstance(value, (bytes, bytearray)):
+            return storage().put([*folder, input_id], input_id, bytes(value))
+        path = Path(value).resolve()
+        if not local_files and not path.is_relative_to(uploads):
+            raise PermissionError(errno.EACCES, "only uploaded files are read")
+        return storage().put([*folder, input_id], path.name, path)
+
+    return store
