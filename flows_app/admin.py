@@ -22,6 +22,7 @@ from .services import kv
 from .services.deletion import NotEnded, delete_execution, delete_executions
 from .services.executions import FlowDisabled, kill_execution, start_execution
 from .services.flows import spec_of
+from .services.starting import ReservedLabels
 from .spec.model import FlowSpec
 
 
@@ -90,7 +91,7 @@ class FlowAdmin(admin.ModelAdmin):
             return self._to_run_page(request, flows[0], spec)  # one flow with inputs: let the user choose them
         for flow in flows:
             try:
-                execution = start_execution(flow)
+                execution = start_execution(flow, username=request.user.get_username())
             except (InputsError, FlowDisabled) as exc:
                 self.message_user(request, f"{flow}: not started: {exc}", messages.ERROR)
             else:
@@ -114,7 +115,7 @@ class FlowAdmin(admin.ModelAdmin):
         if request.method == "POST":
             form, labels_form = form_class(request.POST, request.FILES, prefix="input"), LabelsForm(request.POST)
             if form.is_valid() and labels_form.is_valid():
-                execution = self._start(flow, form, labels_form.cleaned_data["labels"])
+                execution = self._start(flow, form, labels_form.cleaned_data["labels"], request.user.get_username())
                 if execution is not None:
                     self.message_user(request, f"Execution {execution.id} of {flow} started.", messages.SUCCESS)
                     return HttpResponseRedirect(self._admin_url("flows_app_execution_change", execution.pk))
@@ -129,16 +130,16 @@ class FlowAdmin(admin.ModelAdmin):
         return TemplateResponse(request, "admin/flows_app/flow/run.html", context)
 
     @staticmethod
-    def _start(flow: Flow, form: InputsForm, labels: dict[str, str]) -> Execution | None:
-        """Start through the service (which copies uploads into internal storage); what it refuses goes
-        on the form. The uploads are removed either way."""
+    def _start(flow: Flow, form: InputsForm, labels: dict[str, str], username: str) -> Execution | None:
+        """Start through the service (which copies uploads into internal storage) as `username`; what it
+        refuses goes on the form. The uploads are removed either way."""
         try:
-            execution = start_execution(flow, form.inputs(), labels)
+            execution = start_execution(flow, form.inputs(), labels, username=username)
             form.discard_uploads()
             return execution
         except InputsError as exc:
             form.show_errors(exc)
-        except FlowDisabled as exc:
+        except (FlowDisabled, ReservedLabels) as exc:
             form.add_error(None, str(exc))
         form.discard_uploads()
         return None

@@ -102,6 +102,8 @@ class TaskRun(models.Model):
     heartbeat_at = models.DateTimeField(null=True, blank=True,
                                         help_text="Last sign of life of the worker running it (runnables only).")
     worker = models.CharField(max_length=255, blank=True, default="", help_text="Which worker holds it.")
+    claim = models.PositiveIntegerField(default=0, help_text="How many times a worker claimed it. A worker's "
+                                        "heartbeat and result count only while its claim is the latest.")
 
     class Meta:
         ordering = ["execution", "order"]

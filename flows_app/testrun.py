@@ -37,6 +37,9 @@ def load_flows_dir(directory: Path, skip: Path | None = None, warn: Callable[[st
             continue
         try:
             save_flow(read_source(path))
+        except OSError as exc:
+            if warn:
+                warn(f"{path.name}: skipped, cannot read: {exc.strerror}")
         except FlowValidationError as exc:
             if warn:
                 warn(f"{path.name}: skipped, invalid flow:\n{exc}")

@@ -143,6 +143,10 @@ TERN = {
     "WORKER_POOL": env_str("TERN_WORKER_POOL", "threads"),
     "HEARTBEAT_SECONDS": env_int("TERN_HEARTBEAT_SECONDS", 5),
     "HEARTBEAT_TIMEOUT": env_int("TERN_HEARTBEAT_TIMEOUT", 30),  # a silent task run is reaped after this
+    # A reaped task run is sent again to another worker at most this many times, without spending a retry.
+    "MAX_RESUBMITS": env_int("TERN_MAX_RESUBMITS", 3),
+    # A task run queued longer than this lost its message (a Redis restart, a dead worker's prefetch): sent again.
+    "RESEND_AFTER_SECONDS": env_int("TERN_RESEND_AFTER_SECONDS", 120),
     "TICK_SECONDS": env_int("TERN_TICK_SECONDS", 5),
     "LOG_BATCH_SIZE": env_int("TERN_LOG_BATCH_SIZE", 100),
     "INLINE_THREADS": env_int("TERN_INLINE_THREADS", 32),

@@ -11,7 +11,7 @@ FIXTURES = Path(__file__).parent / "fixtures" / "flows"
 
 # Fuzz tests run the same examples each time, on a fixed budget; HYPOTHESIS_PROFILE=deep searches wider.
 _LENIENT = [hypothesis.HealthCheck.too_slow, hypothesis.HealthCheck.data_too_large]
-hypothesis.settings.register_profile("ci", max_examples=600, deadline=None, derandomize=True, database=None,
+hypothesis.settings.register_profile("ci", max_examples=400, deadline=None, derandomize=True, database=None,
                                      suppress_health_check=_LENIENT)
 hypothesis.settings.register_profile("deep", max_examples=5000, deadline=None, database=None,
                                      suppress_health_check=_LENIENT)

@@ -41,7 +41,9 @@ ALLOWED: dict[State, frozenset[State]] = {
     _S.CREATED: frozenset({_S.QUEUED, _S.RUNNING, _S.PAUSED, _S.SKIPPED, _S.WARNING, _S.FAILED, _S.KILLING,
                            _S.KILLED}),
     _S.QUEUED: frozenset({_S.RUNNING, _S.SKIPPED, _S.FAILED, _S.KILLING, _S.KILLED}),
-    _S.RUNNING: frozenset({_S.PAUSED, _S.RETRYING, _S.SUCCESS, _S.WARNING, _S.FAILED, _S.KILLING, _S.KILLED}),
+    # RUNNING -> QUEUED: a runnable whose worker died, resubmitted to another worker
+    _S.RUNNING: frozenset({_S.QUEUED, _S.PAUSED, _S.RETRYING, _S.SUCCESS, _S.WARNING, _S.FAILED, _S.KILLING,
+                           _S.KILLED}),
     _S.PAUSED: frozenset({_S.RUNNING, _S.SUCCESS, _S.WARNING, _S.FAILED, _S.KILLING, _S.KILLED}),
     _S.RETRYING: frozenset({_S.QUEUED, _S.RUNNING, _S.FAILED, _S.KILLING, _S.KILLED}),
     _S.KILLING: frozenset({_S.KILLED, _S.FAILED}),

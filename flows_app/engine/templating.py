@@ -76,7 +76,7 @@ def _compile(template: str) -> jinja2.Template:
 
 
 # Jinja says "'dict object' has no attribute 'nope'"; we find the path in the source to say "'outputs'".
-_MISSING = re.compile(r"'?(?:dict|list|str) object'? has no (attribute|element) '?([^']*)'?$")
+_MISSING = re.compile(r"'?(?:dict|list|str|[\w.]*\bLabels) object'? has no (attribute|element) '?([^']*)'?$")
 
 
 def _describe(template: str, exc: Exception) -> str:

@@ -34,6 +34,21 @@ def outputs_tree(snapshot: ExecutionSnapshot) -> dict[str, Any]:
     return tree
 
 
+class Labels(dict[str, str]):
+    """An execution's labels as templates read them: the flat labels (`labels.team`, `labels['a.b']`,
+    `labels['system.correlationId']`), and, for a name that is no label, the labels under it as a nested map
+    (`labels.system.correlationId`, `labels.a.b.c` for a label `a.b.c`). A label wins over a nested map of
+    the same name: with labels `a` and `a.b`, `labels.a` is the label `a` and `a.b` reads as `labels['a.b']`.
+    Iterating, printing or serialising shows the flat labels only, as stored."""
+
+    def __missing__(self, key: str) -> Labels:
+        prefix = f"{key}."
+        nested = Labels({k[len(prefix):]: v for k, v in self.items() if k.startswith(prefix) and k != prefix})
+        if not nested:
+            raise KeyError(key)
+        return nested
+
+
 def envs() -> dict[str, str]:
     """Environment variables named ENV_X, seen as `envs.x` (Kestra's convention)."""
     return {k[4:].lower(): v for k, v in os.environ.items() if k.startswith("ENV_")}
@@ -68,7 +83,7 @@ def build_variables(snapshot: ExecutionSnapshot, task: TaskSpec | None = None, r
         "inputs": dict(snapshot.inputs),
         "outputs": outputs_tree(snapshot) if with_outputs else {},
         "vars": dict(flow.variables),
-        "labels": dict(snapshot.labels),
+        "labels": Labels(snapshot.labels),
         "trigger": dict(snapshot.trigger) if snapshot.trigger else None,
         "envs": envs(),
     }

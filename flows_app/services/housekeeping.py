@@ -12,10 +12,9 @@ from flows_app import events
 from flows_app.engine.states import State
 from flows_app.models import Execution, TaskRun
 
-from .taskruns import reap_task_run
+from .reaping import reap_task_run
 
 ACTIVE = [State.CREATED, State.RUNNING, State.KILLING]
-STALL_SECONDS = 120  # a QUEUED run older than this lost its message (a Redis restart): send it again
 TICK_TASK = "tern.tick"
 
 
@@ -52,8 +51,9 @@ def _resend_lost_queued(now) -> int:
     from .flows import spec_of_revision
     from .snapshots import revision_checksum
 
-    old = now - timedelta(seconds=STALL_SECONDS)
+    old = now - timedelta(seconds=settings.TERN["RESEND_AFTER_SECONDS"])
     lost = list(TaskRun.objects.filter(state=State.QUEUED, created_at__lt=old)
+                .filter(execution__state__in=[State.RUNNING, State.PAUSED])  # never into a killed or ended one
                 .select_related("execution"))
     for run in lost:
         flow = spec_of_revision(run.execution.flow_revision_id, revision_checksum(run.execution))

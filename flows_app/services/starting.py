@@ -16,18 +16,33 @@ from .flows import spec_of
 from .storage import execution_parts, remove, storage
 
 
+# Kestra's system labels (its `Label.java`): set by Tern itself, never by a user.
+SYSTEM_PREFIX = "system."
+CORRELATION_ID = "system.correlationId"  # the root execution's id, shared by its subflows and ForEachItem children
+USERNAME = "system.username"  # who started it, when a user did
+
+
 class FlowDisabled(Exception):
     pass
 
 
+class ReservedLabels(ValueError):
+    """Labels given at start used the `system.` prefix, which only Tern sets."""
+
+
 def start_execution(flow: Flow, inputs: Mapping[str, Any] | None = None, labels: Mapping[str, str] | None = None,
                     trigger: Mapping[str, Any] | None = None, parent: Execution | None = None,
-                    parent_task_run_id: str = "", revision: int | None = None, local_files: bool = False) -> Execution:
+                    parent_task_run_id: str = "", revision: int | None = None, local_files: bool = False,
+                    username: str | None = None) -> Execution:
     """Check the inputs against the flow's latest revision (or `revision`; InputsError names each bad one)
     and create the execution; it is advanced once the transaction commits.
 
     FILE inputs go to internal storage; the input's value becomes the file's URI. A path is read only
-    from the uploads folder, or from anywhere with `local_files` (the local `tern flow test`)."""
+    from the uploads folder, or from anywhere with `local_files` (the local `tern flow test`).
+
+    The execution carries the flow's labels, then `labels` (a `system.` one is refused: ReservedLabels),
+    then its system labels (`_system_labels`)."""
+    check_labels(labels or {})
     revision = flow.revisions.get(revision=revision or flow.revision)
     spec = spec_of(revision)
     if spec.disabled:
@@ -42,11 +57,40 @@ def start_execution(flow: Flow, inputs: Mapping[str, Any] | None = None, labels:
     with transaction.atomic():
         execution = Execution.objects.create(
             id=execution_id, flow=flow, flow_revision=revision,
-            inputs=values, labels={**spec.labels, **(labels or {})}, trigger=dict(trigger) if trigger else None,
+            inputs=values, labels={**_without_system(spec.labels), **(labels or {}),
+                                   **_system_labels(execution_id, parent, username)},
+            trigger=dict(trigger) if trigger else None,
             parent=parent, parent_task_run_id=parent_task_run_id,
         )
         events.announce(events.ExecutionCreated(execution.id, spec.namespace, spec.id, parent.id if parent else None))
     return execution
+
+
+def check_labels(labels: Mapping[str, str]) -> None:
+    """Refuse labels a user gives that only Tern may set (Kestra: "System labels can only be set by Kestra
+    itself")."""
+    reserved = sorted(key for key in labels if key.startswith(SYSTEM_PREFIX))
+    if reserved:
+        raise ReservedLabels(f"labels {', '.join(reserved)}: the `system.` prefix is reserved (Tern sets those)")
+
+
+def _without_system(labels: Mapping[str, str]) -> dict[str, str]:
+    """A flow's labels less its system ones: `system.readOnly` marks the flow, not its executions (Kestra's
+    `LabelService.labelsExcludingSystem`)."""
+    return {key: value for key, value in labels.items() if not key.startswith(SYSTEM_PREFIX)}
+
+
+def _system_labels(execution_id: str, parent: Execution | None, username: str | None) -> dict[str, str]:
+    """Kestra's rule (`ExecutableUtils.subflowExecution`, `Execution.newExecution`): a child (Subflow,
+    ForEachItem) takes every system label of its parent — its correlationId, its username if it has one —;
+    any other execution is its own correlation root. `username` is who started it, when a user did. A parent
+    from before system labels counts as a root."""
+    labels = {key: value for key, value in (parent.labels or {}).items()
+              if key.startswith(SYSTEM_PREFIX)} if parent is not None else {}
+    labels.setdefault(CORRELATION_ID, parent.id if parent is not None else execution_id)
+    if username:
+        labels[USERNAME] = username
+    return labels
 
 
 def _file_store(folder: list[str], local_files: bool) -> Callable[[str, Any], str]:

@@ -12,7 +12,7 @@ from plugins_app.base import StartSubflow, StartSubflowBatches
 
 from . import batches
 from .snapshots import load_snapshot
-from .starting import FlowDisabled, start_execution
+from .starting import SYSTEM_PREFIX, FlowDisabled, ReservedLabels, check_labels, start_execution
 from .storage import StorageError
 
 
@@ -30,7 +30,8 @@ def start_subflow(execution: Execution, run: TaskRun, request: StartSubflow) -> 
             outputs = batches.start_batches(execution, run, flow, request, _starter(execution, run, flow, request))
         else:
             outputs = {"executionId": _starter(execution, run, flow, request)(request.inputs, {}).id}
-    except (LookupError, InputsError, FlowDisabled, FlowRevision.DoesNotExist, StorageError, TemplateError) as exc:
+    except (LookupError, InputsError, FlowDisabled, ReservedLabels, FlowRevision.DoesNotExist, StorageError,
+            TemplateError) as exc:
         outputs = {"error": f"subflow {name}: {exc}"}
     TaskRun.objects.filter(id=run.id).update(outputs=outputs)
     if "error" in outputs or not request.wait or outputs.get("numberOfBatches") == 0:
@@ -38,13 +39,26 @@ def start_subflow(execution: Execution, run: TaskRun, request: StartSubflow) -> 
 
 
 def _starter(execution: Execution, run: TaskRun, flow: Flow, request: StartSubflow):
-    """Start one child execution of `flow` for `run`, with these inputs and trigger details."""
+    """Start one child execution of `flow` for `run`, with these inputs and trigger details. The labels are
+    checked at once (ReservedLabels), before any ForEachItem batch is cut."""
+    labels = _child_labels(execution, request)
+    check_labels(labels)
+
     def start(inputs, trigger_extra) -> Execution:
         trigger = {"type": "subflow", "executionId": execution.id, "taskRunId": run.id, **trigger_extra}
-        return start_execution(flow, inputs, request.labels, parent=execution, parent_task_run_id=run.id,
+        return start_execution(flow, inputs, labels, parent=execution, parent_task_run_id=run.id,
                                revision=request.revision, trigger=trigger)
 
     return start
+
+
+def _child_labels(execution: Execution, request: StartSubflow) -> dict[str, str]:
+    """The labels the task gives its child, less the parent's system labels that `inheritLabels` copied: the
+    child takes those anyway (from its parent, in start_execution). Any other `system.` label is the user's,
+    and refused."""
+    parents = execution.labels or {}
+    return {key: value for key, value in request.labels.items()
+            if not (key.startswith(SYSTEM_PREFIX) and parents.get(key) == value)}
 
 
 def on_execution_ended(event: events.ExecutionEnded) -> None:

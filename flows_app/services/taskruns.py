@@ -27,7 +27,7 @@ from plugins_app.context import TaskRunContext
 from plugins_app.registry import get_plugin
 
 from .executions import Keep, advance_execution
-from .flows import spec_of_revision, with_checksum
+from .flows import spec_of_revision
 from .kv import KeyMissing, NamespaceKV
 from .logs import FLUSH_SECONDS, LogSink, log_now
 from . import workdirs
@@ -42,6 +42,9 @@ class Attempt:
     outputs: Mapping[str, Any] = field(default_factory=dict)
     retryable: bool = True
     labels: Mapping[str, str] | None = None
+
+
+RUNNABLE_IN = frozenset({State.CREATED, State.RUNNING, State.PAUSED})  # execution states a task may start in
 
 
 @dataclass(frozen=True)
@@ -60,11 +63,13 @@ def run_task_run(task_run_id: str, advance: bool = True, keep: Keep | None = Non
     # the run, its execution and the flow revision's checksum in one query: this is every task's first step
     run = (TaskRun.objects.select_related("execution").filter(id=task_run_id)
            .annotate(revision_checksum=F("execution__flow_revision__checksum")).first())
-    if run is None or run.state != State.QUEUED or not claim_task_run(run):
+    if run is None or run.state != State.QUEUED or run.execution.state not in RUNNABLE_IN:
+        return None  # claimed, gone, or its execution is being killed or has ended: nothing starts there
+    if not claim_task_run(run):
         return None
     execution = run.execution
     execution.revision_checksum = run.revision_checksum
-    heartbeat = Heartbeat(run.id)
+    heartbeat = Heartbeat(run.id, run.claim)
     heartbeat.start()
     try:
         return Ran(_run_claimed(run, execution, advance, heartbeat, keep))
@@ -90,7 +95,7 @@ def _run_claimed(run: TaskRun, execution: Execution, advance: bool, heartbeat: H
         sink.flush()
         if shared is None and workdir.exists():
             shutil.rmtree(workdir, ignore_errors=True)
-    return _record(run, snapshot.flow, task, attempt, advance, keep)
+    return record_attempt(run, snapshot.flow, task, attempt, advance, keep)
 
 
 def _snapshot_for(execution: Execution, run: TaskRun):
@@ -173,8 +178,8 @@ class Heartbeat:
     """While a worker holds a task run it says so every few seconds (the reaper takes silence for
     death), and it flushes the run's pending log lines so live viewers see a quiet task's last words."""
 
-    def __init__(self, task_run_id: str):
-        self.task_run_id = task_run_id
+    def __init__(self, task_run_id: str, claim: int):
+        self.task_run_id, self.claim = task_run_id, claim
         self.sink: LogSink | None = None
         self.stopped = threading.Event()
         self.thread = threading.Thread(target=self._beat, name=f"heartbeat-{task_run_id[:8]}", daemon=True)
@@ -195,32 +200,23 @@ class Heartbeat:
                     self.sink.flush()
                 if time.monotonic() - last_beat >= interval:
                     last_beat = time.monotonic()
-                    TaskRun.objects.filter(id=self.task_run_id, state=State.RUNNING).update(heartbeat_at=timezone.now())
+                    self.beat()
         finally:
             connections.close_all()  # this thread's own connection
 
-
-def reap_task_run(task_run_id: str) -> bool:
-    """A RUNNING task run whose worker went silent: its attempt failed ("worker lost"); retried or
-    failed by its policy. Holds the execution's row lock, so a late worker result cannot race it."""
-    with transaction.atomic():
-        run = TaskRun.objects.select_related("execution").filter(id=task_run_id).first()
-        if run is None:
-            return False
-        Execution.objects.select_for_update().filter(id=run.execution_id).first()
-        run.refresh_from_db()
-        if run.state != State.RUNNING or run.heartbeat_at is None:
-            return False
-        flow = load_snapshot(with_checksum(Execution.objects.filter(id=run.execution_id)).get()).flow
-        log_now(run.execution_id, "ERROR", f"worker {run.worker or '?'} stopped answering; attempt "
-                f"{len(run.attempts)} of '{run.task_id}' counts as failed", run.id, run.task_id)
-        _record(run, flow, flow.task(run.task_id), Attempt(State.FAILED), advance=True)
-    return True
+    def beat(self) -> bool:
+        """One sign of life; False once another worker claimed the run (this one was taken for dead)."""
+        return TaskRun.objects.filter(id=self.task_run_id, state=State.RUNNING, claim=self.claim).update(
+            heartbeat_at=timezone.now()) == 1
 
 
-def _record(run: TaskRun, flow, task, attempt: Attempt, advance: bool, keep: Keep | None = None) -> ReadyRun | None:
+def record_attempt(run: TaskRun, flow, task, attempt: Attempt, advance: bool,
+                   keep: Keep | None = None) -> ReadyRun | None:
     """Store the attempt and decide: done, or a retry at a stored time; then advance the execution in the
-    same transaction, under its row lock: one commit per task, and racing workers decide one at a time."""
+    same transaction, under its row lock: one commit per task, and racing workers decide one at a time.
+
+    Fenced: if another worker claimed the run since (this attempt's worker was taken for dead and the run
+    resubmitted), the result is refused and said so."""
     now = timezone.now()
     if attempt.state == State.FAILED and _is_killing(run.execution_id):
         decision_state, next_at = State.KILLED, None
@@ -233,9 +229,14 @@ def _record(run: TaskRun, flow, task, attempt: Attempt, advance: bool, keep: Kee
     if next_at is not None:
         fields["next_attempt_at"] = next_at
     fields["heartbeat_at"] = None
+
     def store() -> None:
-        if move_task_run(run, decision_state, **fields) and attempt.labels:
-            _add_labels(run.execution_id, attempt.labels)
+        if move_task_run(run, decision_state, fenced=True, **fields):
+            if attempt.labels:
+                _add_labels(run.execution_id, attempt.labels)
+        elif TaskRun.objects.filter(id=run.id).exclude(claim=run.claim).exists():
+            log_now(run.execution_id, "WARN", f"a late result of '{run.task_id}' (attempt {len(run.attempts)}, "
+                    f"{attempt.state}) was refused: the run was sent again to another worker", run.id, run.task_id)
 
     if advance or decision_state == State.RETRYING:
         advanced = advance_execution(run.execution_id, first=store, keep=keep)

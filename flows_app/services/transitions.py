@@ -14,10 +14,16 @@ from flows_app.models import Execution, TaskRun
 from .identity import PROCESS
 
 
-def _compare_and_set(row: models.Model, what: str, target: State, fields: dict[str, Any]) -> bool:
-    """UPDATE ... WHERE id = row.id AND state = <the state we read>; False if someone moved it first."""
+RESUBMITTED = "RESUBMITTED"  # an attempt whose worker died, sent again to another worker (Kestra's name)
+
+
+def _compare_and_set(row: models.Model, what: str, target: State, fields: dict[str, Any],
+                     fence: dict[str, Any] | None = None) -> bool:
+    """UPDATE ... WHERE id = row.id AND state = <the state we read> [AND the fence]; False if someone moved
+    it first."""
     check_transition(what, row.state, target)
-    updated = type(row).objects.filter(pk=row.pk, state=row.state).update(state=target.value, **fields)
+    updated = type(row).objects.filter(pk=row.pk, state=row.state, **(fence or {})).update(state=target.value,
+                                                                                           **fields)
     if updated:
         row.state = target.value
         for key, value in fields.items():
@@ -25,21 +31,30 @@ def _compare_and_set(row: models.Model, what: str, target: State, fields: dict[s
     return updated == 1
 
 
-def move_task_run(run: TaskRun, target: State, **fields: Any) -> bool:
+def move_task_run(run: TaskRun, target: State, *, fenced: bool = False, **fields: Any) -> bool:
+    """`fenced`: only if no worker claimed the run since `run` was read (a worker recording its attempt)."""
     if target.is_terminal:
         fields.setdefault("ended_at", timezone.now())
     previous = run.state
-    moved = _compare_and_set(run, f"task run '{run.task_id}'", target, fields)
+    fence = {"claim": run.claim} if fenced else None
+    moved = _compare_and_set(run, f"task run '{run.task_id}'", target, fields, fence)
     if moved:
         events.announce(events.TaskRunStateChanged(run.execution_id, run.id, run.task_id, target.value, previous))
     return moved
 
 
 def claim_task_run(run: TaskRun) -> bool:
-    """QUEUED -> RUNNING for exactly one worker; a duplicate or late message gets False."""
+    """QUEUED -> RUNNING for exactly one worker; a duplicate or late message gets False. The claim number
+    goes up: from now on only this worker's heartbeat and result count (see `move_task_run(fenced=True)`).
+
+    A new attempt starts, unless the last one was resubmitted (its worker died): it goes on here."""
     now = timezone.now()
-    fields: dict[str, Any] = {"attempts": [*run.attempts, {"state": State.RUNNING.value, "startDate": now.isoformat()}],
-                              "heartbeat_at": now, "worker": PROCESS}
+    opened = {"state": State.RUNNING.value, "startDate": now.isoformat()}
+    if run.attempts and run.attempts[-1].get("state") == RESUBMITTED:
+        attempts = [*run.attempts[:-1], {**run.attempts[-1], **opened}]
+    else:
+        attempts = [*run.attempts, opened]
+    fields: dict[str, Any] = {"attempts": attempts, "heartbeat_at": now, "worker": PROCESS, "claim": run.claim + 1}
     if run.started_at is None:
         fields["started_at"] = now
     return move_task_run(run, State.RUNNING, **fields)

@@ -42,6 +42,8 @@ def _env_text(value: Any) -> Any:
 
 Env = Annotated[dict[str, str], BeforeValidator(_env_strings)]
 INPUT_FILES = "Files written into the working directory first: name -> content, or an internal storage URI to copy."
+WARNING_ON_STDERR = ("Deprecated (Kestra 0.23 ignores it): `true` ends a task that exits 0 but wrote to stderr in "
+                     "WARNING, as up to Kestra 0.22.")
 
 
 class ShellProperties(Properties):
@@ -51,7 +53,7 @@ class ShellProperties(Properties):
     env: Env | None = prop(None, description="Environment variables added to the worker's own (a container gets these only).")
     interpreter: list[str] = prop(["/bin/sh", "-c"], dynamic=False, min_length=1,
                                   description="The program and arguments the script is handed to, as the last argument.")
-    warningOnStdErr: bool = prop(True, dynamic=False, description="End in WARNING when the script wrote to stderr.")
+    warningOnStdErr: bool = prop(False, dynamic=False, description=WARNING_ON_STDERR)
     failFast: bool = prop(True, dynamic=False,
                           description="Stop at the first failing command (`set -e`); if false, the last command decides.")
     inputFiles: InputFiles | None = prop(None, description=INPUT_FILES)
@@ -78,8 +80,10 @@ class Commands(RunnablePlugin):
     `beforeCommands` then `commands` are joined with newlines into one script, run by the
     interpreter (`/bin/sh -c` by default). As in Kestra, `failFast` (default true) puts `set -e`
     first, so a failing command fails the task even when it is not the last one.
-    `warningOnStdErr` defaults to true, Kestra's default up to 0.22 (Kestra 0.23 dropped the
-    WARNING-on-stderr state altogether): any stderr line ends the task in WARNING.
+    Lines on stdout are logged at INFO and lines on stderr at ERROR (Kestra 0.21 on). The exit code
+    alone decides the ending, as in Kestra 0.23 on: 0 is SUCCESS whatever went to stderr, anything
+    else FAILED. Only `warningOnStdErr: true` written in the flow brings back the WARNING on stderr
+    of Kestra up to 0.22; Kestra itself now ignores the property.
     The task runs as a local process on the worker unless `taskRunner` is Kestra's Docker runner
     (or, deprecated, `runner: DOCKER` with `docker`): then it runs in a container of `containerImage`
     (default `ubuntu`), the working directory mounted at its own path, on the engine at the runner's
@@ -146,7 +150,8 @@ class Bash(RunnablePlugin):
     """Run shell commands in a subprocess or a Docker container (the seed-era Bash task).
 
     Kestra's defaults: `interpreter` `/bin/sh` with `interpreterArgs` `["-c"]`, `exitOnFailed`
-    true (`set -o errexit` first), `warningOnStdErr` true. `outputFiles`, `outputsFiles` and
+    true (`set -o errexit` first). Its `warningOnStdErr` defaulted to true until Kestra 0.23 made it
+    "not used anymore"; here it is false unless written, as for Commands. `outputFiles`, `outputsFiles` and
     `files` are all read as glob patterns in the working directory; the old
     `{{ outputFiles.name }}` temporary-file variables are not provided.
     `runner: DOCKER` runs the commands in a container of `dockerOptions.image`, as Commands does
@@ -172,7 +177,7 @@ class Bash(RunnablePlugin):
         outputFiles: list[str] | None = prop(None, dynamic=False, description="Glob patterns of files to return.")
         outputsFiles: list[str] | None = prop(None, dynamic=False, description="Deprecated name of `outputFiles`.")
         files: list[str] | None = prop(None, description="Deprecated name of `outputFiles`.")
-        warningOnStdErr: bool = prop(True, dynamic=False, description="End in WARNING when the script wrote to stderr.")
+        warningOnStdErr: bool = prop(False, dynamic=False, description=WARNING_ON_STDERR)
         runner: Literal["PROCESS", "DOCKER"] = prop("PROCESS", dynamic=False,
                                                     description="PROCESS (a local process) or DOCKER (a container).")
         dockerOptions: dict[str, Any] | None = prop(None, dynamic=False, description=(
@@ -202,7 +207,7 @@ class ShellJob:
     env: Mapping[str, str] = field(default_factory=dict)
     input_files: Mapping[str, str | None] = field(default_factory=dict)  # the flow's: text or a storage URI
     output_patterns: tuple[str, ...] = ()
-    warning_on_stderr: bool = True
+    warning_on_stderr: bool = False  # the deprecated `warningOnStdErr: true`: exit 0 with stderr lines is WARNING
     scratch: Mapping[str, str] = field(default_factory=dict)  # our own files (name -> text), gone before outputs
     container: DockerOptions | None = None  # None: a local process
 
@@ -290,7 +295,8 @@ _COMMAND_LINE = re.compile(r"^::(\{.*\})::$")
 
 
 class _Printed:
-    """`::{json}::` lines are messages to the orchestrator (outputs, metrics); every other line is logged."""
+    """`::{json}::` lines are messages to the orchestrator (outputs, metrics); every other line is logged,
+    stdout at INFO and stderr at ERROR, as Kestra's log consumer does since 0.21."""
 
     def __init__(self, ctx: RunContext):
         self.ctx = ctx
@@ -298,13 +304,13 @@ class _Printed:
         self.stderr_lines = 0
 
     def line(self, text: str, is_stderr: bool) -> None:
+        if is_stderr:
+            self.stderr_lines += 1  # every line counts, `::{…}::` ones too, as Kestra's stdErrLineCount
         match = _COMMAND_LINE.match(text.strip())
         if match:
             self._command(match.group(1))
             return
-        if is_stderr:
-            self.stderr_lines += 1
-        self.ctx.log("WARN" if is_stderr else "INFO", text)
+        self.ctx.log("ERROR" if is_stderr else "INFO", text)
 
     def _command(self, payload: str) -> None:
         try:

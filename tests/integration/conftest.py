@@ -65,7 +65,8 @@ class Workers:
                    TERN_DB_CONN_MAX_AGE="60", TERN_HEARTBEAT_SECONDS="1", **self.extra_env)
         return env
 
-    def start(self, queues: str = "tern", concurrency: int = 8) -> subprocess.Popen:
+    def start(self, queues: str = "tern", concurrency: int = 8, wait: bool = True) -> subprocess.Popen:
+        """`wait`: until it answers a ping (not for a worker that may die on its first task)."""
         log = open(self.tmp_path / f"worker-{len(self.processes)}.log", "w")
         process = subprocess.Popen(
             [sys.executable, "-m", "celery", "-A", "orchestrator.celery", "worker", "--pool", "threads",
@@ -74,7 +75,8 @@ class Workers:
             cwd=ROOT, env=self.env(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )
         self.processes.append(process)
-        self._wait_ready(f"w{len(self.processes) - 1}@")
+        if wait:
+            self._wait_ready(f"w{len(self.processes) - 1}@")
         return process
 
     def _wait_ready(self, prefix: str) -> None:

@@ -82,21 +82,6 @@ def test_a_timeout_kills_a_sleeping_shell_task_on_the_worker(celery_runtime):
     assert time.monotonic() - started < 10
 
 
-def test_a_task_of_a_killed_worker_is_retried_by_its_policy(celery_runtime):
-    first = celery_runtime.start()
-    execution = start("worker-lost.yml")
-    wait_until(lambda: TaskRun.objects.filter(execution=execution, task_id="long", state="RUNNING").exists(),
-               what="the long task running")
-    wait_until(lambda: LogEntry.objects.filter(execution=execution, message="attempt 0").exists(),
-               what="the first attempt's output")
-    celery_runtime.kill(first)  # SIGKILL: no goodbye, the message stays unacknowledged
-    celery_runtime.start()
-    execution = wait_ended(execution, timeout=60, ticking=True)
-    long = runs(execution)["long"]
-    assert execution.state == "SUCCESS" and long.state == "SUCCESS" and len(long.attempts) == 2
-    assert LogEntry.objects.filter(execution=execution, level="ERROR", message__contains="stopped answering").exists()
-
-
 def test_every_message_sent_twice_still_runs_each_task_once(celery_runtime):
     from flows_app import dispatch
     from tests.integration.doubling import DoublingDispatcher

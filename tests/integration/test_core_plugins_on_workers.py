@@ -381,7 +381,8 @@ def test_sleep_output_values_and_labels_on_a_worker(on_worker):
     assert (found["nap"].ended_at - found["nap"].started_at).total_seconds() >= 0.5
     assert found["facts"].outputs == {"values": {"who": "alice", "answer": 42, "items": ["facts", "static"]}}
     assert found["read"].outputs == {"value": "alice 42 facts"}
-    assert execution.labels == {"team": "data", "stage": "final", "owner": "alice"}
+    assert execution.labels == {"team": "data", "stage": "final", "owner": "alice",
+                                "system.correlationId": execution.id}
 
 
 def test_a_reserved_label_or_a_task_timeout_fails_the_task_with_a_message(on_worker):
@@ -396,7 +397,8 @@ def test_a_reserved_label_or_a_task_timeout_fails_the_task_with_a_message(on_wor
 """))
     wait_ended(reserved, slow)
 
-    assert reserved.state == "FAILED" and runs(reserved)["tag"].state == "FAILED" and reserved.labels == {}
+    assert reserved.state == "FAILED" and runs(reserved)["tag"].state == "FAILED"
+    assert reserved.labels == {"system.correlationId": reserved.id}
     assert errors(reserved, "tag") == ["labels system.correlationId: the `system.` prefix is reserved"]
     nap = runs(slow)["nap"]
     assert slow.state == "FAILED" and nap.state == "FAILED"

@@ -127,17 +127,25 @@ def test_commands_run_in_a_container_log_lines_and_set_outputs(engine, run_flow,
     assert containers_of(engine, run["id"]) == []  # removed at the end
 
 
-def test_stderr_is_logged_as_warn_and_ends_in_warning(engine, run_flow, tmp_path):
+def test_container_stderr_is_logged_at_error_and_exit_0_is_a_success(engine, run_flow, tmp_path):
     outcome = run_flow(write_flow(tmp_path, f"""
   - id: noisy
     type: io.kestra.plugin.scripts.shell.Commands{RUNNER}
     commands:
       - echo out
       - echo oops >&2
+  - id: old-style
+    type: io.kestra.plugin.scripts.shell.Commands{RUNNER}
+    warningOnStdErr: true
+    commands:
+      - echo again >&2
 """))
 
-    assert only_run(outcome)["state"] == "WARNING"
-    assert "oops" in messages(outcome, "WARN") and "oops" not in messages(outcome, "INFO")
+    runs = {r["taskId"]: r for r in outcome.summary["taskRuns"]}
+    assert runs["noisy"]["state"] == "SUCCESS", messages(outcome)  # Kestra 0.23 on: the exit code decides
+    assert runs["old-style"]["state"] == "WARNING"  # the deprecated warningOnStdErr: true, written out
+    assert {"oops", "again"} <= set(messages(outcome, "ERROR"))
+    assert "oops" not in messages(outcome, "INFO") and "oops" not in messages(outcome, "WARN")
     assert "out" in messages(outcome, "INFO")
 
 

@@ -33,12 +33,14 @@ tasks:
 """)
     execution = run_flow(flow, {"extra": '{"source": "json"}'}).execution
     assert execution.state == "SUCCESS"
-    assert execution.labels == {"team": "data", "stage": "final", "source": "json", "labels-key": "42", "ok": "true"}
+    assert execution.labels == {"team": "data", "stage": "final", "source": "json", "labels-key": "42", "ok": "true",
+                                "system.correlationId": execution.id}
 
 
-def test_a_reserved_label_fails_the_task(run_flow, tmp_path):
+def test_a_reserved_label_fails_the_task_and_the_system_labels_stay(run_flow, tmp_path):
     flow = tmp_path / "reserved.yml"
     flow.write_text("id: reserved\nnamespace: tests.labels\ntasks:\n  - id: bad\n"
-                    "    type: io.kestra.plugin.core.execution.Labels\n    labels:\n      system.x: y\n")
+                    "    type: io.kestra.plugin.core.execution.Labels\n"
+                    "    labels:\n      system.correlationId: forged\n")
     execution = run_flow(flow).execution
-    assert execution.state == "FAILED" and execution.labels == {}
+    assert execution.state == "FAILED" and execution.labels == {"system.correlationId": execution.id}

@@ -72,6 +72,38 @@ tasks:
     assert by_task["broken"].state == "FAILED" and by_task["broken"].outputs["exitCode"] == 4
 
 
+def test_python_stderr_is_an_error_log_and_only_the_exit_code_fails_the_task(run_flow, tmp_path):
+    flow = tmp_path / "stderr.yml"
+    flow.write_text("""id: stderr
+namespace: tests.scripts
+tasks:
+  - id: noisy
+    type: io.kestra.plugin.scripts.python.Script
+    script: |
+      import sys
+      print("to stdout")
+      print("to stderr", file=sys.stderr)
+  - id: old-style
+    type: io.kestra.plugin.scripts.python.Script
+    warningOnStdErr: true
+    script: |
+      import sys
+      print("to stderr", file=sys.stderr)
+  - id: broken
+    type: io.kestra.plugin.scripts.python.Script
+    script: raise ValueError("bad value")
+""")
+    execution = run_flow(flow).execution
+    by_task = runs(execution)
+    assert by_task["noisy"].state == "SUCCESS"  # Kestra 0.23 on: stderr alone makes no WARNING
+    def lines(task_id, level):
+        return list(execution.logs.filter(task_id=task_id, level=level).values_list("message", flat=True))
+    assert lines("noisy", "INFO") == ["to stdout"] and lines("noisy", "ERROR") == ["to stderr"]
+    assert by_task["old-style"].state == "WARNING"  # warningOnStdErr: true, written out
+    assert by_task["broken"].state == "FAILED"
+    assert "ValueError: bad value" in lines("broken", "ERROR")  # the traceback's last line, from stderr
+
+
 @pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed on this machine")
 def test_node_script_sets_outputs(run_flow, tmp_path):
     flow = tmp_path / "node.yml"

@@ -103,6 +103,7 @@ def test_it_logs_stdout_lines_as_info_and_ends_in_success(ctx):
     result = run(Commands, ctx, commands=["echo hello", "echo world"])
 
     assert ctx.lines("INFO") == ["hello", "world"]
+    assert ctx.lines("ERROR") == []
     assert result == {"exitCode": 0, "vars": {}}
 
 
@@ -158,19 +159,50 @@ def test_it_passes_env_and_working_dir_to_the_process(ctx):
     assert ctx.lines("INFO") == ["hi 8080", str(ctx.working_dir), str(ctx.working_dir.resolve())]
 
 
-def test_stderr_is_logged_as_warn_and_ends_in_warning(ctx):
-    result = run(Commands, ctx, commands=["echo oops >&2"])
+# Kestra 0.21 on: stderr lines are ERROR log entries; Kestra 0.23 on: the exit code alone decides the state.
 
-    assert ctx.lines("WARN") == ["oops"]
+def test_stderr_lines_are_logged_at_error_and_exit_0_is_a_success(ctx):
+    result = run(Commands, ctx, commands=["echo out", "echo oops >&2", "echo 'second line' >&2"])
+
+    assert ctx.lines("ERROR") == ["oops", "second line"]
+    assert ctx.lines("INFO") == ["out"]
+    assert ctx.lines("WARN") == []
+    assert result == {"exitCode": 0, "vars": {}}  # a plain dict: SUCCESS, not a WARNING TaskResult
+
+
+def test_warning_on_stderr_false_written_out_is_a_success_too(ctx):
+    result = run(Commands, ctx, warningOnStdErr=False, commands=["echo oops >&2"])
+
+    assert ctx.lines("ERROR") == ["oops"]
+    assert result == {"exitCode": 0, "vars": {}}
+
+
+def test_warning_on_stderr_true_brings_back_the_warning_of_kestra_0_22(ctx):
+    result = run(Script, ctx, warningOnStdErr=True, script="echo oops >&2")
+
+    assert ctx.lines("ERROR") == ["oops"]
     assert isinstance(result, TaskResult) and result.state == State.WARNING
     assert result.outputs["exitCode"] == 0
 
 
-def test_stderr_ends_in_success_when_warning_on_stderr_is_off(ctx):
-    result = run(Commands, ctx, warningOnStdErr=False, commands=["echo oops >&2"])
+def test_warning_on_stderr_true_without_stderr_is_a_success(ctx):
+    result = run(Commands, ctx, warningOnStdErr=True, commands=["echo fine"])
 
-    assert ctx.lines("WARN") == ["oops"]
     assert result == {"exitCode": 0, "vars": {}}
+
+
+def test_an_outputs_line_on_stderr_is_read_not_logged(ctx):
+    result = run(Commands, ctx, commands=["""echo '::{"outputs":{"via":"stderr"}}::' >&2"""])
+
+    assert result == {"exitCode": 0, "vars": {"via": "stderr"}}
+    assert ctx.lines("ERROR") == []
+
+
+def test_a_non_zero_exit_fails_whatever_warning_on_stderr_says(ctx):
+    with pytest.raises(PluginError, match="exit code 2"):
+        run(Commands, ctx, warningOnStdErr=True, commands=["echo 'about to fail' >&2", "exit 2"])
+
+    assert ctx.lines("ERROR") == ["about to fail"]
 
 
 # ---- failures -------------------------------------------------------------------------------------
@@ -373,6 +405,20 @@ def test_bash_runs_seed_era_flows(ctx):
     assert result["vars"] == {"ok": True}
 
 
+def test_bash_stderr_is_logged_at_error_and_exit_0_is_a_success(ctx):
+    result = run(Bash, ctx, commands=["echo oops >&2"])
+
+    assert ctx.lines("ERROR") == ["oops"]
+    assert result == {"exitCode": 0, "vars": {}}
+
+
+def test_bash_still_accepts_warning_on_stderr(ctx):
+    result = run(Bash, ctx, warningOnStdErr=True, commands=["echo oops >&2"])
+
+    assert isinstance(result, TaskResult) and result.state == State.WARNING
+    assert Bash.Properties.model_validate({"commands": ["true"]}).warningOnStdErr is False
+
+
 def test_bash_exit_on_failed_stops_at_the_first_failure(ctx):
     with pytest.raises(PluginError, match="exit code 1"):
         run(Bash, ctx, commands=["false", "echo unreachable"])
@@ -418,7 +464,7 @@ def test_kestra_runner_properties_are_accepted():
     })
 
     assert props.interpreter == ["/bin/sh", "-c"]
-    assert props.warningOnStdErr is True
+    assert props.warningOnStdErr is False  # Kestra 0.23 on: stderr alone never makes a WARNING
 
 
 def test_unknown_properties_are_refused():

@@ -23,7 +23,8 @@ def test_a_subflow_runs_the_child_waits_for_it_and_takes_its_outputs(run_flow):
     child = Execution.objects.get(parent=parent)
     call = runs(parent)["call"]
     assert child.parent_task_run_id == call.id and child.state == "SUCCESS"
-    assert child.labels == {"team": "data", "caller": "parent"} and child.inputs == {"fail": False}
+    assert child.labels == {"team": "data", "caller": "parent", "system.correlationId": parent.id}
+    assert child.inputs == {"fail": False}
     assert call.outputs == {"executionId": child.id, "state": "SUCCESS",
                             "outputs": {"result": "done by the child", "extracted": "DONE BY THE CHILD"}}
     assert runs(parent)["after"].outputs == {"value": "done by the child / DONE BY THE CHILD / SUCCESS"}

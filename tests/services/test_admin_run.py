@@ -159,7 +159,8 @@ def test_valid_values_start_an_execution_with_typed_inputs(admin_client, uploads
     assert report == f"kestra:///tests/admin/every-type/executions/{execution.id}/inputs/report/data.csv"
     assert storage().read(report) == "a,b\n1,2\n"
     assert list(uploads.iterdir()) == []  # the upload was copied into internal storage, then removed
-    assert execution.labels == {"team": "core", "owner": "bob", "ticket": "T-1=2"}
+    assert execution.labels == {"team": "core", "owner": "bob", "ticket": "T-1=2",
+                                "system.correlationId": execution.id, "system.username": "admin"}
     followed = admin_client.get(page["Location"])
     assert f"Execution {execution.id} of tests.admin.every-type started." in followed.content.decode()
 

@@ -92,7 +92,7 @@ def test_a_claim_succeeds_once_and_illegal_moves_are_refused():
     assert claim_task_run(run) is True
     assert claim_task_run(stale) is False  # read QUEUED, but another worker holds it now
     with pytest.raises(IllegalTransition):
-        move_task_run(run, State.QUEUED)
+        move_task_run(run, State.CREATED)
 
 
 @pytest.mark.django_db(transaction=True)
