@@ -3,7 +3,8 @@
 `CeleryDispatcher` (the server) routes ready task runs to queues and sends them as Celery messages over
 Redis: one message per run, a `group` for several, a `chord` whose body is one advance to join a fan-in.
 `InlineDispatcher` (`tern flow test`, `TERN_DISPATCHER=inline`) carries them out in this process:
-advances on one loop thread, task runs on a thread pool.
+task runs on a thread pool (each records its end and advances its execution, as a worker does), the
+other advances and the timers on one loop thread.
 
 Routing is decided here, from the facts the services give (`ReadyRun`): a task's worker group picks its
 queue (`tern.<group>`), a run pinned to a worker (a WorkingDirectory's child) goes to that worker's own
@@ -149,15 +150,13 @@ def run_in_turn(task_run_id: str, delivery_queue: str) -> None:
     def keep(run: ReadyRun) -> bool:
         return queue_of(run) in serves
 
-    next_run: ReadyRun | None = None
     current = task_run_id
     for _ in range(MAX_IN_TURN):
         ran = taskruns.run_task_run(current, keep=keep)
-        next_run = ran.kept if ran is not None else None
-        if next_run is None:
+        if ran is None or ran.kept is None:
             return
-        current = next_run.task_run_id
-    _run_signature(current, queue_of(next_run)).apply_async()
+        kept, current = ran.kept, ran.kept.task_run_id
+    _run_signature(current, queue_of(kept)).apply_async()  # its turn is over: the next one goes by Redis
 
 
 def _run_signature(task_run_id: str, queue_name: str, task: str = "tern.run_task_run"):

@@ -43,7 +43,8 @@ class ExecutionStateChanged:
 
 @dataclass(frozen=True)
 class ExecutionEnded:
-    """The execution reached its final state (SUCCESS, WARNING, FAILED, KILLED)."""
+    """The execution reached its final state (SUCCESS, WARNING, FAILED, KILLED): after its `afterExecution`
+    tasks, if it has any (they run while it is still RUNNING, seeing the state it is about to end in)."""
 
     execution_id: str
     state: str

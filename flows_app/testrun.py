@@ -14,8 +14,8 @@ from flows_app.engine.inputs import InputsError
 from flows_app.models import Execution
 from flows_app.services.executions import start_execution
 from flows_app.services.flows import save_flow
-from flows_app.spec.errors import FlowValidationError
-from flows_app.spec.flow import read_source
+from flows_app.spec.errors import FlowValidationError, SpecWarning
+from flows_app.spec.flow import load_flow, read_source
 
 
 class InvalidFlow(Exception):
@@ -46,13 +46,18 @@ def load_flows_dir(directory: Path, skip: Path | None = None, warn: Callable[[st
 
 
 def run_flow_file(path: Path, inputs: Mapping[str, Any] | None = None, flows_dir: Path | None = None,
-                  on_log: Callable[[events.LogLine], None] | None = None, timeout: float | None = None) -> Outcome:
+                  on_log: Callable[[events.LogLine], None] | None = None, timeout: float | None = None,
+                  on_warnings: Callable[[tuple[SpecWarning, ...]], None] | None = None) -> Outcome:
+    """`on_warnings` hears the flow's warnings (what it says that Tern does not do yet) before the run starts."""
     try:
         source = read_source(path)
+        warnings = load_flow(source).warnings
     except OSError as exc:
         raise InvalidFlow(f"{path}: cannot read: {exc.strerror}") from None
     except FlowValidationError as exc:
         raise InvalidFlow(f"{path}: invalid flow\n{exc}") from None
+    if warnings and on_warnings is not None:
+        on_warnings(warnings)
     if flows_dir is not None:
         load_flows_dir(flows_dir, skip=path, warn=lambda m: print(m, file=sys.stderr))
     try:

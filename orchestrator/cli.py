@@ -26,7 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command")
 
     flow = commands.add_parser("flow", help="work with flow files").add_subparsers(dest="flow_command")
-    validate = flow.add_parser("validate", help="check flow files; exit 1 if any is invalid")
+    validate = flow.add_parser("validate", help="check flow files; exit 1 if any is invalid (warnings do not count)")
     validate.add_argument("files", nargs="+", type=Path)
     validate.set_defaults(handler=cmd_validate)
 
@@ -93,7 +93,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     status = EXIT_OK
     for path in args.files:
         try:
-            load_flow(read_source(path))
+            spec = load_flow(read_source(path))
         except OSError as exc:
             print(f"{path}: cannot read: {exc.strerror}", file=sys.stderr)
             status = EXIT_FAILED
@@ -104,7 +104,14 @@ def cmd_validate(args: argparse.Namespace) -> int:
             status = EXIT_FAILED
         else:
             print(f"{path}: valid")
+            print_warnings(path, spec.warnings)
     return status
+
+
+def print_warnings(path: Path, warnings) -> None:
+    """What a valid flow says that Tern does not do (yet), one `warning:` line each, on stderr."""
+    for warning in warnings:
+        print(f"warning: {path}: {warning}", file=sys.stderr)
 
 
 def cmd_plugins_list(args: argparse.Namespace) -> int:
@@ -150,7 +157,8 @@ def cmd_test(args: argparse.Namespace) -> int:
         from flows_app.testrun import InvalidFlow, run_flow_file
 
         try:
-            outcome = run_flow_file(args.file, inputs, args.flows, on_log=print_log, timeout=args.timeout)
+            outcome = run_flow_file(args.file, inputs, args.flows, on_log=print_log, timeout=args.timeout,
+                                    on_warnings=lambda warnings: print_warnings(args.file, warnings))
         except InvalidFlow as exc:
             print(exc, file=sys.stderr)
             return EXIT_INVALID

@@ -26,14 +26,16 @@ def prepare(flows_dir: Path, out=sys.stdout) -> None:
     from flows_app.models import FlowRevision
     from flows_app.services.flows import save_flow
     from flows_app.spec.errors import FlowValidationError
+    from flows_app.spec.flow import read_source
 
     call_command("migrate", verbosity=0, interactive=False)
     if flows_dir.is_dir():
         for path in sorted(flows_dir.glob("*.y*ml")):
-            if FlowRevision.objects.filter(checksum=FlowRevision.checksum_of(path.read_text())).exists():
-                continue  # loaded by an earlier start: no new revision at every restart
             try:
-                saved = save_flow(path.read_text())
+                source = read_source(path)
+                if FlowRevision.objects.filter(checksum=FlowRevision.checksum_of(source)).exists():
+                    continue  # loaded by an earlier start: no new revision at every restart
+                saved = save_flow(source)
             except FlowValidationError as exc:
                 print(f"flows/{path.name}: skipped, invalid:\n{exc}", file=sys.stderr)
                 continue

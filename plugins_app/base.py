@@ -5,7 +5,7 @@ Pure: no Django, no Celery. Plugins reach the world only through the context the
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Mapping, Protocol, Sequence
+from typing import Any, Callable, ClassVar, Mapping, Protocol, Sequence
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -51,15 +51,31 @@ class TaskResult:
     labels: Mapping[str, str] | None = None  # labels to set on the execution (the Labels task)
 
 
+class KVStore(Protocol):
+    """The KV store as a task sees it: its flow's namespace unless another is named."""
+
+    def get(self, key: str, namespace: str | None = None, error_on_missing: bool = False) -> Any: ...
+    def put(self, key: str, value: Any, namespace: str | None = None, ttl: Any = None,
+            overwrite: bool = True) -> None: ...  # ttl: a timedelta
+    def delete(self, key: str, namespace: str | None = None, error_on_missing: bool = False) -> bool: ...
+
+
 class RunContext(Protocol):
-    """Everything a runnable plugin may touch (implemented in plugins_app/context.py)."""
+    """Everything a runnable plugin may touch (plugins_app/context.py implements it; the engine fills it)."""
 
     task_id: str
     task_run_id: str
     execution_id: str
     attempt: int
-    working_dir: Any  # pathlib.Path, one directory per task run
-    timeout: float | None  # seconds left before the task must stop
+    kv: KVStore
+    # internal storage: (a path or bytes, a file name) -> its kestra:/// URI; and a URI -> the local file
+    storage_put: Callable[[Any, str], str] | None
+    storage_path: Callable[[str], Any] | None
+
+    @property
+    def working_dir(self) -> Any: ...  # pathlib.Path, one directory per task run (or the shared one)
+    @property
+    def timeout(self) -> float | None: ...  # seconds left before the task must stop
 
     def render(self, value: Any) -> Any: ...
     def log(self, level: str, message: str) -> None: ...
@@ -326,6 +342,44 @@ def resolve_children_state(tasks: Sequence["TaskSpec"], errors: Sequence["TaskSp
 def _ended_state(runs: Sequence[RunView]) -> State:
     states = [r.state for r in runs]
     return State.WARNING if State.WARNING in states else State.SUCCESS
+
+
+# `finally` (Kestra 0.21): once a flowable's tasks and errors are done, its `finally` tasks run one after another,
+# each whatever the end of the one before; the flowable then ends in the state its tasks and errors gave it.
+
+def each_in_turn(tasks: Sequence["TaskSpec"], children: Sequence[RunView], value: str | None = None,
+                 by_value: bool = False) -> list[ChildRun]:
+    """The next of `tasks` once the one before has ended, however it ended: all of them run (`finally`,
+    `afterExecution`)."""
+    tasks = active(tasks)
+    runs = runs_of(tasks, children, value, by_value)
+    if any(not r.state.is_terminal for r in runs):
+        return []
+    started = {r.task_id for r in runs}
+    return [ChildRun(task, value) for task in tasks if task.id not in started][:1]
+
+
+def all_ended(tasks: Sequence["TaskSpec"], children: Sequence[RunView], value: str | None = None,
+              by_value: bool = False) -> bool:
+    """Every one of `tasks` (disabled ones left out) has run and ended."""
+    tasks = active(tasks)
+    runs = runs_of(tasks, children, value, by_value)
+    return all(r.state.is_terminal for r in runs) and len({r.task_id for r in runs}) == len(tasks)
+
+
+def finally_next(done: State | None, finally_tasks: Sequence["TaskSpec"], children: Sequence[RunView],
+                 value: str | None = None, by_value: bool = False) -> list[ChildRun]:
+    """Once the tasks and errors are done (`done`: the state they end in, None while they run), the `finally` tasks."""
+    return [] if done is None else each_in_turn(finally_tasks, children, value, by_value)
+
+
+def finally_state(done: State | None, finally_tasks: Sequence["TaskSpec"], children: Sequence[RunView],
+                  value: str | None = None, by_value: bool = False) -> State | None:
+    """`done` once the `finally` tasks have all ended too: their own ends do not change it (Kestra resolves a
+    flowable's state from its tasks)."""
+    if done is None or not all_ended(finally_tasks, children, value, by_value):
+        return None
+    return done
 
 
 def branch(task: "TaskSpec", name: str) -> list["TaskSpec"]:

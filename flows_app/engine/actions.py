@@ -46,13 +46,33 @@ class RestartTaskRun:
 
 
 @dataclass(frozen=True)
+class DiscardTaskRuns:
+    """Ended runs of a failed attempt's recovery (its flowable's `errors`, `finally`), cleared before the next
+    attempt of the retried task as Kestra's `retryTask` removes them: the flowable's rules must not count
+    them again. `task_run_ids` holds their descendants too."""
+
+    task_run_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class SetExecutionState:
     state: State
     outputs: Mapping[str, Any] | None = None
     message: str | None = None
 
 
-Action = Union[CreateTaskRun, SetTaskRunState, RequeueTaskRun, RestartTaskRun, SetExecutionState]
+@dataclass(frozen=True)
+class SetExecutionOutputs:
+    """The flow's outputs, rendered once its tasks, errors and finally are done, kept on the execution while its
+    afterExecution tasks run (they read them as `execution.outputs`); the state does not change. `message`: why
+    they could not be rendered (logged at ERROR; the execution will end FAILED)."""
+
+    outputs: Mapping[str, Any]
+    message: str | None = None
+
+
+Action = Union[CreateTaskRun, SetTaskRunState, RequeueTaskRun, RestartTaskRun, DiscardTaskRuns,
+               SetExecutionState, SetExecutionOutputs]
 
 
 @dataclass(frozen=True)

@@ -4,16 +4,17 @@ from __future__ import annotations
 import base64
 import binascii
 import os
+from collections.abc import Mapping
+from typing import Any
 
 MASK = "******"
 MIN_LENGTH = 3  # shorter values would mask ordinary text
 
 
-def secret_values(environ: dict[str, str] | None = None) -> list[str]:
+def secret_values(environ: Mapping[str, str] | None = None) -> list[str]:
     """The decoded values of SECRET_* variables (and each of their lines), longest first."""
-    environ = os.environ if environ is None else environ
     values: set[str] = set()
-    for name, encoded in environ.items():
+    for name, encoded in (os.environ if environ is None else environ).items():
         if not name.startswith("SECRET_"):
             continue
         try:
@@ -33,7 +34,7 @@ def mask(text: str, values: list[str]) -> str:
     return text
 
 
-def mask_value(value, values: list[str]):
+def mask_value(value: Any, values: list[str]) -> Any:
     """`mask` through JSON-like data: strings in dicts and lists, keys included."""
     if not values:
         return value

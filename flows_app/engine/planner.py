@@ -3,10 +3,18 @@
 `plan()` runs the steps in order; the first that has something to do returns its actions, they are
 applied to an in-memory copy of the snapshot, and the steps run again from the top until none has
 anything left. Same snapshot in, same decisions out: any worker may advance any execution.
+
+A flow's `afterExecution` tasks run once its final state is known. Kestra runs them in an execution already
+ended; here the execution stays RUNNING while they run (workers start nothing in an ended execution, and the
+states table has no move out of an end), the state it ends in is read again from the runs each time
+(`variables.final_state`: what they see as `execution.state`), and it moves to that state, once, when the last
+of them has ended: ExecutionEnded (flow triggers, a waiting parent) comes then, after them.
 """
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace
+from datetime import datetime
 from typing import Any, Callable, Mapping, Sequence
 
 from flows_app.spec.inputs import InputSpec
@@ -17,19 +25,42 @@ from plugins_app.base import (
     FlowablePlugin,
     StartSubflow,
     Suspend,
+    active,
+    all_ended,
+    each_in_turn,
+    finally_next,
+    finally_state,
     resolve_children_state,
+    runs_of,
     sequential_next,
 )
 from plugins_app.registry import get_plugin
 
-from .actions import Action, CreateTaskRun, Plan, RequeueTaskRun, RestartTaskRun, SetExecutionState, SetTaskRunState
+from .actions import (
+    Action,
+    CreateTaskRun,
+    DiscardTaskRuns,
+    Plan,
+    RequeueTaskRun,
+    RestartTaskRun,
+    SetExecutionOutputs,
+    SetExecutionState,
+    SetTaskRunState,
+)
 from .inputs import InputValueError, coerce_value
-from .outcome import decide
+from .outcome import decide, inherits_retry, recovery_tasks
 from .properties import PropertyError, render_properties
 from .snapshot import ExecutionSnapshot, RunState
 from .states import State
 from .templating import TemplateError, render_value, truthy
-from .variables import build_variables, mentions_other_runs
+from .variables import (
+    build_variables,
+    exit_state,
+    final_state,
+    in_after_execution,
+    mentions_other_runs,
+    tasks_end_state,
+)
 
 MAX_ROUNDS = 10_000  # a safety net: each round creates or ends at least one run
 
@@ -42,8 +73,8 @@ def new_run_id() -> str:
 
 def plan(snapshot: ExecutionSnapshot, new_id: NewId = new_run_id) -> Plan:
     steps: Sequence[Callable[[ExecutionSnapshot, NewId], list[Action]]] = (
-        handle_start, handle_kill, handle_exit, handle_wakes, handle_resumed, handle_due_retries, handle_flowables,
-        handle_root, handle_paused,
+        handle_start, handle_kill, handle_exit_before_after_execution, handle_wakes, handle_resumed,
+        handle_due_retries, handle_flowables, handle_root, handle_after_execution, handle_paused,
     )
     actions: list[Action] = []
     current = snapshot
@@ -57,9 +88,7 @@ def plan(snapshot: ExecutionSnapshot, new_id: NewId = new_run_id) -> Plan:
             break
         actions.extend(found)
         current = apply(current, found)
-    waits = [r.next_attempt_at for r in current.runs
-             if r.state in (State.RETRYING, State.PAUSED) and r.next_attempt_at]
-    return Plan(tuple(actions), min(waits) if waits else None)
+    return Plan(tuple(actions), _next_wake(current))
 
 
 # ---- the steps -----------------------------------------------------------------------------------
@@ -166,13 +195,23 @@ def _has_active_work(snapshot: ExecutionSnapshot) -> bool:
 
 
 def handle_due_retries(snapshot: ExecutionSnapshot, new_id: NewId) -> list[Action]:
-    """Retries whose time has come: a runnable is queued again, a flowable starts afresh."""
+    """Retries whose time has come: a runnable is queued again, a childless flowable (Subflow) starts afresh.
+
+    A retry its task inherits from its flowable first waits for the recovery its failure started (the
+    flowable's `errors` and `finally`), then clears their ended runs: the next attempt starts afresh."""
     if snapshot.state != State.RUNNING:
         return []
     actions: list[Action] = []
+    cleared: set[str] = set()
     for run in snapshot.runs:
         if run.state != State.RETRYING or run.next_attempt_at is None or run.next_attempt_at > snapshot.now:
             continue
+        if _waits_for_recovery(snapshot, run):
+            continue
+        discard = _ended_recovery(snapshot, run, cleared)
+        if discard:
+            cleared.update(discard)
+            actions.append(DiscardTaskRuns(discard))
         if not _is_flowable(snapshot, run):
             actions.append(RequeueTaskRun(run.id))
             continue
@@ -199,6 +238,7 @@ def handle_flowables(snapshot: ExecutionSnapshot, new_id: NewId) -> list[Action]
             continue
         task = snapshot.flow.task(run.task_id)
         ctx = FlowableRun(snapshot, task, run)
+        ctx.children = _as_its_rules_see_them(snapshot, task, ctx.children)
         plugin = get_plugin(task.type)()
         try:
             children = plugin.next_children(ctx)
@@ -209,14 +249,14 @@ def handle_flowables(snapshot: ExecutionSnapshot, new_id: NewId) -> list[Action]
         except (FlowableError, PropertyError, TemplateError) as exc:
             actions.append(SetTaskRunState(run.id, _allowed(task, State.FAILED), message=str(exc)))
             continue
-        if state is not None:
+        if state is not None and not _child_retrying(snapshot, run):
             actions.append(_end_or_retry(snapshot, task, run, state))
     return actions
 
 
 def _end_or_retry(snapshot: ExecutionSnapshot, task: TaskSpec, run: RunState, state: State) -> Action:
-    """A flowable without children of its own (Subflow) is retried by its policy, like a runnable;
-    one with children ends: starting its children over would mix two attempts' runs."""
+    """A flowable without children of its own (Subflow) is retried by its policy, like a runnable. One with
+    children ends, as in Kestra: its `retry` was spent by its failing children, each retried in place."""
     childless = not get_plugin(task.type).child_fields
     if state == State.FAILED and childless:
         decision = decide(snapshot.flow, task, State.FAILED, max(run.attempts, 1), True, run.started_at, snapshot.now)
@@ -227,15 +267,18 @@ def _end_or_retry(snapshot: ExecutionSnapshot, task: TaskSpec, run: RunState, st
 
 
 def handle_root(snapshot: ExecutionSnapshot, new_id: NewId) -> list[Action]:
-    """The flow itself is a sequence of `tasks` with `errors`; when it is done, the execution ends."""
-    if snapshot.state != State.RUNNING:
+    """The flow itself is a sequence of `tasks` with `errors`, then its `finally`; when they are done, the
+    execution ends, in the state of its tasks (a flow with afterExecution tasks: see handle_after_execution)."""
+    if snapshot.state != State.RUNNING or exit_state(snapshot) is not None:  # an Exit held for afterExecution
         return []
     flow, top = snapshot.flow, snapshot.children(None)
     children = sequential_next(flow.tasks, flow.errors, top)
+    done = None if children else resolve_children_state(flow.tasks, flow.errors, top)
+    children = children or finally_next(done, flow.finally_tasks, top)
     if children:
         return [create_child(snapshot, child, None, new_id) for child in children]
-    state = resolve_children_state(flow.tasks, flow.errors, top)
-    if state is None:
+    state = finally_state(done, flow.finally_tasks, top)
+    if state is None or active(flow.after_execution):
         return []
     if not flow.outputs:
         return [SetExecutionState(state)]
@@ -244,6 +287,60 @@ def handle_root(snapshot: ExecutionSnapshot, new_id: NewId) -> list[Action]:
     except (TemplateError, ValueError) as exc:
         return [SetExecutionState(State.FAILED, message=f"flow outputs: {exc}")]
     return [SetExecutionState(state, outputs=outputs)]
+
+
+# ---- afterExecution ------------------------------------------------------------------------------
+# Kestra runs a flow's `afterExecution` tasks once the execution has its final state. Here the execution
+# stays RUNNING while they run (workers start nothing in an ended execution, and the end is announced once,
+# when it is reached), and the state it is about to end in is read again from the runs each time: they see
+# it as `execution.state` (variables.final_state). Their own ends do not change it.
+
+def handle_after_execution(snapshot: ExecutionSnapshot, new_id: NewId) -> list[Action]:
+    """Once the flow's tasks, errors and finally are done (or an Exit ended them), its afterExecution tasks one
+    after another, whatever each one's end; the flow's outputs are kept on the execution before the first
+    starts (its `execution.outputs`). When the last has ended, the execution ends in the state they saw."""
+    flow = snapshot.flow
+    if snapshot.state != State.RUNNING or not active(flow.after_execution) or tasks_end_state(snapshot) is None:
+        return []
+    view, problem = _with_flow_outputs(snapshot)
+    top = view.children(None)
+    children = each_in_turn(flow.after_execution, top)
+    if children:
+        first = not runs_of(flow.after_execution, top)
+        kept: list[Action] = [SetExecutionOutputs(dict(view.outputs), message=problem)] if first and flow.outputs else []
+        return kept + [create_child(view, child, None, new_id) for child in children]
+    if not all_ended(flow.after_execution, top):
+        return []
+    return [SetExecutionState(final_state(view) or State.FAILED)]
+
+
+def _with_flow_outputs(snapshot: ExecutionSnapshot) -> tuple[ExecutionSnapshot, str | None]:
+    """The snapshot with the flow's outputs: those the execution kept, else rendered now (none, and why, when
+    they cannot be: the execution then ends FAILED, as in handle_root)."""
+    if not snapshot.flow.outputs or snapshot.outputs:
+        return snapshot, None
+    try:
+        return replace(snapshot, outputs=render_flow_outputs(snapshot)), None
+    except (TemplateError, ValueError) as exc:
+        return snapshot, f"flow outputs: {exc}"
+
+
+def handle_exit_before_after_execution(snapshot: ExecutionSnapshot, new_id: NewId) -> list[Action]:
+    """handle_exit; but in a flow with afterExecution tasks an Exit does not end the execution at once: they
+    run first (handle_after_execution, the Exit's state is the one they see) and the Exit leaves them alone."""
+    actions = handle_exit(snapshot, new_id)
+    flow = snapshot.flow
+    if not actions or not active(flow.after_execution):
+        return actions
+
+    def held(action: Action) -> bool:
+        if isinstance(action, SetExecutionState):
+            return action.state.is_terminal
+        if isinstance(action, SetTaskRunState):
+            return in_after_execution(flow.task(snapshot.run(action.task_run_id).task_id))
+        return False
+
+    return [a for a in actions if not held(a)]
 
 
 # ---- creating runs -------------------------------------------------------------------------------
@@ -332,11 +429,71 @@ def _allowed(task: TaskSpec, state: State) -> State:
     return state
 
 
+# ---- retries inside flowables ----------------------------------------------------------------------
+# Kestra's way: a flowable is not retried; a failed runnable (or Subflow) inside it is, in place, by the
+# nearest `retry` around it. When that retry is not the task's own, its flowable's recovery branches
+# (`errors`, `finally`) run between the attempts, and are cleared before the next one.
+
+def _as_its_rules_see_them(snapshot: ExecutionSnapshot, task: TaskSpec, children: list[RunState]) -> list[RunState]:
+    """A child waiting for a retry it inherits counts as failed for its flowable's rules, so that the
+    flowable's `errors` run (Kestra's `hasFailedNoRetry` knows a task's own retry only); a child waiting
+    for its own retry is simply not done yet."""
+    if not recovery_tasks(snapshot.flow, task):
+        return children
+    flow = snapshot.flow
+    return [c.evolve(state=State.FAILED) if c.state == State.RETRYING and inherits_retry(flow, flow.task(c.task_id))
+            else c for c in children]
+
+
+def _child_retrying(snapshot: ExecutionSnapshot, run: RunState) -> bool:
+    """A flowable does not end while one of its children waits for a retry."""
+    return any(child.state == State.RETRYING for child in snapshot.children(run.id))
+
+
+def _recovery_of(snapshot: ExecutionSnapshot, run: RunState) -> list[RunState]:
+    """The runs of the recovery branches of the flowable around `run`, when `run` inherits its retry (and
+    is not in one of them itself)."""
+    if run.parent_id is None:
+        return []
+    flow, parent = snapshot.flow, snapshot.run(run.parent_id)
+    ids = recovery_tasks(flow, flow.task(parent.task_id))
+    if not ids or run.task_id in ids or not inherits_retry(flow, flow.task(run.task_id)):
+        return []
+    return [r for r in snapshot.children(parent.id) if r.task_id in ids]
+
+
+def _waits_for_recovery(snapshot: ExecutionSnapshot, run: RunState) -> bool:
+    """A due retry waits while the recovery its failure started still runs (a paused one excepted: an
+    approval there must not hold the retry forever)."""
+    return any(not r.state.is_terminal and r.state != State.PAUSED for r in _recovery_of(snapshot, run))
+
+
+def _ended_recovery(snapshot: ExecutionSnapshot, run: RunState, cleared: set[str]) -> tuple[str, ...]:
+    """The ended recovery runs to clear before `run`'s next attempt, with everything below them."""
+    found: list[str] = []
+    todo = [r for r in _recovery_of(snapshot, run) if r.state.is_terminal and r.id not in cleared]
+    while todo:
+        current = todo.pop()
+        found.append(current.id)
+        todo.extend(snapshot.children(current.id))
+    return tuple(found)
+
+
+def _next_wake(snapshot: ExecutionSnapshot) -> datetime | None:
+    """When to advance the execution with no message: the earliest retry or pause timer. A due retry that
+    waits for a recovery is left out: the recovery's end advances the execution."""
+    waits = [r.next_attempt_at for r in snapshot.runs
+             if r.state in (State.RETRYING, State.PAUSED) and r.next_attempt_at
+             and not (r.state == State.RETRYING and r.next_attempt_at <= snapshot.now
+                      and _waits_for_recovery(snapshot, r))]
+    return min(waits) if waits else None
+
+
 # ---- applying actions to a snapshot (in memory) ----------------------------------------------------
 
 def apply(snapshot: ExecutionSnapshot, actions: Sequence[Action]) -> ExecutionSnapshot:
     runs = {r.id: r for r in snapshot.runs}
-    state, order = snapshot.state, len(runs)
+    state, order = snapshot.state, max((r.order for r in snapshot.runs), default=-1) + 1  # gaps: cleared runs
     for action in actions:
         if isinstance(action, CreateTaskRun):
             runs[action.id] = RunState(action.id, action.task_id, action.parent_id, action.state, action.value,
@@ -353,6 +510,9 @@ def apply(snapshot: ExecutionSnapshot, actions: Sequence[Action]) -> ExecutionSn
                                                   outputs=action.outputs, next_attempt_at=None)
         elif isinstance(action, RequeueTaskRun):
             runs[action.task_run_id] = runs[action.task_run_id].evolve(state=State.QUEUED, next_attempt_at=None)
+        elif isinstance(action, DiscardTaskRuns):
+            for run_id in action.task_run_ids:
+                runs.pop(run_id, None)
         elif isinstance(action, SetExecutionState):
             state = action.state
     return snapshot.with_runs(tuple(sorted(runs.values(), key=lambda r: r.order)), state)

@@ -6,9 +6,12 @@ import os
 from datetime import datetime, timezone
 from typing import Any, Callable, Mapping
 
-from flows_app.spec.model import TaskSpec
+from flows_app.spec.model import FlowSpec, TaskSpec
+from plugins_app.base import finally_state, resolve_children_state
+from plugins_app.registry import get_plugin
 
 from .snapshot import ExecutionSnapshot, RunState
+from .states import State
 
 
 def iso(moment: datetime | None) -> str | None:
@@ -60,13 +63,62 @@ OTHER_RUNS = ("outputs", "parent", "render", "currentEachOutput")
 
 def mentions_other_runs(task: TaskSpec) -> bool:
     """Whether the task's properties may read other runs' outputs; if not, `outputs` (a walk over every
-    run, long in a long loop) need not be built for it. Kept on the (frozen, cached) spec."""
+    run, long in a long loop) need not be built for it. Kept on the (frozen, cached) spec.
+
+    An afterExecution task counts as one: its `execution.state` is read from the runs of the flow's tasks."""
     known = task.__dict__.get("_mentions_other_runs")
     if known is None:
         text = json.dumps(task.properties, default=str)
-        known = any(word in text for word in OTHER_RUNS)
+        known = any(word in text for word in OTHER_RUNS) or in_after_execution(task)
         object.__setattr__(task, "_mentions_other_runs", known)
     return known
+
+
+# ---- the state an execution ends in ----------------------------------------------------------------
+# While a flow's afterExecution tasks run, the execution stays RUNNING (a worker starts nothing in an ended
+# execution) and they see, as `execution.state`, the state it ends in once they are done. That state is not
+# stored: like every decision of the planner, it is read again from the runs (and the kept flow outputs).
+
+def in_after_execution(task: TaskSpec) -> bool:
+    """A task of the flow's `afterExecution` block, or a child of one."""
+    return task.path[:1] == ("afterExecution",)
+
+
+def tasks_end_state(snapshot: ExecutionSnapshot) -> State | None:
+    """The state the flow's tasks, errors and finally end the execution in, None while they run: an Exit's
+    state, else the worst end of its `tasks` (Kestra: neither `errors` nor `finally` changes it)."""
+    exited = exit_state(snapshot)
+    if exited is not None:
+        return exited
+    flow, top = snapshot.flow, snapshot.children(None)
+    return finally_state(resolve_children_state(flow.tasks, flow.errors, top), flow.finally_tasks, top)
+
+
+def final_state(snapshot: ExecutionSnapshot) -> State | None:
+    """The state the execution ends in once its afterExecution tasks have run (they do not change it): that of
+    its tasks, or FAILED when the flow's outputs could not be rendered (then none were kept)."""
+    state = tasks_end_state(snapshot)
+    if state is not None and snapshot.flow.outputs and not snapshot.outputs:
+        return State.FAILED
+    return state
+
+
+def exit_state(snapshot: ExecutionSnapshot) -> State | None:
+    """The state an ended Exit task of the flow (not one of its afterExecution tasks) says the execution ends in."""
+    exits = _exits(snapshot.flow)
+    for run in snapshot.runs if exits else ():
+        if run.task_id in exits and run.state == State.SUCCESS and "state" in run.outputs:
+            return State(run.outputs["state"])
+    return None
+
+
+def _exits(flow: FlowSpec) -> frozenset[str]:
+    ids = flow.__dict__.get("_exits_of_tasks")  # most flows have none: kept on the spec, the check is then free
+    if ids is None:
+        ids = frozenset(t.id for t in flow.walk()
+                        if not in_after_execution(t) and getattr(get_plugin(t.type), "ends_execution", False))
+        object.__setattr__(flow, "_exits_of_tasks", ids)
+    return ids
 
 
 def build_variables(snapshot: ExecutionSnapshot, task: TaskSpec | None = None, run: RunState | None = None,
@@ -77,9 +129,13 @@ def build_variables(snapshot: ExecutionSnapshot, task: TaskSpec | None = None, r
 
     `with_outputs=False` leaves `outputs` empty, for templates that do not read them."""
     flow = snapshot.flow
+    execution = {"id": snapshot.id, "startDate": iso(snapshot.start_date), "state": str(snapshot.state),
+                 "outputs": dict(snapshot.outputs)}
+    if task is not None and in_after_execution(task) and snapshot.state in (State.RUNNING, State.PAUSED):
+        execution["state"] = str(final_state(snapshot) or snapshot.state)
     variables: dict[str, Any] = {
         "flow": {"id": flow.id, "namespace": flow.namespace, "revision": flow.revision},
-        "execution": {"id": snapshot.id, "startDate": iso(snapshot.start_date), "state": str(snapshot.state)},
+        "execution": execution,
         "inputs": dict(snapshot.inputs),
         "outputs": outputs_tree(snapshot) if with_outputs else {},
         "vars": dict(flow.variables),

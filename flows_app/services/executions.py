@@ -10,9 +10,11 @@ from django.utils import timezone
 from flows_app import events
 from flows_app.engine.actions import (
     CreateTaskRun,
+    DiscardTaskRuns,
     Plan,
     RequeueTaskRun,
     RestartTaskRun,
+    SetExecutionOutputs,
     SetExecutionState,
     SetTaskRunState,
 )
@@ -152,10 +154,18 @@ def _apply(execution: Execution, runs: dict[str, Any], result: Plan) -> None:
         elif isinstance(action, RequeueTaskRun):
             _flush_new(new_runs)
             move_task_run(_row(runs, action.task_run_id, execution), State.QUEUED, next_attempt_at=None)
+        elif isinstance(action, DiscardTaskRuns):  # ended runs only; their logs stay
+            _flush_new(new_runs)
+            TaskRun.objects.filter(execution_id=execution.id, id__in=action.task_run_ids).delete()
         elif isinstance(action, SetExecutionState):
             _flush_new(new_runs)
             fields = {"outputs": dict(action.outputs)} if action.outputs is not None else {}
             move_execution(execution, action.state, **fields)
+            if action.message:
+                errors.append((None, "", action.message))
+        elif isinstance(action, SetExecutionOutputs):  # no state change: not through the door
+            execution.outputs = dict(action.outputs)
+            Execution.objects.filter(id=execution.id).update(outputs=execution.outputs)
             if action.message:
                 errors.append((None, "", action.message))
     _flush_new(new_runs)
@@ -193,8 +203,12 @@ def _row(runs: dict[str, Any], run_id: str, execution: Execution) -> TaskRun:
 
 
 def _flush_new(new_runs: list[TaskRun]) -> None:
+    """Insert the runs created so far (one query), each announced as a move from CREATED to its first state."""
     if new_runs:
         TaskRun.objects.bulk_create(new_runs)
+        for run in new_runs:
+            events.announce(events.TaskRunStateChanged(run.execution_id, run.id, run.task_id, run.state,
+                                                       State.CREATED.value))
         new_runs.clear()
 
 

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
-from pathlib import Path
 
 from django.db import transaction
 from django.db.models import F
@@ -38,15 +37,6 @@ def save_flow(source: str) -> Saved:
         flow.labels = dict(spec.labels)
         flow.save(update_fields=["revision", "source", "disabled", "description", "labels", "updated_at"])
     return Saved(flow, revision, created=True)
-
-
-def save_flows_in(directory: Path) -> list[Saved]:
-    """Every *.yml / *.yaml file of a directory (not recursive); the first invalid one raises."""
-    saved = []
-    for path in sorted(directory.iterdir()):
-        if path.suffix in (".yml", ".yaml") and path.is_file():
-            saved.append(save_flow(path.read_text()))
-    return saved
 
 
 def spec_of(revision: FlowRevision) -> FlowSpec:

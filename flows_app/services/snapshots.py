@@ -11,6 +11,7 @@ from django.db import connection
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
+from flows_app.engine.outcome import recovery_task_ids
 from flows_app.engine.snapshot import ExecutionSnapshot, RunState
 from flows_app.engine.states import TERMINAL, State
 from flows_app.models import Execution, FlowRevision, TaskRun
@@ -38,7 +39,9 @@ class EndedRuns:
     read. So a read asks only for the runs unfinished now, those unfinished at the last read (they may
     have ended since), and those created since (a higher `order`). A long loop's step then reads its few
     running iterations, not the thousands done. Subflow and ForEachItem runs are always read: their
-    children's ends are written into their outputs, also after they ended (`wait: false`).
+    children's ends are written into their outputs, also after they ended (`wait: false`). So are the runs
+    a retry may clear (a flowable's `errors` run between attempts of a child that inherits its retry): a
+    cleared run is deleted, and a copy kept here, in this process or another, would outlive it.
     """
 
     def __init__(self, executions: int = 32):
@@ -63,7 +66,9 @@ class EndedRuns:
             fresh = _select_runs(where + ")", params)
         read = {r.id: r for r in fresh}
         runs = {**ended, **read}
-        keep = {i: r for i, r in read.items() if r.state.is_terminal and not _written_after_end(flow, r)}
+        cleared_by_retries = recovery_task_ids(flow)
+        keep = {i: r for i, r in read.items() if r.state.is_terminal and not _written_after_end(flow, r)
+                and r.task_id not in cleared_by_retries}
         still_ended = {i: r for i, r in ended.items() if i not in read}  # a restarted run was read again
         new_entry = ({**still_ended, **keep}, max((r.order for r in runs.values()), default=-1),
                      tuple(i for i in read if i not in keep))

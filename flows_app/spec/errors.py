@@ -30,6 +30,16 @@ class SpecError:
         return f"{format_path(self.path)}: {self.message}{where}"
 
 
+@dataclass(frozen=True)
+class SpecWarning(SpecError):
+    """Something a valid flow says that Tern does not do (yet): the flow still loads. Placed first, as
+    `concurrency (line 4): accepted but not acted on yet: executions are not limited`."""
+
+    def __str__(self) -> str:
+        where = f" (line {self.line})" if self.line else ""
+        return f"{format_path(self.path)}{where}: {self.message}"
+
+
 class FlowValidationError(Exception):
     """All the errors of one flow source, reported at once."""
 
@@ -48,12 +58,17 @@ class ErrorCollector:
     lines: dict[Path, int] = field(default_factory=dict)
     errors: list[SpecError] = field(default_factory=list)
     limit: int | None = None
+    warnings: list[SpecWarning] = field(default_factory=list)
 
     def add(self, path: Path, message: str) -> None:
         self.errors.append(SpecError(tuple(path), message, self.line_of(path)))
         if self.limit is not None and len(self.errors) >= self.limit:
             stop = SpecError((), f"stopped after {self.limit} errors", self.errors[-1].line)
             raise FlowValidationError([*self.errors, stop])
+
+    def warn(self, path: Path, message: str) -> None:
+        """A warning: reported with the flow, which stays valid."""
+        self.warnings.append(SpecWarning(tuple(path), message, self.line_of(path)))
 
     def line_of(self, path: Path) -> int | None:
         path = tuple(path)

@@ -15,12 +15,25 @@ from .yamlsource import LIMITS, YamlLimits, load_yaml
 
 NAMESPACE_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]*(\.[a-z0-9][a-z0-9_-]*)*$", re.IGNORECASE)
 
-# Top-level keys Kestra accepts; those Tern does not act on yet are kept in FlowSpec.extra.
+# Top-level keys Kestra accepts; those Tern does not act on yet give a warning (NOT_ACTED_ON), and
+# `listeners`, `concurrency`, `sla` and `checks` are kept as written in FlowSpec.extra for the issues that will.
 FLOW_KEYS = {
     "id", "namespace", "revision", "description", "labels", "inputs", "variables", "tasks", "errors",
-    "triggers", "disabled", "outputs", "taskDefaults", "pluginDefaults", "retry",
+    "finally", "afterExecution", "triggers", "disabled", "outputs", "taskDefaults", "pluginDefaults", "retry",
     # accepted, acted on by later issues
-    "listeners", "finally", "afterExecution", "concurrency", "sla", "deleted", "workerGroup", "checks",
+    "listeners", "concurrency", "sla", "deleted", "workerGroup", "checks",
+}
+
+# Accepted keys that change nothing (yet): each gives a warning that says what does not happen. No silent no-op.
+NOT_ACTED_ON = {
+    "triggers": "accepted but not acted on yet: triggers do not fire yet",
+    "concurrency": "accepted but not acted on yet: executions are not limited",
+    "sla": "accepted but not acted on yet: SLAs are not checked",
+    "checks": "accepted but not acted on yet: checks are not evaluated before an execution starts",
+    "listeners": "accepted but not acted on yet: listeners do not run (Kestra deprecated them for afterExecution)",
+    "workerGroup": "accepted but not acted on yet: set `workerGroup` on the tasks to choose their workers",
+    "deleted": "accepted but not acted on yet: the flow is not deleted",
+    "revision": "accepted but ignored: Tern numbers a flow's revisions itself when it is saved",
 }
 
 SCHEDULE = ("io.kestra.plugin.core.trigger.Schedule", "io.kestra.core.models.triggers.types.Schedule")
@@ -47,6 +60,8 @@ def parse_flow(data: Any, errors: ErrorCollector) -> FlowSpec | None:
     for key in data:
         if key not in FLOW_KEYS:
             errors.add((key,), "unknown flow property")
+        elif key in NOT_ACTED_ON:
+            errors.warn((key,), NOT_ACTED_ON[key])
     flow_id = _check_id(data.get("id"), ("id",), errors)
     namespace = data.get("namespace")
     if namespace is None:
@@ -61,9 +76,9 @@ def parse_flow(data: Any, errors: ErrorCollector) -> FlowSpec | None:
     else:
         tasks = parser.parse_list(data.get("tasks"), ("tasks",))
     flow_errors = parser.parse_list(data.get("errors"), ("errors",), allow_empty=True)
-    extra = {k: data[k] for k in ("listeners", "finally", "afterExecution", "concurrency", "sla", "checks") if k in data}
-    if "finally" in data:
-        extra["finally"] = parser.parse_list(data["finally"], ("finally",), allow_empty=True)
+    finally_tasks = parser.parse_list(data.get("finally"), ("finally",), allow_empty=True)
+    after_execution = parser.parse_list(data.get("afterExecution"), ("afterExecution",), allow_empty=True)
+    extra = {k: data[k] for k in ("listeners", "concurrency", "sla", "checks") if k in data}
     if "listeners" in data:
         extra["listeners"] = _listeners(data["listeners"], parser, errors)
     spec = FlowSpec(
@@ -71,6 +86,8 @@ def parse_flow(data: Any, errors: ErrorCollector) -> FlowSpec | None:
         namespace=namespace if isinstance(namespace, str) else "",
         tasks=tasks,
         errors=flow_errors,
+        finally_tasks=finally_tasks,
+        after_execution=after_execution,
         revision=data.get("revision") if isinstance(data.get("revision"), int) else None,
         description=data.get("description"),
         labels=_labels(data.get("labels"), errors),
@@ -82,6 +99,7 @@ def parse_flow(data: Any, errors: ErrorCollector) -> FlowSpec | None:
         retry=parse_retry(data["retry"], ("retry",), errors) if data.get("retry") is not None else None,
         task_defaults=tuple(defaults),
         extra=extra,
+        warnings=tuple(errors.warnings),
     )
     _check_no_self_subflow(spec, errors)
     return spec

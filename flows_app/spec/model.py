@@ -6,7 +6,7 @@ from datetime import timedelta
 from types import MappingProxyType
 from typing import Any, Iterator, Mapping
 
-from .errors import Path
+from .errors import Path, SpecWarning
 
 
 @dataclass(frozen=True)
@@ -79,6 +79,8 @@ class FlowSpec:
     namespace: str
     tasks: tuple[TaskSpec, ...]
     errors: tuple[TaskSpec, ...] = ()
+    finally_tasks: tuple[TaskSpec, ...] = ()  # `finally`: run once `tasks` (and `errors`) are done, whatever the state
+    after_execution: tuple[TaskSpec, ...] = ()  # `afterExecution`: run once the execution's final state is known
     revision: int | None = None
     description: str | None = None
     labels: Mapping[str, str] = field(default_factory=dict)
@@ -90,9 +92,10 @@ class FlowSpec:
     retry: RetrySpec | None = None
     task_defaults: tuple[Mapping[str, Any], ...] = ()
     extra: Mapping[str, Any] = field(default_factory=dict)  # accepted Kestra keys Tern does not act on yet
+    warnings: tuple[SpecWarning, ...] = ()  # what the flow says that Tern does not do (yet): `extra`, ignored keys
 
     def walk(self) -> Iterator[TaskSpec]:
-        for task in self.tasks + self.errors:
+        for task in self.tasks + self.errors + self.finally_tasks + self.after_execution:
             yield from task.walk()
 
     def task(self, task_id: str) -> TaskSpec:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import yaml
 from yaml.composer import ComposerError
@@ -23,50 +23,58 @@ class YamlLimits:
 LIMITS = YamlLimits()
 
 
-class _LimitedComposer:
+class _LimitedComposer(yaml.parser.Parser, yaml.composer.Composer):
     """A Composer that refuses deep nesting, an alias used inside its own anchor (a value that would contain
     itself) and aliases that expand to too many values, each at the line where it happens."""
 
     limits: YamlLimits = LIMITS
 
-    def compose_document(self) -> yaml.Node:
-        self._depth, self._open_anchors, self._expanded = 0, set(), 0
+    def compose_document(self) -> yaml.Node | None:
+        self._depth, self._expanded = 0, 0
+        self._open_anchors: set[str] = set()
         self._sizes: list[int] = [0]  # values in the node being composed, one entry per open node
         self._anchor_sizes: dict[str, int] = {}
         return super().compose_document()
 
-    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node:
-        event = self.peek_event()
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
+        event: yaml.Event = self.peek_event()  # type: ignore[no-untyped-call]  # unannotated in types-PyYAML
         if isinstance(event, yaml.AliasEvent):
             return self._compose_alias(event, parent, index)
         nests = isinstance(event, (yaml.SequenceStartEvent, yaml.MappingStartEvent))
         self._depth += nests
         if self._depth > self.limits.max_depth:
-            raise ComposerError(None, None, f"nesting deeper than {self.limits.max_depth} levels", event.start_mark)
-        if event.anchor is not None:
-            self._open_anchors.add(event.anchor)
+            raise ComposerError(None, None, f"nesting deeper than {self.limits.max_depth} levels", _mark(event))
+        anchor: str | None = getattr(event, "anchor", None)  # node events have one (maybe None), others none
+        if anchor is not None:
+            self._open_anchors.add(anchor)
         self._sizes.append(0)
         node = super().compose_node(parent, index)
         size = 1 + self._sizes.pop()
         self._sizes[-1] += size
-        if event.anchor is not None:
-            self._open_anchors.discard(event.anchor)
-            self._anchor_sizes[event.anchor] = size
+        if anchor is not None:
+            self._open_anchors.discard(anchor)
+            self._anchor_sizes[anchor] = size
         self._depth -= nests
         return node
 
-    def _compose_alias(self, event: yaml.AliasEvent, parent: yaml.Node | None, index: Any) -> yaml.Node:
-        if event.anchor in self._open_anchors:
-            raise ComposerError(None, None, f"alias *{event.anchor} is used inside its own anchor &{event.anchor}",
-                                event.start_mark)
+    def _compose_alias(self, event: yaml.AliasEvent, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
+        anchor = event.anchor or ""
+        if anchor in self._open_anchors:
+            raise ComposerError(None, None, f"alias *{anchor} is used inside its own anchor &{anchor}", _mark(event))
         node = super().compose_node(parent, index)  # raises on an undefined alias
-        size = self._anchor_sizes[event.anchor]
+        size = self._anchor_sizes[anchor]
         self._sizes[-1] += size
         self._expanded += size
         if self._expanded > self.limits.max_alias_values:
             raise ComposerError(None, None, f"aliases expand to more than {self.limits.max_alias_values} values",
-                                event.start_mark)
+                                _mark(event))
         return node
+
+
+def _mark(event: yaml.Event) -> yaml.error.Mark | None:
+    """Where an event starts (the C parser's marks are another class with the same fields)."""
+    mark = event.start_mark
+    return mark if isinstance(mark, yaml.error.Mark) else None
 
 
 class _Constructor(_LimitedComposer, yaml.SafeLoader):
@@ -134,21 +142,27 @@ _SCALAR_TAGS = {f"tag:yaml.org,2002:{name}" for name in ("str", "int", "float", 
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
+_MERGE = "tag:yaml.org,2002:merge"
+
+
 def _refused(path: Path, problem: str, line: int | None) -> FlowValidationError:
     return FlowValidationError([SpecError(path, f"invalid YAML: {problem}", line)])
 
 
-def _build(node: yaml.Node, path: Path, loader: _Constructor, lines: dict, errors: list) -> Any:
+def _build(node: yaml.Node, path: Path, loader: _Constructor, lines: dict[Path, int], errors: list[SpecError]) -> Any:
     lines[path] = node.start_mark.line + 1
     if isinstance(node, (yaml.MappingNode, yaml.SequenceNode)) and node.tag not in _PLAIN_TAGS:
         raise _refused(path, f"tag '{_short(node.tag)}' is not allowed", lines[path])
     if isinstance(node, yaml.MappingNode):
+        written = sum(1 for key_node, _ in node.value if key_node.tag != _MERGE)
         try:
-            loader.flatten_mapping(node)  # resolves `<<` merge keys
+            loader.flatten_mapping(node)  # resolves `<<` merge keys: the merged pairs come first
         except yaml.MarkedYAMLError as exc:  # `<<:` followed by something else than maps
             raise _refused(path, exc.problem or str(exc), lines[path]) from None
-        result: dict[Any, Any] = {}
-        for key_node, value_node in node.value:
+        first_written = len(node.value) - written
+        chosen: dict[str, tuple[yaml.Node, int]] = {}  # key -> (value node, line of its key)
+        seen_written: set[str] = set()
+        for index, (key_node, value_node) in enumerate(node.value):
             key_line = key_node.start_mark.line + 1
             if not isinstance(key_node, yaml.ScalarNode):
                 errors.append(SpecError(path, "a mapping key must be a plain value", key_line))
@@ -156,15 +170,22 @@ def _build(node: yaml.Node, path: Path, loader: _Constructor, lines: dict, error
             key = _scalar(key_node, path, loader)
             if not isinstance(key, str):
                 key = _scalar_text(key_node)
-            if key in result:
-                errors.append(SpecError(path + (key,), f"duplicate key '{key}'", key_line))
-                continue
+            if index >= first_written:  # written in this mapping: overrides a merged key, never another
+                if key in seen_written:
+                    errors.append(SpecError(path + (key,), f"duplicate key '{key}'", key_line))
+                    continue
+                seen_written.add(key)
+                chosen[key] = (value_node, key_line)
+            elif key not in chosen:  # merged: the first mapping merged that has it wins (YAML's merge rule)
+                chosen[key] = (value_node, key_line)
+        result: dict[Any, Any] = {}
+        for key, (value_node, key_line) in chosen.items():
             result[key] = _build(value_node, path + (key,), loader, lines, errors)
             lines[path + (key,)] = key_line
         return result
     if isinstance(node, yaml.SequenceNode):
         return [_build(item, path + (i,), loader, lines, errors) for i, item in enumerate(node.value)]
-    return _scalar(node, path, loader)
+    return _scalar(cast(yaml.ScalarNode, node), path, loader)  # neither a map nor a list
 
 
 def _scalar(node: yaml.ScalarNode, path: Path, loader: _Constructor) -> Any:
@@ -179,6 +200,8 @@ def _scalar(node: yaml.ScalarNode, path: Path, loader: _Constructor) -> Any:
         raise _refused(path, f"the number {node.value[:20]}... is too large", line) from None
     if isinstance(value, str) and _LONE_SURROGATE.search(value):  # from an escape such as "\ud800"
         raise _refused(path, "a lone surrogate (like \\ud800) is not a character", line)
+    if isinstance(value, str) and "\0" in value:  # from an escape "\0": PostgreSQL stores no NUL in text
+        raise _refused(path, "a NUL character (\\0) is not allowed", line)
     return value
 
 

@@ -16,6 +16,8 @@ from plugins_app.base import (
     Properties,
     active,
     branch,
+    finally_next,
+    finally_state,
     prop,
     resolve_children_state,
     runs_of,
@@ -32,7 +34,7 @@ class Switch(FlowablePlugin):
 
     type = "io.kestra.plugin.core.flow.Switch"
     aliases = ("io.kestra.core.tasks.flows.Switch",)
-    child_fields = {"cases": MAP, "defaults": LIST, "errors": LIST}
+    child_fields = {"cases": MAP, "defaults": LIST, "errors": LIST, "finally": LIST}
     required_children = frozenset()  # either may be left out, not both: see check()
     outputs = {"value": "The rendered `value`.", "defaults": "Whether the `defaults` branch was taken."}
     example = """
@@ -65,10 +67,10 @@ class Switch(FlowablePlugin):
         return {"value": value, "defaults": chosen is None and bool(branch(ctx.task, "defaults"))}
 
     def next_children(self, ctx):
-        return sequential_next(self._tasks(ctx), branch(ctx.task, "errors"), ctx.children)
+        return _sequence_next(ctx, self._tasks(ctx))
 
     def resolve_state(self, ctx):
-        return resolve_children_state(self._tasks(ctx), branch(ctx.task, "errors"), ctx.children)
+        return _sequence_state(ctx, self._tasks(ctx))
 
     @staticmethod
     def _tasks(ctx) -> list:
@@ -80,6 +82,18 @@ class Switch(FlowablePlugin):
         if not branch(ctx.task, "defaults"):
             raise FlowableError(f"no case matches the value '{value}' and there are no defaults")
         return branch(ctx.task, "defaults")
+
+
+def _sequence_next(ctx, tasks: list) -> list[ChildRun]:
+    """`tasks` one after another, `errors` after a failure, then `finally` (Switch, If, AllowFailure)."""
+    errors = branch(ctx.task, "errors")
+    return sequential_next(tasks, errors, ctx.children) or finally_next(
+        resolve_children_state(tasks, errors, ctx.children), branch(ctx.task, "finally"), ctx.children)
+
+
+def _sequence_state(ctx, tasks: list) -> State | None:
+    done = resolve_children_state(tasks, branch(ctx.task, "errors"), ctx.children)
+    return finally_state(done, branch(ctx.task, "finally"), ctx.children)
 
 
 def _case(task, value: str) -> str | None:
@@ -102,7 +116,7 @@ class If(FlowablePlugin):
 
     type = "io.kestra.plugin.core.flow.If"
     aliases = ("io.kestra.core.tasks.flows.If",)
-    child_fields = {"then": LIST, "else": LIST, "errors": LIST}
+    child_fields = {"then": LIST, "else": LIST, "errors": LIST, "finally": LIST}
     required_children = frozenset({"then"})
     outputs = {"evaluationResult": "The condition's truth."}
     example = """
@@ -126,11 +140,11 @@ class If(FlowablePlugin):
         return {"evaluationResult": truthy(ctx.props().condition)}
 
     def next_children(self, ctx):
-        return sequential_next(self._tasks(ctx), branch(ctx.task, "errors"), ctx.children)
+        return _sequence_next(ctx, self._tasks(ctx))
 
     def resolve_state(self, ctx):
-        # With no `else` and a false condition there is nothing to run: SUCCESS at once.
-        return resolve_children_state(self._tasks(ctx), branch(ctx.task, "errors"), ctx.children)
+        # With no `else` and a false condition there is nothing to run: SUCCESS at once (after `finally`).
+        return _sequence_state(ctx, self._tasks(ctx))
 
     @staticmethod
     def _tasks(ctx) -> list:
@@ -144,6 +158,7 @@ class AllowFailure(FlowablePlugin):
 
     type = "io.kestra.plugin.core.flow.AllowFailure"
     aliases = ("io.kestra.core.tasks.flows.AllowFailure",)
+    child_fields = {"tasks": LIST, "errors": LIST, "finally": LIST}
     example = """
 - id: best-effort
   type: io.kestra.plugin.core.flow.AllowFailure
@@ -154,10 +169,10 @@ class AllowFailure(FlowablePlugin):
 """
 
     def next_children(self, ctx):
-        return sequential_next(branch(ctx.task, "tasks"), branch(ctx.task, "errors"), ctx.children)
+        return _sequence_next(ctx, branch(ctx.task, "tasks"))
 
     def resolve_state(self, ctx):
-        state = resolve_children_state(branch(ctx.task, "tasks"), branch(ctx.task, "errors"), ctx.children)
+        state = _sequence_state(ctx, branch(ctx.task, "tasks"))
         return State.WARNING if state == State.FAILED else state  # a kill stays a kill
 
 
@@ -179,7 +194,7 @@ class Dag(FlowablePlugin):
 
     type = "io.kestra.plugin.core.flow.Dag"
     aliases = ("io.kestra.core.tasks.flows.Dag",)
-    child_fields = {"tasks": DAG, "errors": LIST}
+    child_fields = {"tasks": DAG, "errors": LIST, "finally": LIST}
     example = """
 - id: build
   type: io.kestra.plugin.core.flow.Dag
@@ -208,10 +223,14 @@ class Dag(FlowablePlugin):
         return _unknown_dependencies(entries, graph) + _cycle(graph)
 
     def next_children(self, ctx):
-        """1. after a failure: no new start, then `errors` once the running ones end; 2. else the ready ones."""
+        """1. after a failure: no new start, then `errors` once the running ones end; 2. else the ready ones;
+        3. once they and the errors are done, `finally`."""
         tasks, errors = active(branch(ctx.task, "tasks")), branch(ctx.task, "errors")
         main = runs_of(tasks, ctx.children)
         running = sum(1 for r in main if not r.state.is_terminal)
+        done = resolve_children_state(tasks, errors, ctx.children)
+        if done is not None:
+            return finally_next(done, branch(ctx.task, "finally"), ctx.children)
         if any(r.state.is_failure for r in main):
             return [] if running else sequential_next(tasks, errors, ctx.children)
         ready = self._ready(ctx, tasks, main)
@@ -222,7 +241,8 @@ class Dag(FlowablePlugin):
         return [ChildRun(t) for t in ready[:free]]
 
     def resolve_state(self, ctx):
-        return resolve_children_state(branch(ctx.task, "tasks"), branch(ctx.task, "errors"), ctx.children)
+        done = resolve_children_state(branch(ctx.task, "tasks"), branch(ctx.task, "errors"), ctx.children)
+        return finally_state(done, branch(ctx.task, "finally"), ctx.children)
 
     @staticmethod
     def _ready(ctx, tasks: Sequence, main: Sequence) -> list:

@@ -8,6 +8,7 @@ from typing import Any, Sequence
 
 from flows_app.engine.vocabulary import TERMINAL, State, TaskSpec, is_template
 from plugins_app.base import (
+    LIST,
     ChildRun,
     FlowableError,
     FlowablePlugin,
@@ -15,6 +16,8 @@ from plugins_app.base import (
     RunView,
     active,
     branch,
+    finally_next,
+    finally_state,
     prop,
     sequential_next,
 )
@@ -155,8 +158,10 @@ def loop_state(values: Sequence[str], tasks: Sequence["TaskSpec"], errors: Seque
 # ---- the plugins ---------------------------------------------------------------------------------
 
 class Loop(FlowablePlugin):
-    """Shared rules of the loops; subclasses say where the values are and how children are released."""
+    """Shared rules of the loops; subclasses say where the values are and how children are released. `errors`
+    and `finally` run once for the loop, not once per value."""
 
+    child_fields = {"tasks": LIST, "errors": LIST, "finally": LIST}
     values_field = "value"
 
     def values(self, ctx) -> tuple[str, ...]:
@@ -168,6 +173,9 @@ class Loop(FlowablePlugin):
     def next_children(self, ctx):
         values, (tasks, errors) = self.values(ctx), _branches(ctx)
         runs = LoopRuns.of(tasks, errors, ctx.children)
+        done = loop_state(values, tasks, errors, runs)
+        if done is not None:
+            return finally_next(done, branch(ctx.task, "finally"), ctx.children)
         if runs.failed:
             return next_handlers(errors, runs, ctx.children)
         if not tasks:
@@ -176,7 +184,8 @@ class Loop(FlowablePlugin):
 
     def resolve_state(self, ctx):
         tasks, errors = _branches(ctx)
-        return loop_state(self.values(ctx), tasks, errors, LoopRuns.of(tasks, errors, ctx.children))
+        done = loop_state(self.values(ctx), tasks, errors, LoopRuns.of(tasks, errors, ctx.children))
+        return finally_state(done, branch(ctx.task, "finally"), ctx.children)
 
 
 def loop_props(ctx, properties: type[Properties]) -> Any:

@@ -8,11 +8,14 @@ from typing import Any, ClassVar, Mapping
 
 from flows_app.engine.vocabulary import DurationError, parse_duration
 from plugins_app.base import (
+    LIST,
     FlowablePlugin,
     PluginError,
     Properties,
     RunnablePlugin,
     branch,
+    finally_next,
+    finally_state,
     prop,
     resolve_children_state,
     sequential_next,
@@ -42,6 +45,7 @@ class WorkingDirectory(FlowablePlugin):
     type = "io.kestra.plugin.core.flow.WorkingDirectory"
     aliases = ("io.kestra.core.tasks.flows.WorkingDirectory", "io.kestra.core.tasks.flows.Worker")
     shares_directory: ClassVar[bool] = True
+    child_fields = {"tasks": LIST, "errors": LIST, "finally": LIST}  # `finally` runs in the directory too
     outputs = {"outputFiles": "Files matching `outputFiles` once the last child ended: path -> internal storage URI."}
     example = """
 - id: build
@@ -75,7 +79,7 @@ class WorkingDirectory(FlowablePlugin):
         from plugins_app.registry import UnknownPlugin, get_plugin
 
         issues = []
-        for name in ("tasks", "errors"):
+        for name in ("tasks", "errors", "finally"):
             children = raw.get(name)
             for index, child in enumerate(children if isinstance(children, list) else ()):
                 kind = child.get("type") if isinstance(child, dict) else None
@@ -94,10 +98,13 @@ class WorkingDirectory(FlowablePlugin):
         return {}
 
     def next_children(self, ctx):
-        return sequential_next(branch(ctx.task, "tasks"), branch(ctx.task, "errors"), ctx.children)
+        tasks, errors = branch(ctx.task, "tasks"), branch(ctx.task, "errors")
+        return sequential_next(tasks, errors, ctx.children) or finally_next(
+            resolve_children_state(tasks, errors, ctx.children), branch(ctx.task, "finally"), ctx.children)
 
     def resolve_state(self, ctx):
-        return resolve_children_state(branch(ctx.task, "tasks"), branch(ctx.task, "errors"), ctx.children)
+        done = resolve_children_state(branch(ctx.task, "tasks"), branch(ctx.task, "errors"), ctx.children)
+        return finally_state(done, branch(ctx.task, "finally"), ctx.children)
 
     def open_directory(self, ctx):
         """The cache is put back first, then the `inputFiles` written (over it)."""

@@ -127,3 +127,51 @@ def test_flow_test_refuses_a_recursive_alias_and_a_binary_file_without_a_traceba
     (tmp_path / "binary.yml").write_bytes(b"\xff")
     binary = tern("flow", "test", tmp_path / "binary.yml")
     assert binary.returncode == 2 and "not UTF-8 text (byte 0)" in binary.stderr and "Traceback" not in binary.stderr
+
+
+UNLIMITED = """id: unlimited
+namespace: tests
+concurrency:
+  limit: 1
+tasks:
+  - id: t
+    type: io.kestra.plugin.core.log.Log
+    message: hi
+triggers:
+  - id: daily
+    type: io.kestra.plugin.core.trigger.Schedule
+    cron: "@daily"
+"""
+
+
+def test_validate_prints_what_is_not_acted_on_as_warnings_and_exits_zero(tmp_path):
+    path = tmp_path / "unlimited.yml"
+    path.write_text(UNLIMITED)
+    result = tern("flow", "validate", path, FIXTURES / "valid" / "sequential.yml")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count(": valid") == 2
+    assert result.stderr.splitlines() == [
+        f"warning: {path}: concurrency (line 3): accepted but not acted on yet: executions are not limited",
+        f"warning: {path}: triggers (line 9): accepted but not acted on yet: triggers do not fire yet",
+    ]
+
+
+def test_flow_test_prints_the_warnings_before_the_run(tmp_path):
+    path = tmp_path / "unlimited.yml"
+    path.write_text(UNLIMITED)
+    result = tern("flow", "test", path, "--json")
+    assert result.returncode == 0, result.stderr
+    lines = result.stderr.splitlines()
+    assert lines[0] == f"warning: {path}: concurrency (line 3): accepted but not acted on yet: executions are not limited"
+    assert lines[1].startswith(f"warning: {path}: triggers (line 9)") and lines[-1].endswith("ended SUCCESS")
+    assert json.loads(result.stdout.strip().splitlines()[-1])["state"] == "SUCCESS"
+
+
+def test_flow_test_runs_finally_and_after_execution():
+    result = tern("flow", "test", FIXTURES / "valid" / "after-execution-failed.yml", "--json")
+    assert result.returncode == 1 and "warning:" not in result.stderr
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert summary["state"] == "FAILED"
+    assert [(r["taskId"], r["state"]) for r in summary["taskRuns"]] == [
+        ("fail", "FAILED"), ("handler", "SUCCESS"), ("cleanup", "SUCCESS"), ("on_success", "SKIPPED"),
+        ("on_failure", "SUCCESS")]

@@ -6,7 +6,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from flows_app.engine.actions import CreateTaskRun, RequeueTaskRun, SetExecutionState, SetTaskRunState
+from flows_app.engine.actions import CreateTaskRun, DiscardTaskRuns, RequeueTaskRun, SetExecutionState, SetTaskRunState
 from flows_app.engine.outcome import decide
 from flows_app.engine.planner import apply, plan
 from flows_app.engine.snapshot import ExecutionSnapshot
@@ -30,6 +30,17 @@ class Sim:
         self.last = plan(self.snapshot, self.new_id)
         self.snapshot = apply(self.snapshot, self.last.actions)
         return self.last
+
+    def attempt(self, task_id, state):
+        """A worker ends an attempt: it is decided (an end, or a retry at a time) as the services do."""
+        run = self.run_of(task_id)
+        decision = decide(self.flow, self.flow.task(task_id), state, run.attempts + 1, True, NOW, self.snapshot.now)
+        runs = tuple(r.evolve(state=decision.state, attempts=r.attempts + 1, next_attempt_at=decision.next_attempt_at)
+                     if r.id == run.id else r for r in self.snapshot.runs)
+        self.snapshot = self.snapshot.with_runs(runs)
+
+    def at(self, moment):
+        self.snapshot = ExecutionSnapshot(**{**self.snapshot.__dict__, "now": moment})
 
     def run_of(self, task_id):
         matches = [r for r in self.snapshot.runs if r.task_id == task_id]
@@ -334,6 +345,92 @@ def test_a_failure_that_cannot_be_helped_by_retrying_is_not_retried():
 def test_allow_warning_turns_a_warning_into_success():
     spec = load_flow(flow(f"  - id: a\n    allowWarning: true\n{LOG}"))
     assert decide(spec, spec.task("a"), State.WARNING, 1, True, NOW, NOW).state == State.SUCCESS
+
+
+# ---- retries inside flowables (Kestra's: a flowable's retry is its failing children's) ----------------
+
+RETRY_10S = "      type: constant\n      interval: PT10S\n      maxAttempt: 2\n"
+
+
+def seq_flow(retry: str = RETRY_10S, child_retry: str = "", errors: bool = False) -> str:
+    child = f"      - id: a\n        type: io.kestra.plugin.core.log.Log\n        message: x\n{child_retry}"
+    handler = "    errors:\n      - id: h\n        type: io.kestra.plugin.core.log.Log\n        message: y\n"
+    return flow(f"  - id: seq\n    type: io.kestra.plugin.core.flow.Sequential\n    retry:\n{retry}"
+                f"    tasks:\n{child}" + (handler if errors else ""))
+
+
+def test_a_child_inherits_the_retry_of_the_nearest_flowable_around_it():
+    spec = load_flow(seq_flow())
+    decision = decide(spec, spec.task("a"), State.FAILED, 1, True, NOW, NOW)
+    assert decision.state == State.RETRYING and decision.next_attempt_at == NOW + timedelta(seconds=10)
+    assert decide(spec, spec.task("a"), State.FAILED, 2, True, NOW, NOW).state == State.FAILED
+
+
+def test_only_a_tasks_own_warning_on_retry_marks_its_late_success():
+    inherited = load_flow(seq_flow(RETRY_10S + "      warningOnRetry: true\n"))
+    assert decide(inherited, inherited.task("a"), State.SUCCESS, 2, True, NOW, NOW).state == State.SUCCESS
+    own = load_flow(seq_flow(child_retry="        retry:\n          type: constant\n          interval: PT1S\n"
+                                         "          warningOnRetry: true\n"))
+    assert decide(own, own.task("a"), State.SUCCESS, 2, True, NOW, NOW).state == State.WARNING
+
+
+def test_an_inherited_retry_does_not_hold_back_an_allowed_failure():
+    spec = load_flow(seq_flow(child_retry="        allowFailure: true\n"))
+    assert decide(spec, spec.task("a"), State.FAILED, 1, True, NOW, NOW).state == State.WARNING
+
+
+def test_a_flowable_waits_while_its_child_waits_for_a_retry_and_the_retry_reuses_the_run():
+    sim = Sim(seq_flow())
+    sim.step()
+    first = sim.run_of("a")
+    sim.attempt("a", State.FAILED)
+    result = sim.step()
+    assert result.actions == () and result.wake_at == NOW + timedelta(seconds=10)
+    assert sim.states() == {"seq": State.RUNNING, "a": State.RETRYING}
+    sim.at(NOW + timedelta(seconds=10))
+    assert sim.step().actions == (RequeueTaskRun(first.id),)
+    assert sim.run_of("a").id == first.id and sim.queued() == ["a"]
+    sim.attempt("a", State.FAILED)  # the second and last attempt
+    sim.step()
+    assert sim.states() == {"seq": State.FAILED, "a": State.FAILED} and sim.run_of("a").attempts == 2
+    assert sim.state == State.FAILED
+
+
+def test_errors_run_between_attempts_of_an_inherited_retry_and_are_cleared_before_the_next():
+    sim = Sim(seq_flow(errors=True))
+    sim.step()
+    sim.attempt("a", State.FAILED)
+    sim.step()
+    assert sim.queued() == ["h"] and sim.states()["seq"] == State.RUNNING
+    handler = sim.run_of("h")
+    sim.finish("h")
+    assert sim.step().actions == ()  # the retry is not due yet, and the Sequential waits for it
+    sim.at(NOW + timedelta(seconds=10))
+    assert sim.step().actions == (DiscardTaskRuns((handler.id,)), RequeueTaskRun(sim.run_of("a").id))
+    assert sim.states() == {"seq": State.RUNNING, "a": State.QUEUED}
+    sim.attempt("a", State.SUCCESS)
+    sim.step()
+    assert sim.states() == {"seq": State.SUCCESS, "a": State.SUCCESS} and sim.state == State.SUCCESS
+
+
+def test_a_due_retry_waits_for_the_errors_its_failure_started_with_no_wake_time_meanwhile():
+    sim = Sim(seq_flow(errors=True))
+    sim.step()
+    sim.attempt("a", State.FAILED)
+    sim.step()
+    sim.at(NOW + timedelta(seconds=30))
+    result = sim.step()
+    assert result.actions == () and result.wake_at is None  # h's end advances the execution
+    sim.finish("h")
+    assert [type(a) for a in sim.step().actions] == [DiscardTaskRuns, RequeueTaskRun]
+
+
+def test_a_childs_own_retry_keeps_its_flowables_errors_waiting():
+    sim = Sim(seq_flow(child_retry="        retry:\n" + RETRY_10S.replace("      ", "          "), errors=True))
+    sim.step()
+    sim.attempt("a", State.FAILED)
+    assert sim.step().actions == ()
+    assert sim.states() == {"seq": State.RUNNING, "a": State.RETRYING}
 
 
 # ---- the state table -------------------------------------------------------------------------------

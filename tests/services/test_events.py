@@ -66,14 +66,15 @@ def test_a_run_is_heard_in_order_from_creation_to_its_end(run_flow, tmp_path):
     assert mine[-1].state == "SUCCESS" and mine[-1].outputs == {"said": "second"}
     assert [(e.previous, e.state) for e in heard.of(events.ExecutionStateChanged, execution_id)] == [
         ("CREATED", "RUNNING"), ("RUNNING", "SUCCESS")]
-    # each task run: ready, then claimed, then ended; b only once a has ended
-    moves = [(e.task_id, e.state) for e in heard.of(events.TaskRunStateChanged, execution_id)]
-    assert moves == [("a", "RUNNING"), ("a", "SUCCESS"), ("b", "RUNNING"), ("b", "SUCCESS")]
+    # each task run: created queued, claimed, ended; b only once a has ended
+    moves = [(e.task_id, e.previous, e.state) for e in heard.of(events.TaskRunStateChanged, execution_id)]
+    assert moves == [("a", "CREATED", "QUEUED"), ("a", "QUEUED", "RUNNING"), ("a", "RUNNING", "SUCCESS"),
+                     ("b", "CREATED", "QUEUED"), ("b", "QUEUED", "RUNNING"), ("b", "RUNNING", "SUCCESS")]
     ready = [r.task_id for e in heard.of(events.TaskRunsReady, execution_id) for r in e.runs]
     assert ready == ["a", "b"]
-    order = [type(e).__name__ + ":" + getattr(e, "task_id", "") for e in mine
+    order = [(type(e).__name__, getattr(e, "state", "")) for e in mine
              if isinstance(e, (events.TaskRunStateChanged, events.TaskRunsReady))]
-    assert order.index("TaskRunsReady:") < order.index("TaskRunStateChanged:a")
+    assert order.index(("TaskRunsReady", "")) < order.index(("TaskRunStateChanged", "RUNNING"))
     lines = [line.message for e in heard.of(events.LogLinesWritten, execution_id) for line in e.lines]
     assert lines == ["first"]
 
