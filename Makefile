@@ -25,7 +25,9 @@ bench: $(STAMP)
 	$(BIN)/python -m orchestrator.bench
 
 lint: $(STAMP)
-	$(BIN)/python -m compileall -q orchestrator flows_app plugins_app tests
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 clean:
 	rm -rf $(VENV) build *.egg-info

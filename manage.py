@@ -1,5 +1,6 @@
 #!/usr/bin/env python
 """Django's command-line utility for Tern (the `tern` command wraps the common ones)."""
+
 import os
 import sys
 

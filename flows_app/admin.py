@@ -1,5 +1,6 @@
 """The Django admin for operators: flows with revisions and a Run page, executions with task runs and logs
 (shown, never edited: the services write them), and the KV store."""
+
 from __future__ import annotations
 
 from django.contrib import admin, messages
@@ -64,16 +65,37 @@ class FlowAdmin(admin.ModelAdmin):
     list_filter = ("namespace", "disabled")
     search_fields = ("flow_id", "namespace", "description")
     # All of it comes from the YAML (`disabled:` too): a flow changes by saving a new revision, not here.
-    readonly_fields = ("namespace", "flow_id", "revision", "disabled", "description_view", "source_view", "labels",
-                       "created_at", "updated_at")
-    fields = ("namespace", "flow_id", "revision", "disabled", "description_view", "labels", "source_view",
-              "created_at", "updated_at")
+    readonly_fields = (
+        "namespace",
+        "flow_id",
+        "revision",
+        "disabled",
+        "description_view",
+        "source_view",
+        "labels",
+        "created_at",
+        "updated_at",
+    )
+    fields = (
+        "namespace",
+        "flow_id",
+        "revision",
+        "disabled",
+        "description_view",
+        "labels",
+        "source_view",
+        "created_at",
+        "updated_at",
+    )
     inlines = [RevisionInline]
     actions = ["run_flows"]
 
     def get_urls(self):
-        run = path("<path:object_id>/run/", self.admin_site.admin_view(self.run_view),
-                   name=f"{self.opts.app_label}_{self.opts.model_name}_run")
+        run = path(
+            "<path:object_id>/run/",
+            self.admin_site.admin_view(self.run_view),
+            name=f"{self.opts.app_label}_{self.opts.model_name}_run",
+        )
         return [run, *super().get_urls()]  # first: the catch-all `<path:object_id>/` would take it
 
     def get_list_display(self, request):
@@ -123,9 +145,13 @@ class FlowAdmin(admin.ModelAdmin):
             form, labels_form = form_class(prefix="input"), LabelsForm()
         context = {
             **self.admin_site.each_context(request),
-            "title": f"Run {flow}", "opts": self.opts, "flow": flow, "spec": spec,
+            "title": f"Run {flow}",
+            "opts": self.opts,
+            "flow": flow,
+            "spec": spec,
             "description": render_markdown(spec.description),
-            "form": form, "labels_form": labels_form,
+            "form": form,
+            "labels_form": labels_form,
         }
         return TemplateResponse(request, "admin/flows_app/flow/run.html", context)
 
@@ -202,8 +228,22 @@ class ExecutionAdmin(ReadOnlyAdmin):
     list_filter = ("state", "flow__namespace", "flow")
     search_fields = ("id", "flow__flow_id", "flow__namespace")
     date_hierarchy = "created_at"
-    fields = ("id", "flow", "flow_revision", "state", "parent", "parent_task_run_id", "inputs", "labels",
-              "outputs", "trigger", "created_at", "started_at", "ended_at", "wake_at")
+    fields = (
+        "id",
+        "flow",
+        "flow_revision",
+        "state",
+        "parent",
+        "parent_task_run_id",
+        "inputs",
+        "labels",
+        "outputs",
+        "trigger",
+        "created_at",
+        "started_at",
+        "ended_at",
+        "wake_at",
+    )
     readonly_fields = fields
     inlines = [TaskRunInline, LogInline]
     actions = ["kill_executions", "delete_selected"]
@@ -234,8 +274,9 @@ class ExecutionAdmin(ReadOnlyAdmin):
             return super().delete_view(request, object_id, extra_context)
         except NotEnded as exc:
             self.message_user(request, f"Not deleted: {exc}.", messages.ERROR)
-            return HttpResponseRedirect(reverse(f"{self.admin_site.name}:flows_app_execution_change",
-                                                args=[unquote(object_id)]))
+            return HttpResponseRedirect(
+                reverse(f"{self.admin_site.name}:flows_app_execution_change", args=[unquote(object_id)])
+            )
 
     @admin.action(description=admin_actions.delete_selected.short_description, permissions=["delete"])
     def delete_selected(self, request, queryset):
@@ -251,13 +292,21 @@ class ExecutionAdmin(ReadOnlyAdmin):
         """The confirmation page lists the executions and counts what goes with them: listing each log line
         would make a page of thousands. Task runs and logs need no delete permission of their own."""
         executions = list(objs)
-        listed = [format_html('{}: <a href="{}">{}</a>', capfirst(self.opts.verbose_name),
-                              reverse(f"{self.admin_site.name}:flows_app_execution_change", args=[e.pk]), e)
-                  for e in executions]
+        listed = [
+            format_html(
+                '{}: <a href="{}">{}</a>',
+                capfirst(self.opts.verbose_name),
+                reverse(f"{self.admin_site.name}:flows_app_execution_change", args=[e.pk]),
+                e,
+            )
+            for e in executions
+        ]
         ids = [e.pk for e in executions]
-        counts = {Execution._meta.verbose_name_plural: len(executions),
-                  TaskRun._meta.verbose_name_plural: TaskRun.objects.filter(execution__in=ids).count(),
-                  LogEntry._meta.verbose_name_plural: LogEntry.objects.filter(execution__in=ids).count()}
+        counts = {
+            Execution._meta.verbose_name_plural: len(executions),
+            TaskRun._meta.verbose_name_plural: TaskRun.objects.filter(execution__in=ids).count(),
+            LogEntry._meta.verbose_name_plural: LogEntry.objects.filter(execution__in=ids).count(),
+        }
         return listed, counts, set(), []
 
 
@@ -266,8 +315,23 @@ class TaskRunAdmin(ReadOnlyAdmin):
     list_display = ("task_id", "execution", "state", "value", "attempt_count", "started_at", "ended_at")
     list_filter = ("state",)
     search_fields = ("task_id", "execution__id", "execution__flow__flow_id")
-    fields = ("id", "execution", "task_id", "parent", "value", "state", "order", "attempts", "outputs",
-              "created_at", "started_at", "ended_at", "next_attempt_at", "heartbeat_at", "worker")
+    fields = (
+        "id",
+        "execution",
+        "task_id",
+        "parent",
+        "value",
+        "state",
+        "order",
+        "attempts",
+        "outputs",
+        "created_at",
+        "started_at",
+        "ended_at",
+        "next_attempt_at",
+        "heartbeat_at",
+        "worker",
+    )
     readonly_fields = fields
 
 

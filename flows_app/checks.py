@@ -1,4 +1,5 @@
 """A system check that imports every plugin at start-up and names the one that fails."""
+
 from django.core.checks import Error, register
 
 

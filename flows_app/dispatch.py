@@ -10,6 +10,7 @@ Routing is decided here, from the facts the services give (`ReadyRun`): a task's
 queue (`tern.<group>`), a run pinned to a worker (a WorkingDirectory's child) goes to that worker's own
 queue. The services know no queue and no Celery.
 """
+
 from __future__ import annotations
 
 import heapq
@@ -17,11 +18,12 @@ import itertools
 import logging
 import queue
 import threading
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Iterator, Protocol
+from typing import Protocol
 
 from django.conf import settings
 from django.db import connections
@@ -58,9 +60,14 @@ def batches(ready: TaskRunsReady) -> list[Batch]:
         if run.task_run_id != ready.kept:
             groups.setdefault((run.parent_id, queue_of(run)), []).append(run)
             per_parent[run.parent_id] = per_parent.get(run.parent_id, 0) + 1
-    return [Batch(tuple(r.task_run_id for r in runs), queue_name,
-                  join=len(runs) > 1 and len(runs) == per_parent[parent_id] and all(r.joined for r in runs))
-            for (parent_id, queue_name), runs in groups.items()]
+    return [
+        Batch(
+            tuple(r.task_run_id for r in runs),
+            queue_name,
+            join=len(runs) > 1 and len(runs) == per_parent[parent_id] and all(r.joined for r in runs),
+        )
+        for (parent_id, queue_name), runs in groups.items()
+    ]
 
 
 def queue_of(run: ReadyRun) -> str:
@@ -86,6 +93,7 @@ class Dispatcher(Protocol):
 
 # ---- the subscribers (listed in events.SUBSCRIBERS): each hands its event to the dispatcher in use ----
 
+
 def on_execution_created(event: ExecutionCreated) -> None:
     get().advance(event.execution_id)
 
@@ -108,6 +116,7 @@ def on_log_lines(event: LogLinesWritten) -> None:
 
 # ---- Celery ------------------------------------------------------------------------------------
 
+
 class CeleryDispatcher:
     """Events as Celery messages: one per task run, a `group` for several, a `chord` to join them."""
 
@@ -125,8 +134,11 @@ class CeleryDispatcher:
             ids = batch.task_run_ids
             if batch.join:
                 header = [_run_signature(i, batch.queue, "tern.run_task_run_in_chord") for i in ids]
-                chord(header)(app.signature("tern.advance_execution", args=(ready.execution_id,), immutable=True,
-                                            queue=celery.DEFAULT_QUEUE))
+                chord(header)(
+                    app.signature(
+                        "tern.advance_execution", args=(ready.execution_id,), immutable=True, queue=celery.DEFAULT_QUEUE
+                    )
+                )
             elif len(ids) > 1:
                 group(_run_signature(i, batch.queue) for i in ids).apply_async()
             else:
@@ -181,6 +193,7 @@ def bare_hops(hops: int) -> None:
 
 
 # ---- in this process -----------------------------------------------------------------------------
+
 
 class InlineDispatcher:
     """Work items go on a local queue; `run_until_done` carries them out until the execution ends."""

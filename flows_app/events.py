@@ -8,15 +8,17 @@ first use) — the one place to add a new listener — or added at run time with
 A subscriber that raises is logged and does not stop the others: the database is the truth, and the
 scheduler's tick recovers any work whose message was not sent.
 """
+
 from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any
 
 from django.db import transaction
 from django.utils.module_loading import import_string
@@ -25,6 +27,7 @@ logger = logging.getLogger("tern.events")
 
 
 # ---- the events ----------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class ExecutionCreated:

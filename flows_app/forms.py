@@ -1,13 +1,15 @@
 """Admin forms: running a flow (one field per declared input, and the execution's extra labels), and a KV entry."""
+
 from __future__ import annotations
 
 import json
 import re
 import shutil
 import tempfile
+from collections.abc import Callable
 from datetime import date, time, timedelta
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from django import forms
 from django.conf import settings
@@ -25,9 +27,16 @@ from .spec.model import FlowSpec
 
 # What a value looks like, for types typed as text; the service parses and checks them.
 PLACEHOLDERS = {
-    "URI": "https://example.com/file", "EMAIL": "name@example.com",
-    "DATETIME": "2024-01-31T12:00:00Z", "DATE": "2024-01-31", "TIME": "12:00:00", "DURATION": "PT15M",
-    "JSON": '{"key": "value"}', "YAML": "key: value", "ARRAY": '["a", "b"]', "MULTISELECT": '["a", "b"]',
+    "URI": "https://example.com/file",
+    "EMAIL": "name@example.com",
+    "DATETIME": "2024-01-31T12:00:00Z",
+    "DATE": "2024-01-31",
+    "TIME": "12:00:00",
+    "DURATION": "PT15M",
+    "JSON": '{"key": "value"}',
+    "YAML": "key: value",
+    "ARRAY": '["a", "b"]',
+    "MULTISELECT": '["a", "b"]',
 }
 _MULTILINE = frozenset({"JSON", "YAML"})
 _BOOLEAN_CHOICES = [("true", "true"), ("false", "false")]
@@ -78,7 +87,7 @@ class InputsForm(forms.Form):
     def error_place(self, line: str) -> tuple[str | None, str]:
         for spec in self.specs:
             head = f"inputs.{spec.id}"
-            match = _ERROR_REST.fullmatch(line[len(head):]) if line.startswith(head) else None
+            match = _ERROR_REST.fullmatch(line[len(head) :]) if line.startswith(head) else None
             if match:
                 index, message = match.groups()
                 return spec.id, message if index is None else f"item {index}: {message}"
@@ -162,6 +171,7 @@ def save_upload(upload: UploadedFile) -> Path:
 
 # --- one builder per kind of field -----------------------------------------------------------------
 
+
 def _text_field(spec: InputSpec, **common: Any) -> forms.Field:
     attrs = {"class": "vLargeTextField" if spec.type in _MULTILINE else "vTextField"}
     if spec.type in PLACEHOLDERS:
@@ -199,8 +209,9 @@ def _choice_field(spec: InputSpec, **common: Any) -> forms.Field:
 def _multiple_choice_field(spec: InputSpec, **common: Any) -> forms.Field:
     if spec.values is None or spec.allow_custom_value:
         return _text_field(spec, **common)
-    return forms.MultipleChoiceField(choices=[(v, v) for v in spec.values], widget=forms.CheckboxSelectMultiple,
-                                     **common)
+    return forms.MultipleChoiceField(
+        choices=[(v, v) for v in spec.values], widget=forms.CheckboxSelectMultiple, **common
+    )
 
 
 def _file_field(spec: InputSpec, **common: Any) -> forms.Field:
@@ -214,18 +225,25 @@ def _may_be_null(spec: InputSpec) -> bool:
 
 
 _BUILDERS: dict[str, Callable[..., forms.Field]] = {
-    "SECRET": _secret_field, "INT": _int_field, "FLOAT": _float_field,
-    "BOOLEAN": _boolean_field, "BOOL": _boolean_field,
-    "ENUM": _choice_field, "SELECT": _choice_field, "MULTISELECT": _multiple_choice_field,
+    "SECRET": _secret_field,
+    "INT": _int_field,
+    "FLOAT": _float_field,
+    "BOOLEAN": _boolean_field,
+    "BOOL": _boolean_field,
+    "ENUM": _choice_field,
+    "SELECT": _choice_field,
+    "MULTISELECT": _multiple_choice_field,
     "FILE": _file_field,
 }
 
 
 # --- labels -------------------------------------------------------------------------------------
 
+
 class LabelsForm(forms.Form):
     labels = forms.CharField(
-        required=False, strip=False,
+        required=False,
+        strip=False,
         widget=forms.Textarea(attrs={"rows": 3, "class": "vLargeTextField", "placeholder": "team=data"}),
         help_text="Optional: one key=value per line, added to the flow's labels.",
     )
@@ -257,6 +275,7 @@ def parse_labels(text: str) -> dict[str, str]:
 
 # --- KV entries -----------------------------------------------------------------------------------
 
+
 class JSONValueField(forms.JSONField):
     def prepare_value(self, value: Any) -> Any:
         return "" if value is None else super().prepare_value(value)  # a new entry starts empty, not "null"
@@ -265,10 +284,13 @@ class JSONValueField(forms.JSONField):
 class KVEntryForm(forms.ModelForm):
     """An entry as the KV service checks it: a namespace and key it accepts, a JSON value, an expiry."""
 
-    value = JSONValueField(widget=forms.Textarea(attrs={"rows": 4, "class": "vLargeTextField"}),
-                           help_text='A JSON value: "text" (in quotes), 42, true, [1, 2], {"a": 1}.')
-    ttl = forms.CharField(required=False, label="TTL",
-                          help_text="Or a time to live from now, e.g. PT1H or P30D: it replaces the expiry.")
+    value = JSONValueField(
+        widget=forms.Textarea(attrs={"rows": 4, "class": "vLargeTextField"}),
+        help_text='A JSON value: "text" (in quotes), 42, true, [1, 2], {"a": 1}.',
+    )
+    ttl = forms.CharField(
+        required=False, label="TTL", help_text="Or a time to live from now, e.g. PT1H or P30D: it replaces the expiry."
+    )
 
     class Meta:
         model = KVEntry

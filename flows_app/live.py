@@ -2,6 +2,7 @@
 
 A viewer subscribes to `tern:logs:<execution id>`; one that connects late reads the database first.
 """
+
 from __future__ import annotations
 
 import json
@@ -19,10 +20,19 @@ _redis = None
 def publish(event: LogLinesWritten) -> None:
     """Send a batch to the execution's Redis channel; a viewer that missed it reads the database."""
     global _redis
-    payload = json.dumps([
-        {"taskRunId": line.task_run_id, "taskId": line.task_id, "attempt": line.attempt, "level": line.level,
-         "message": line.message, "timestamp": line.timestamp.isoformat()} for line in event.lines
-    ])
+    payload = json.dumps(
+        [
+            {
+                "taskRunId": line.task_run_id,
+                "taskId": line.task_id,
+                "attempt": line.attempt,
+                "level": line.level,
+                "message": line.message,
+                "timestamp": line.timestamp.isoformat(),
+            }
+            for line in event.lines
+        ]
+    )
     try:
         if _redis is None:
             from orchestrator.embedded_redis import client

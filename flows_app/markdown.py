@@ -1,4 +1,5 @@
 """Flow descriptions as HTML: Markdown as Kestra renders it, with no raw HTML from the YAML let through."""
+
 from __future__ import annotations
 
 from django.utils.safestring import SafeString, mark_safe

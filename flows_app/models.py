@@ -1,4 +1,5 @@
 """Flows with their revisions, executions, task runs and logs: every fact that must survive."""
+
 from __future__ import annotations
 
 import hashlib
@@ -65,10 +66,17 @@ class Execution(models.Model):
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     started_at = models.DateTimeField(null=True, blank=True)
     ended_at = models.DateTimeField(null=True, blank=True)
-    wake_at = models.DateTimeField(null=True, blank=True, db_index=True,
-                                   help_text="When the execution has work due with no message (a retry).")
-    parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL,
-                               related_name="subflow_executions", help_text="The execution whose Subflow task started it.")
+    wake_at = models.DateTimeField(
+        null=True, blank=True, db_index=True, help_text="When the execution has work due with no message (a retry)."
+    )
+    parent = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="subflow_executions",
+        help_text="The execution whose Subflow task started it.",
+    )
     parent_task_run_id = models.CharField(max_length=32, blank=True, default="")
 
     class Meta:
@@ -92,18 +100,21 @@ class TaskRun(models.Model):
     value = models.TextField(null=True, blank=True, help_text="The loop value this run is for.")
     state = models.CharField(max_length=16, choices=STATE_CHOICES, default=State.CREATED.value)
     order = models.PositiveIntegerField(default=0)
-    attempts = models.JSONField(default=list, blank=True,
-                                help_text="One entry per attempt: state, startDate, endDate.")
+    attempts = models.JSONField(default=list, blank=True, help_text="One entry per attempt: state, startDate, endDate.")
     outputs = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     ended_at = models.DateTimeField(null=True, blank=True)
     next_attempt_at = models.DateTimeField(null=True, blank=True)
-    heartbeat_at = models.DateTimeField(null=True, blank=True,
-                                        help_text="Last sign of life of the worker running it (runnables only).")
+    heartbeat_at = models.DateTimeField(
+        null=True, blank=True, help_text="Last sign of life of the worker running it (runnables only)."
+    )
     worker = models.CharField(max_length=255, blank=True, default="", help_text="Which worker holds it.")
-    claim = models.PositiveIntegerField(default=0, help_text="How many times a worker claimed it. A worker's "
-                                        "heartbeat and result count only while its claim is the latest.")
+    claim = models.PositiveIntegerField(
+        default=0,
+        help_text="How many times a worker claimed it. A worker's "
+        "heartbeat and result count only while its claim is the latest.",
+    )
 
     class Meta:
         ordering = ["execution", "order"]

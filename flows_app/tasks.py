@@ -2,6 +2,7 @@
 
 They only receive; every message is sent by flows_app.dispatch.
 """
+
 from __future__ import annotations
 
 from orchestrator.celery import DEFAULT_QUEUE, app

@@ -1,11 +1,13 @@
 """`tern flow test`: one execution of a flow file to its end, in this process, through the real services."""
+
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable, Mapping
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from django.conf import settings
 
@@ -45,9 +47,14 @@ def load_flows_dir(directory: Path, skip: Path | None = None, warn: Callable[[st
                 warn(f"{path.name}: skipped, invalid flow:\n{exc}")
 
 
-def run_flow_file(path: Path, inputs: Mapping[str, Any] | None = None, flows_dir: Path | None = None,
-                  on_log: Callable[[events.LogLine], None] | None = None, timeout: float | None = None,
-                  on_warnings: Callable[[tuple[SpecWarning, ...]], None] | None = None) -> Outcome:
+def run_flow_file(
+    path: Path,
+    inputs: Mapping[str, Any] | None = None,
+    flows_dir: Path | None = None,
+    on_log: Callable[[events.LogLine], None] | None = None,
+    timeout: float | None = None,
+    on_warnings: Callable[[tuple[SpecWarning, ...]], None] | None = None,
+) -> Outcome:
     """`on_warnings` hears the flow's warnings (what it says that Tern does not do yet) before the run starts."""
     try:
         source = read_source(path)

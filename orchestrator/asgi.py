@@ -1,4 +1,5 @@
 """ASGI entry point: Django over HTTP, with the admin's static files served unless TERN_SERVE_STATIC=false."""
+
 import os
 
 from django.core.asgi import get_asgi_application

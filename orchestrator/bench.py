@@ -3,6 +3,7 @@ measures on the same Redis: the bare Celery hop, and three workloads through the
 
 Ends with one JSON line. With DATABASE_URL set it measures on that database (and migrates it).
 """
+
 from __future__ import annotations
 
 import json
@@ -28,19 +29,27 @@ ENDED = ("SUCCESS", "WARNING", "FAILED", "KILLED")
 def w1_source() -> str:
     tasks = ["  - id: t0\n    type: io.kestra.plugin.core.debug.Return\n    format: '0'\n"]
     for i in range(1, W1_TASKS):
-        tasks.append(f"  - id: t{i}\n    type: io.kestra.plugin.core.debug.Return\n"
-                     f"    format: \"{{{{ outputs.t{i - 1}.value }}}}+\"\n")
+        tasks.append(
+            f"  - id: t{i}\n    type: io.kestra.plugin.core.debug.Return\n"
+            f'    format: "{{{{ outputs.t{i - 1}.value }}}}+"\n'
+        )
     return "id: bench-w1\nnamespace: bench\ntasks:\n" + "".join(tasks)
 
 
 def w2_source() -> str:
-    branches = "".join(f"      - id: sleep{i}\n        type: io.kestra.plugin.scripts.shell.Commands\n"
-                       f"        commands: ['sleep 1']\n" for i in range(W2_BRANCHES))
-    return ("id: bench-w2\nnamespace: bench\ntasks:\n  - id: fan\n    type: io.kestra.plugin.core.flow.Parallel\n"
-            f"    tasks:\n{branches}  - id: join\n    type: io.kestra.plugin.core.debug.Return\n    format: done\n")
+    branches = "".join(
+        f"      - id: sleep{i}\n        type: io.kestra.plugin.scripts.shell.Commands\n        commands: ['sleep 1']\n"
+        for i in range(W2_BRANCHES)
+    )
+    return (
+        "id: bench-w2\nnamespace: bench\ntasks:\n  - id: fan\n    type: io.kestra.plugin.core.flow.Parallel\n"
+        f"    tasks:\n{branches}  - id: join\n    type: io.kestra.plugin.core.debug.Return\n    format: done\n"
+    )
 
 
-W3_SOURCE = "id: bench-w3\nnamespace: bench\ntasks:\n  - id: one\n    type: io.kestra.plugin.core.debug.Return\n    format: x\n"
+W3_SOURCE = (
+    "id: bench-w3\nnamespace: bench\ntasks:\n  - id: one\n    type: io.kestra.plugin.core.debug.Return\n    format: x\n"
+)
 
 
 def wait_for(condition, timeout: float, what: str, interval: float = 0.005):
@@ -93,8 +102,14 @@ def w3_executions_per_s() -> float:
 def start_worker(env: dict[str, str], log: Path) -> subprocess.Popen:
     from orchestrator.celery import app
 
-    process = subprocess.Popen([sys.executable, "-m", "orchestrator.cli", "worker"], cwd=ROOT, env=env,
-                               stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "orchestrator.cli", "worker"],
+        cwd=ROOT,
+        env=env,
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     wait_for(lambda: bool(app.control.ping(timeout=0.5)), 60, "worker start", 0.1)
     return process
 
@@ -139,10 +154,16 @@ def idle_mb(directory: Path) -> float:
         port = sock.getsockname()[1]
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
     env.update(TERN_DATA_DIR=str(directory), TERN_PORT=str(port))
-    server = subprocess.Popen([sys.executable, "-m", "orchestrator.cli", "server", "local"], cwd=ROOT, env=env,
-                              stdout=(directory / "server.log").open("w"), stderr=subprocess.STDOUT,
-                              start_new_session=True)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "orchestrator.cli", "server", "local"],
+        cwd=ROOT,
+        env=env,
+        stdout=(directory / "server.log").open("w"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     try:
+
         def up():
             try:
                 return urllib.request.urlopen(f"http://127.0.0.1:{port}/admin/login/", timeout=1).status == 200
@@ -170,8 +191,9 @@ def main() -> int:
             embedded = EmbeddedRedis(directory / "redis")
             os.environ["REDIS_URL"] = embedded.start()
         os.environ.setdefault("DATABASE_URL", f"sqlite:///{directory / 'bench.sqlite3'}")
-        os.environ.update(TERN_DATA_DIR=str(directory), TERN_DB_CONN_MAX_AGE="600",
-                          DJANGO_SETTINGS_MODULE="orchestrator.settings")
+        os.environ.update(
+            TERN_DATA_DIR=str(directory), TERN_DB_CONN_MAX_AGE="600", DJANGO_SETTINGS_MODULE="orchestrator.settings"
+        )
         import django
         from django.core.management import call_command
         from django.db import connection

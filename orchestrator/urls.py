@@ -1,4 +1,5 @@
 """URL map: the admin for now; the API and dashboard join later."""
+
 from django.contrib import admin
 from django.urls import path
 
@@ -6,6 +7,4 @@ admin.site.site_header = "Tern"
 admin.site.site_title = "Tern"
 admin.site.index_title = "Flows, executions and logs"
 
-urlpatterns = [
-    path("admin/", admin.site.urls),
-]
+urlpatterns = [path("admin/", admin.site.urls)]

@@ -2,10 +2,13 @@
 
 Pure: no Django, no Celery. Plugins reach the world only through the context they are handed.
 """
+
 from __future__ import annotations
 
+import builtins
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, ClassVar, Mapping, Protocol, Sequence
+from typing import Any, ClassVar, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -27,10 +30,15 @@ class Properties(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True, arbitrary_types_allowed=True)
 
 
-def prop(default: Any = ..., *, description: str = "", dynamic: bool = True, alias: str | None = None, **kwargs: Any) -> Any:
+def prop(
+    default: Any = ..., *, description: str = "", dynamic: bool = True, alias: str | None = None, **kwargs: Any
+) -> Any:
     """Declare a property. `dynamic` properties are rendered as templates before the plugin sees them."""
-    extra = {"dynamic": dynamic}
+    extra: dict[str, Any] = {"dynamic": dynamic}
     return Field(default, description=description, alias=alias, json_schema_extra=extra, **kwargs)
+
+
+PropertiesModel = Properties  # for annotations inside Plugin, where `Properties` names its own class attribute
 
 
 def dynamic_fields(properties: type[Properties]) -> frozenset[str]:
@@ -55,8 +63,9 @@ class KVStore(Protocol):
     """The KV store as a task sees it: its flow's namespace unless another is named."""
 
     def get(self, key: str, namespace: str | None = None, error_on_missing: bool = False) -> Any: ...
-    def put(self, key: str, value: Any, namespace: str | None = None, ttl: Any = None,
-            overwrite: bool = True) -> None: ...  # ttl: a timedelta
+    def put(
+        self, key: str, value: Any, namespace: str | None = None, ttl: Any = None, overwrite: bool = True
+    ) -> None: ...  # ttl: a timedelta
     def delete(self, key: str, namespace: str | None = None, error_on_missing: bool = False) -> bool: ...
 
 
@@ -87,7 +96,7 @@ class Plugin:
 
     type: ClassVar[str]
     aliases: ClassVar[tuple[str, ...]] = ()
-    Properties: ClassVar[type[Properties]] = Properties
+    Properties: ClassVar[builtins.type[PropertiesModel]] = PropertiesModel
     outputs: ClassVar[Mapping[str, str]] = {}
     example: ClassVar[str] = ""
 
@@ -98,7 +107,7 @@ class Plugin:
     @classmethod
     def json_schema(cls) -> dict[str, Any]:
         """The JSON Schema of a task of this type: its properties, its outputs, and its type names."""
-        schema = cls.Properties.model_json_schema(by_alias=True)
+        schema: dict[str, Any] = cls.Properties.model_json_schema(by_alias=True)
         schema["title"] = cls.type
         schema["description"] = (cls.__doc__ or "").strip()
         schema.setdefault("properties", {})["type"] = {"enum": [cls.type, *cls.aliases]}
@@ -119,24 +128,32 @@ class RunnablePlugin(Plugin):
 
 # ---- flowable plugins -------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class ChildRun:
     """A child task run a flowable wants created now; `value` is the loop value it runs for."""
 
-    task: "TaskSpec"
+    task: TaskSpec
     value: str | None = None
 
 
 class RunView(Protocol):
     """A read-only task run as the planner sees it."""
 
-    id: str
-    task_id: str
-    parent_id: str | None
-    value: str | None
-    state: State
-    attempts: int
-    outputs: Mapping[str, Any]
+    @property
+    def id(self) -> str: ...
+    @property
+    def task_id(self) -> str: ...
+    @property
+    def parent_id(self) -> str | None: ...
+    @property
+    def value(self) -> str | None: ...  # the loop value it runs for
+    @property
+    def state(self) -> State: ...
+    @property
+    def attempts(self) -> int: ...
+    @property
+    def outputs(self) -> Mapping[str, Any]: ...
 
 
 class FlowableContext(Protocol):
@@ -144,11 +161,16 @@ class FlowableContext(Protocol):
     direct children's runs — the only runs it looks at —, the execution's labels, the planner's clock, and
     its properties rendered with the execution's variables."""
 
-    task: TaskSpec
-    run: RunView
-    children: Sequence[RunView]
-    labels: Mapping[str, str]
-    now: Any  # datetime: the planner's clock
+    @property
+    def task(self) -> TaskSpec: ...
+    @property
+    def run(self) -> RunView: ...
+    @property
+    def children(self) -> Sequence[RunView]: ...
+    @property
+    def labels(self) -> Mapping[str, str]: ...
+    @property
+    def now(self) -> Any: ...  # datetime: the planner's clock
 
     def render(self, value: Any) -> Any: ...
     def props(self) -> Any: ...
@@ -158,9 +180,12 @@ class WorkspaceContext(Protocol):
     """What a flowable that `shares_directory` is handed when its directory opens on a worker, after each
     child, and when it ends (implemented in flows_app/services/workdirs.py)."""
 
-    task: TaskSpec
-    run: RunView
-    directory: Any  # pathlib.Path: the directory its children share, on this worker
+    @property
+    def task(self) -> TaskSpec: ...
+    @property
+    def run(self) -> RunView: ...
+    @property
+    def directory(self) -> Any: ...  # pathlib.Path: the directory its children share, on this worker
 
     def props(self) -> Any: ...
     def log(self, level: str, message: str) -> None: ...
@@ -270,12 +295,15 @@ class FlowablePlugin(Plugin):
 
 # ---- shared child rules (Kestra's FlowableUtils, in small functions) ---------------------------
 
-def active(tasks: Sequence["TaskSpec"] | None) -> list["TaskSpec"]:
+
+def active(tasks: Sequence[TaskSpec] | None) -> list[TaskSpec]:
     """Disabled tasks are left out, as if not written."""
     return [t for t in (tasks or ()) if not t.disabled]
 
 
-def runs_of(tasks: Sequence["TaskSpec"], children: Sequence[RunView], value: str | None = None, by_value: bool = False) -> list[RunView]:
+def runs_of(
+    tasks: Sequence[TaskSpec], children: Sequence[RunView], value: str | None = None, by_value: bool = False
+) -> list[RunView]:
     ids = {t.id for t in tasks}
     return [r for r in children if r.task_id in ids and (not by_value or r.value == value)]
 
@@ -284,8 +312,13 @@ def _failed(runs: Sequence[RunView]) -> bool:
     return any(r.state.is_failure for r in runs)
 
 
-def sequential_next(tasks: Sequence["TaskSpec"], errors: Sequence["TaskSpec"], children: Sequence[RunView],
-                    value: str | None = None, by_value: bool = False) -> list[ChildRun]:
+def sequential_next(
+    tasks: Sequence[TaskSpec],
+    errors: Sequence[TaskSpec],
+    children: Sequence[RunView],
+    value: str | None = None,
+    by_value: bool = False,
+) -> list[ChildRun]:
     """One task after another; on a failure, the `errors` tasks one after another."""
     tasks, errors = active(tasks), active(errors)
     main = runs_of(tasks, children, value, by_value)
@@ -294,7 +327,7 @@ def sequential_next(tasks: Sequence["TaskSpec"], errors: Sequence["TaskSpec"], c
     return _next_in_order(tasks, main, value)
 
 
-def _next_in_order(tasks: Sequence["TaskSpec"], runs: Sequence[RunView], value: str | None) -> list[ChildRun]:
+def _next_in_order(tasks: Sequence[TaskSpec], runs: Sequence[RunView], value: str | None) -> list[ChildRun]:
     if any(not r.state.is_terminal for r in runs):
         return []
     if runs and not all(r.state.is_success for r in runs):
@@ -306,8 +339,14 @@ def _next_in_order(tasks: Sequence["TaskSpec"], runs: Sequence[RunView], value: 
     return []
 
 
-def parallel_next(tasks: Sequence["TaskSpec"], errors: Sequence["TaskSpec"], children: Sequence[RunView],
-                  concurrent: int = 0, value: str | None = None, by_value: bool = False) -> list[ChildRun]:
+def parallel_next(
+    tasks: Sequence[TaskSpec],
+    errors: Sequence[TaskSpec],
+    children: Sequence[RunView],
+    concurrent: int = 0,
+    value: str | None = None,
+    by_value: bool = False,
+) -> list[ChildRun]:
     """Up to `concurrent` tasks at once (0: all); on a failure no new task starts, then `errors` run in order."""
     tasks, errors = active(tasks), active(errors)
     main = runs_of(tasks, children, value, by_value)
@@ -322,8 +361,13 @@ def parallel_next(tasks: Sequence["TaskSpec"], errors: Sequence["TaskSpec"], chi
     return [ChildRun(t, value) for t in todo[:free]]
 
 
-def resolve_children_state(tasks: Sequence["TaskSpec"], errors: Sequence["TaskSpec"], children: Sequence[RunView],
-                           value: str | None = None, by_value: bool = False) -> State | None:
+def resolve_children_state(
+    tasks: Sequence[TaskSpec],
+    errors: Sequence[TaskSpec],
+    children: Sequence[RunView],
+    value: str | None = None,
+    by_value: bool = False,
+) -> State | None:
     """None while work remains; else the worst end state, FAILED whenever a task failed (errors ran or not)."""
     tasks, errors = active(tasks), active(errors)
     main = runs_of(tasks, children, value, by_value)
@@ -347,8 +391,10 @@ def _ended_state(runs: Sequence[RunView]) -> State:
 # `finally` (Kestra 0.21): once a flowable's tasks and errors are done, its `finally` tasks run one after another,
 # each whatever the end of the one before; the flowable then ends in the state its tasks and errors gave it.
 
-def each_in_turn(tasks: Sequence["TaskSpec"], children: Sequence[RunView], value: str | None = None,
-                 by_value: bool = False) -> list[ChildRun]:
+
+def each_in_turn(
+    tasks: Sequence[TaskSpec], children: Sequence[RunView], value: str | None = None, by_value: bool = False
+) -> list[ChildRun]:
     """The next of `tasks` once the one before has ended, however it ended: all of them run (`finally`,
     `afterExecution`)."""
     tasks = active(tasks)
@@ -359,22 +405,33 @@ def each_in_turn(tasks: Sequence["TaskSpec"], children: Sequence[RunView], value
     return [ChildRun(task, value) for task in tasks if task.id not in started][:1]
 
 
-def all_ended(tasks: Sequence["TaskSpec"], children: Sequence[RunView], value: str | None = None,
-              by_value: bool = False) -> bool:
+def all_ended(
+    tasks: Sequence[TaskSpec], children: Sequence[RunView], value: str | None = None, by_value: bool = False
+) -> bool:
     """Every one of `tasks` (disabled ones left out) has run and ended."""
     tasks = active(tasks)
     runs = runs_of(tasks, children, value, by_value)
     return all(r.state.is_terminal for r in runs) and len({r.task_id for r in runs}) == len(tasks)
 
 
-def finally_next(done: State | None, finally_tasks: Sequence["TaskSpec"], children: Sequence[RunView],
-                 value: str | None = None, by_value: bool = False) -> list[ChildRun]:
+def finally_next(
+    done: State | None,
+    finally_tasks: Sequence[TaskSpec],
+    children: Sequence[RunView],
+    value: str | None = None,
+    by_value: bool = False,
+) -> list[ChildRun]:
     """Once the tasks and errors are done (`done`: the state they end in, None while they run), the `finally` tasks."""
     return [] if done is None else each_in_turn(finally_tasks, children, value, by_value)
 
 
-def finally_state(done: State | None, finally_tasks: Sequence["TaskSpec"], children: Sequence[RunView],
-                  value: str | None = None, by_value: bool = False) -> State | None:
+def finally_state(
+    done: State | None,
+    finally_tasks: Sequence[TaskSpec],
+    children: Sequence[RunView],
+    value: str | None = None,
+    by_value: bool = False,
+) -> State | None:
     """`done` once the `finally` tasks have all ended too: their own ends do not change it (Kestra resolves a
     flowable's state from its tasks)."""
     if done is None or not all_ended(finally_tasks, children, value, by_value):
@@ -382,6 +439,6 @@ def finally_state(done: State | None, finally_tasks: Sequence["TaskSpec"], child
     return done
 
 
-def branch(task: "TaskSpec", name: str) -> list["TaskSpec"]:
+def branch(task: TaskSpec, name: str) -> list[TaskSpec]:
     """The child tasks a flowable holds under `name` ("tasks", "errors", "cases.A", ...)."""
     return list(task.branches.get(name, ()))

@@ -1,4 +1,5 @@
 """The plugin catalogue as text: `tern plugins list` and `tern plugins doc TYPE`, from the plugin classes."""
+
 from __future__ import annotations
 
 import json
@@ -39,8 +40,11 @@ def doc(type_name: str) -> str:
         if field.get("description"):
             out.append(f"      {field['description']}")
     children = getattr(plugin, "child_fields", {}) or {}
-    shapes = {"list": "list of tasks", "map": "map of name -> list of tasks",
-              "dag": "list of {task, dependsOn: [task ids]}"}
+    shapes = {
+        "list": "list of tasks",
+        "map": "map of name -> list of tasks",
+        "dag": "list of {task, dependsOn: [task ids]}",
+    }
     for name, shape in children.items():
         if name not in schema.get("properties", {}):  # a DAG-shaped field is a property too: listed above
             out.append(f"  {name} ({shapes[shape]})")

@@ -2,12 +2,14 @@
 
 It holds callables given by the engine, so plugins never import the engine or the database.
 """
+
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 
 @dataclass

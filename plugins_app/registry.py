@@ -2,6 +2,7 @@
 
 Classes are imported on first use and cached. Every Kestra name (seed era and current) is an alias.
 """
+
 from __future__ import annotations
 
 import difflib

@@ -1,4 +1,5 @@
 """Shared fixtures: running fixture flows through the real services with the inline dispatcher."""
+
 from __future__ import annotations
 
 import os
@@ -11,10 +12,12 @@ FIXTURES = Path(__file__).parent / "fixtures" / "flows"
 
 # Fuzz tests run the same examples each time, on a fixed budget; HYPOTHESIS_PROFILE=deep searches wider.
 _LENIENT = [hypothesis.HealthCheck.too_slow, hypothesis.HealthCheck.data_too_large]
-hypothesis.settings.register_profile("ci", max_examples=400, deadline=None, derandomize=True, database=None,
-                                     suppress_health_check=_LENIENT)
-hypothesis.settings.register_profile("deep", max_examples=5000, deadline=None, database=None,
-                                     suppress_health_check=_LENIENT)
+hypothesis.settings.register_profile(
+    "ci", max_examples=400, deadline=None, derandomize=True, database=None, suppress_health_check=_LENIENT
+)
+hypothesis.settings.register_profile(
+    "deep", max_examples=5000, deadline=None, database=None, suppress_health_check=_LENIENT
+)
 hypothesis.settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 

@@ -1,5 +1,6 @@
 """The arrows of the map (DESIGN.md) point one way: read from the code's own imports, every one of them,
 those inside functions included."""
+
 from __future__ import annotations
 
 import ast
@@ -52,9 +53,11 @@ def graph() -> dict[str, set[str]]:
 def test_services_import_neither_celery_nor_dispatch():
     for name, path in modules().items():
         if name.startswith("flows_app.services"):
-            forbidden = {i for i in imports_of(name, path)
-                         if i.split(".")[0] == "celery" or i in ("orchestrator.celery", "flows_app.dispatch",
-                                                                "flows_app.tasks")}
+            forbidden = {
+                i
+                for i in imports_of(name, path)
+                if i.split(".")[0] == "celery" or i in ("orchestrator.celery", "flows_app.dispatch", "flows_app.tasks")
+            }
             assert not forbidden, f"{name} imports {sorted(forbidden)}"
 
 
@@ -68,7 +71,9 @@ def test_plugins_import_only_the_engines_vocabulary_of_flows_app():
 def test_the_vocabulary_stays_pure():
     for name in VOCABULARY:
         reached = imports_of(name, modules()[name])
-        assert all(i.startswith(("flows_app.engine", "flows_app.spec", "__future__", "typing")) for i in reached), reached
+        assert all(i.startswith(("flows_app.engine", "flows_app.spec", "__future__", "typing")) for i in reached), (
+            reached
+        )
 
 
 def test_no_service_imports_a_concrete_plugin():
@@ -79,8 +84,11 @@ def test_no_service_imports_a_concrete_plugin():
 
 
 def test_there_is_no_import_cycle_among_flows_app_modules():
-    edges = {n: {i for i in targets if i.startswith("flows_app")} for n, targets in graph().items()
-             if n.startswith("flows_app")}
+    edges = {
+        n: {i for i in targets if i.startswith("flows_app")}
+        for n, targets in graph().items()
+        if n.startswith("flows_app")
+    }
     cycle = find_cycle(edges)
     assert cycle is None, " -> ".join(cycle or [])
 
@@ -90,10 +98,18 @@ def test_only_dispatch_sends_celery_messages():
         if name == "flows_app.dispatch":
             continue
         tree = ast.parse(path.read_text())
-        calls = {node.func.attr for node in ast.walk(tree)
-                 if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in SENDS}
-        canvas = {alias.name for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)
-                  and (node.module or "").startswith("celery") for alias in node.names if alias.name in CANVAS}
+        calls = {
+            node.func.attr
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in SENDS
+        }
+        canvas = {
+            alias.name
+            for node in ast.walk(tree)
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("celery")
+            for alias in node.names
+            if alias.name in CANVAS
+        }
         assert not calls and not canvas, f"{name} sends with {sorted(calls | canvas)}"
 
 
@@ -107,7 +123,7 @@ def find_cycle(edges: dict[str, set[str]]) -> list[str] | None:
         path.append(node)
         for target in sorted(edges.get(node, ())):
             if state.get(target) == 1:
-                return path[path.index(target):] + [target]
+                return path[path.index(target) :] + [target]
             if target not in state and (found := visit(target)):
                 return found
         state[node] = 2

@@ -1,4 +1,5 @@
 """Kestra's own test flows, run by the shared corpus runner: the pass rates may only go up."""
+
 from __future__ import annotations
 
 import os
@@ -22,8 +23,12 @@ def test_the_kestra_corpus_pass_rates_do_not_go_down():
         if os.environ.get("CI") == "true":
             pytest.fail(message)
         pytest.skip(message)
-    result = subprocess.run([sys.executable, str(RUNNER), f"{ROOT}/.venv/bin/tern", "--jobs", "2"],
-                            capture_output=True, text=True, timeout=900)
+    result = subprocess.run(
+        [sys.executable, str(RUNNER), f"{ROOT}/.venv/bin/tern", "--jobs", "2"],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     match = re.search(r"kestra-corpus: runs (\d+)/(\d+), valid (\d+)/(\d+), invalid (\d+)/(\d+)", result.stdout)
     assert match, result.stdout[-2000:] + result.stderr[-2000:]
     reached = {"runs": int(match[1]), "valid": int(match[3]), "invalid": int(match[5])}

@@ -1,9 +1,11 @@
 """The steps the planner asks for: small frozen records the services carry out in one transaction."""
+
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Mapping, Union
+from typing import Any
 
 from .states import State
 
@@ -71,8 +73,15 @@ class SetExecutionOutputs:
     message: str | None = None
 
 
-Action = Union[CreateTaskRun, SetTaskRunState, RequeueTaskRun, RestartTaskRun, DiscardTaskRuns,
-               SetExecutionState, SetExecutionOutputs]
+Action = (
+    CreateTaskRun
+    | SetTaskRunState
+    | RequeueTaskRun
+    | RestartTaskRun
+    | DiscardTaskRuns
+    | SetExecutionState
+    | SetExecutionOutputs
+)
 
 
 @dataclass(frozen=True)

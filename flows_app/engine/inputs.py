@@ -1,10 +1,12 @@
 """Turn the values given to a new execution into typed, JSON-safe inputs checked against the flow's declarations."""
+
 from __future__ import annotations
 
 import json
 import re
-from datetime import date, datetime, time, timezone
-from typing import Any, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, date, datetime, time
+from typing import Any
 from urllib.parse import urlsplit
 
 import yaml
@@ -12,7 +14,6 @@ import yaml
 from ..spec.durations import DurationError, format_duration, parse_duration
 from ..spec.model import InputSpec
 from ..spec.yamlsource import load_plain_yaml
-
 
 StoreFile = Callable[[str, Any], str]
 
@@ -49,9 +50,13 @@ class InputValueError(ValueError):
         return f"the value {self.problem}"
 
 
-def coerce_inputs(specs: Sequence[InputSpec], given: Mapping[str, Any], *,
-                  store_file: StoreFile | None = None,
-                  render: Callable[[str], Any] | None = None) -> dict[str, Any]:
+def coerce_inputs(
+    specs: Sequence[InputSpec],
+    given: Mapping[str, Any],
+    *,
+    store_file: StoreFile | None = None,
+    render: Callable[[str], Any] | None = None,
+) -> dict[str, Any]:
     """Return {input id: typed value} for every declared input; raise InputsError listing all problems.
 
     Undeclared keys of `given` are ignored, as Kestra does. `store_file(input_id, path_or_bytes)`
@@ -125,6 +130,7 @@ def _as_item(item_type: str | None, item: Any) -> Any:
 
 # --- plain types -------------------------------------------------------------------------------
 
+
 def _to_text(value: Any) -> str:
     if isinstance(value, str):
         return value
@@ -147,9 +153,9 @@ def _to_int(value: Any) -> int:
 
 
 def _to_float(value: Any) -> float:
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        number = float(value)
-    elif isinstance(value, str) and _FLOAT.fullmatch(value.strip()):
+    if (isinstance(value, (int, float)) and not isinstance(value, bool)) or (
+        isinstance(value, str) and _FLOAT.fullmatch(value.strip())
+    ):
         number = float(value)
     else:
         raise InputValueError(value, "is not a number")
@@ -179,7 +185,7 @@ def _to_datetime(value: Any) -> str:
         raise InputValueError(value, "is not a date-time (like 2024-01-31T09:30:00Z)")
     # A date-time without an offset is taken as UTC, the zone Kestra's Instant lives in.
     try:
-        moment = moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
+        moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
     except OverflowError:  # 9999-12-31T23:00-05:00 is in the year 10000 in UTC
         raise InputValueError(value, "is out of range once in UTC") from None
     return moment.isoformat().replace("+00:00", "Z")
@@ -279,14 +285,25 @@ def _to_email(value: Any) -> str:
 
 
 _PARSERS: dict[str, Callable[[Any], Any]] = {
-    "STRING": _to_text, "SECRET": _to_text, "EMAIL": _to_email, "URI": _to_uri,
-    "INT": _to_int, "FLOAT": _to_float, "BOOLEAN": _to_bool, "BOOL": _to_bool,
-    "DATETIME": _to_datetime, "DATE": _to_date, "TIME": _to_time, "DURATION": _to_duration,
-    "JSON": _to_json, "YAML": _to_yaml,
+    "STRING": _to_text,
+    "SECRET": _to_text,
+    "EMAIL": _to_email,
+    "URI": _to_uri,
+    "INT": _to_int,
+    "FLOAT": _to_float,
+    "BOOLEAN": _to_bool,
+    "BOOL": _to_bool,
+    "DATETIME": _to_datetime,
+    "DATE": _to_date,
+    "TIME": _to_time,
+    "DURATION": _to_duration,
+    "JSON": _to_json,
+    "YAML": _to_yaml,
 }
 
 
 # --- types with more than a value ----------------------------------------------------------------
+
 
 def _choose(spec: InputSpec, value: Any) -> str:
     text = _to_text(value)
@@ -338,6 +355,7 @@ def _check_extension(spec: InputSpec, value: Any) -> None:
 
 # --- rules -----------------------------------------------------------------------------------
 
+
 def _same(value: Any) -> Any:
     return value
 
@@ -346,7 +364,10 @@ def _same(value: Any) -> Any:
 _LENGTH = (len, _same, "is shorter than {} characters", "is longer than {} characters")
 _SIZE = (_same, _same, "is less than the minimum {}", "is more than the maximum {}")
 _BOUNDS: dict[str, tuple[Callable[[Any], Any], Callable[[Any], Any], str, str]] = {
-    "STRING": _LENGTH, "SECRET": _LENGTH, "INT": _SIZE, "FLOAT": _SIZE,
+    "STRING": _LENGTH,
+    "SECRET": _LENGTH,
+    "INT": _SIZE,
+    "FLOAT": _SIZE,
     "DURATION": (parse_duration, parse_duration, "is shorter than the minimum {}", "is longer than the maximum {}"),
     "DATETIME": (datetime.fromisoformat, datetime.fromisoformat, "is before {}", "is after {}"),
     "DATE": (date.fromisoformat, date.fromisoformat, "is before {}", "is after {}"),

@@ -6,7 +6,7 @@ import calendar
 import functools
 import re
 from collections.abc import Callable
-from datetime import date, datetime, time, timedelta, timezone, tzinfo
+from datetime import UTC, date, datetime, time, timedelta, timezone, tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -34,7 +34,7 @@ ISO_FORMATS: dict[str, Callable[[datetime], str]] = {
     "iso_zoned_date_time": lambda d: d.isoformat() + _zone_suffix(d),
     "iso_offset_date_time": lambda d: d.isoformat(),
     "iso_local_date_time": lambda d: d.replace(tzinfo=None).isoformat(),
-    "iso_instant": lambda d: d.astimezone(timezone.utc).replace(tzinfo=None).isoformat() + "Z",
+    "iso_instant": lambda d: d.astimezone(UTC).replace(tzinfo=None).isoformat() + "Z",
     "iso_time": lambda d: d.timetz().isoformat(),
     "iso_offset_time": lambda d: d.timetz().isoformat(),
     "iso_local_time": lambda d: d.time().isoformat(),
@@ -51,8 +51,15 @@ EXACT_UNITS = {
     "HOURS": 3_600_000_000,
     "HALF_DAYS": 43_200_000_000,
 }
-CALENDAR_UNITS = {"DAYS": (0, 1), "WEEKS": (0, 7), "MONTHS": (1, 0), "YEARS": (12, 0),
-                  "DECADES": (120, 0), "CENTURIES": (1200, 0), "MILLENNIA": (12000, 0)}
+CALENDAR_UNITS = {
+    "DAYS": (0, 1),
+    "WEEKS": (0, 7),
+    "MONTHS": (1, 0),
+    "YEARS": (12, 0),
+    "DECADES": (120, 0),
+    "CENTURIES": (1200, 0),
+    "MILLENNIA": (12000, 0),
+}
 
 MONTHS = [calendar.month_name[i] for i in range(13)]
 DAYS = [calendar.day_name[i] for i in range(7)]
@@ -97,7 +104,7 @@ def _parse_iso(text: str) -> datetime:
     assert match is not None  # the pattern matches any text
     stamp, region = match.groups()
     if re.fullmatch(r"-?\d+", stamp):
-        return datetime.fromtimestamp(int(stamp), timezone.utc)
+        return datetime.fromtimestamp(int(stamp), UTC)
     try:
         parsed = datetime.fromisoformat(stamp)
     except ValueError:
@@ -107,8 +114,13 @@ def _parse_iso(text: str) -> datetime:
     return parsed
 
 
-def format_date(value: Any, format: str = "iso", timeZone: str | None = None,
-                existingFormat: str | None = None, locale: str | None = None) -> str:
+def format_date(
+    value: Any,
+    format: str = "iso",
+    timeZone: str | None = None,
+    existingFormat: str | None = None,
+    locale: str | None = None,
+) -> str:
     """The `date` filter: format `value` with a Kestra named format or a Java pattern (English only)."""
     tz = zone(timeZone)
     return format_datetime(to_datetime(value, tz, existingFormat).astimezone(tz), format)
@@ -122,8 +134,15 @@ def format_datetime(moment: datetime, format: str) -> str:
     return "".join(part if isinstance(part, str) else part(moment) for part in _compile(pattern))
 
 
-def date_add(value: Any, amount: int, unit: str, format: str = "iso", timeZone: str | None = None,
-             existingFormat: str | None = None, locale: str | None = None) -> str:
+def date_add(
+    value: Any,
+    amount: int,
+    unit: str,
+    format: str = "iso",
+    timeZone: str | None = None,
+    existingFormat: str | None = None,
+    locale: str | None = None,
+) -> str:
     """The `dateAdd` filter: add `amount` ChronoUnits then format, like ZonedDateTime.plus."""
     tz = zone(timeZone)
     moment = to_datetime(value, tz, existingFormat).astimezone(tz)
@@ -135,13 +154,13 @@ def add(moment: datetime, amount: int, unit: str) -> datetime:
     unit = unit.upper()
     if unit in EXACT_UNITS:
         # Aware arithmetic in Python is wall-clock; go through UTC so an hour is an hour across DST.
-        utc = moment.astimezone(timezone.utc) + timedelta(microseconds=amount * EXACT_UNITS[unit])
+        utc = moment.astimezone(UTC) + timedelta(microseconds=amount * EXACT_UNITS[unit])
         return utc.astimezone(moment.tzinfo)
     if unit not in CALENDAR_UNITS:
         raise ValueError(f"unknown unit {unit!r}; expected one of {', '.join([*EXACT_UNITS, *CALENDAR_UNITS])}")
     months, days = CALENDAR_UNITS[unit]
     moment = _add_months(moment, months * amount) + timedelta(days=days * amount)
-    return moment.astimezone(timezone.utc).astimezone(moment.tzinfo)  # resolve a wall time lost to DST
+    return moment.astimezone(UTC).astimezone(moment.tzinfo)  # resolve a wall time lost to DST
 
 
 def _add_months(moment: datetime, months: int) -> datetime:
@@ -154,7 +173,7 @@ def _add_months(moment: datetime, months: int) -> datetime:
 def epoch(value: Any, per_second: int, timeZone: str | None = None, existingFormat: str | None = None) -> int:
     """The `timestamp*` filters: the instant counted in 1/per_second units since the epoch."""
     moment = to_datetime(value, zone(timeZone), existingFormat)
-    delta = moment - datetime(1970, 1, 1, tzinfo=timezone.utc)
+    delta = moment - datetime(1970, 1, 1, tzinfo=UTC)
     whole = (delta.days * 86400 + delta.seconds) * per_second
     return whole + delta.microseconds * per_second // 1_000_000
 
@@ -306,13 +325,34 @@ def _offset(letter: str, count: int, offset: timedelta | None) -> str:
 
 # Java pattern letters that strptime can read back, for the `existingFormat` argument.
 _STRPTIME = {
-    ("y", 4): "%Y", ("u", 4): "%Y", ("y", 2): "%y", ("u", 2): "%y",
-    ("M", 1): "%m", ("M", 2): "%m", ("M", 3): "%b", ("M", 4): "%B",
-    ("d", 1): "%d", ("d", 2): "%d", ("D", 3): "%j",
-    ("H", 1): "%H", ("H", 2): "%H", ("h", 1): "%I", ("h", 2): "%I",
-    ("m", 1): "%M", ("m", 2): "%M", ("s", 1): "%S", ("s", 2): "%S",
-    ("a", 1): "%p", ("E", 3): "%a", ("E", 4): "%A",
-    ("X", 1): "%z", ("X", 2): "%z", ("X", 3): "%z", ("x", 2): "%z", ("x", 3): "%z", ("Z", 1): "%z",
+    ("y", 4): "%Y",
+    ("u", 4): "%Y",
+    ("y", 2): "%y",
+    ("u", 2): "%y",
+    ("M", 1): "%m",
+    ("M", 2): "%m",
+    ("M", 3): "%b",
+    ("M", 4): "%B",
+    ("d", 1): "%d",
+    ("d", 2): "%d",
+    ("D", 3): "%j",
+    ("H", 1): "%H",
+    ("H", 2): "%H",
+    ("h", 1): "%I",
+    ("h", 2): "%I",
+    ("m", 1): "%M",
+    ("m", 2): "%M",
+    ("s", 1): "%S",
+    ("s", 2): "%S",
+    ("a", 1): "%p",
+    ("E", 3): "%a",
+    ("E", 4): "%A",
+    ("X", 1): "%z",
+    ("X", 2): "%z",
+    ("X", 3): "%z",
+    ("x", 2): "%z",
+    ("x", 3): "%z",
+    ("Z", 1): "%z",
 }
 
 

@@ -1,4 +1,5 @@
 """Secrets never reach the logs: every value of a SECRET_* environment variable is masked."""
+
 from __future__ import annotations
 
 import base64

@@ -10,15 +10,29 @@ from typing import Any
 from .pebble_runtime import fail_if_undefined, to_text
 
 # Pebble's names for its operations, which its errors quote; `//` and `**` are Jinja's, kept for Jinja-minded users.
-OPERATIONS = {"+": "ADD", "-": "SUBTRACT", "*": "MULTIPLICATION", "/": "DIVISION", "%": "MODULUS",
-              "//": "FLOOR_DIVISION", "**": "POWER"}
+OPERATIONS = {
+    "+": "ADD",
+    "-": "SUBTRACT",
+    "*": "MULTIPLICATION",
+    "/": "DIVISION",
+    "%": "MODULUS",
+    "//": "FLOOR_DIVISION",
+    "**": "POWER",
+}
 COMPARISONS = {"<": "LESS_THAN", "<=": "LESS_THAN_EQUALS", ">": "GREATER_THAN", ">=": "GREATER_THAN_EQUALS"}
 UNARY = frozenset({"-", "+"})
 MAX_POWER_BITS = 1 << 16  # `**` on integers: a bigger result is refused
 
 _PYTHON: dict[str, Callable[[Any, Any], Any]] = {
-    "+": operator.add, "-": operator.sub, "*": operator.mul, "//": operator.floordiv, "**": operator.pow,
-    "<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge,
+    "+": operator.add,
+    "-": operator.sub,
+    "*": operator.mul,
+    "//": operator.floordiv,
+    "**": operator.pow,
+    "<": operator.lt,
+    "<=": operator.le,
+    ">": operator.gt,
+    ">=": operator.ge,
 }
 
 
@@ -41,8 +55,9 @@ def unary(op: str, value: Any) -> Any:
     """Pebble's unary minus and plus multiply by -1 and 1, so only numbers take them."""
     fail_if_undefined(value)
     if not is_number(value):
-        raise TypeError(f"invalid operands for mathematical operation [MULTIPLICATION]: "
-                        f"unary {op} on {_operand(value)}")
+        raise TypeError(
+            f"invalid operands for mathematical operation [MULTIPLICATION]: unary {op} on {_operand(value)}"
+        )
     return -value if op == "-" else value
 
 
@@ -75,10 +90,16 @@ def _remove(items: list[Any] | tuple[Any, ...], removed: Any) -> list[Any]:
 def arithmetic(op: str, left: Any, right: Any) -> Any:
     """Numbers only; two integers divide as Java's longs do (truncated), a decimal on either side as doubles."""
     if not (is_number(left) and is_number(right)):
-        raise TypeError(f"invalid operands for mathematical operation [{OPERATIONS[op]}]: "
-                        f"{_operand(left)} {op} {_operand(right)}")
-    if op == "**" and isinstance(left, int) and isinstance(right, int) and abs(left) > 1 \
-            and left.bit_length() * right > MAX_POWER_BITS:
+        raise TypeError(
+            f"invalid operands for mathematical operation [{OPERATIONS[op]}]: {_operand(left)} {op} {_operand(right)}"
+        )
+    if (
+        op == "**"
+        and isinstance(left, int)
+        and isinstance(right, int)
+        and abs(left) > 1
+        and left.bit_length() * right > MAX_POWER_BITS
+    ):
         raise TypeError(f"{left} ** {right} is too large a number to compute")  # one template must not hang a worker
     if op not in ("/", "%"):
         return _PYTHON[op](left, right)
@@ -108,7 +129,7 @@ def equals(left: Any, right: Any) -> bool:
     if isinstance(left, bool) or isinstance(right, bool):
         return isinstance(left, bool) and isinstance(right, bool) and left == right
     if isinstance(left, (list, tuple)) and isinstance(right, (list, tuple)):
-        return len(left) == len(right) and all(equals(a, b) for a, b in zip(left, right))
+        return len(left) == len(right) and all(equals(a, b) for a, b in zip(left, right, strict=True))
     if isinstance(left, Mapping) and isinstance(right, Mapping):
         return left.keys() == right.keys() and all(equals(left[k], right[k]) for k in left)
     return bool(left == right)
@@ -120,16 +141,29 @@ def compare(op: str, left: Any, right: Any) -> bool:
     if left is None or right is None:
         return False
     if not (is_number(left) and is_number(right)):
-        raise TypeError(f"invalid operands for mathematical comparison [{COMPARISONS[op]}]: "
-                        f"{_operand(left)} {op} {_operand(right)}")
+        raise TypeError(
+            f"invalid operands for mathematical comparison [{COMPARISONS[op]}]: {_operand(left)} {op} {_operand(right)}"
+        )
     return bool(_PYTHON[op](left, right))
 
 
 def _operand(value: Any) -> str:
     """An operand for an error message: its kind, then its value cut short."""
-    kind = ("null" if value is None else "boolean" if isinstance(value, bool) else "number" if is_number(value)
-            else "text" if isinstance(value, str) else "map" if isinstance(value, Mapping)
-            else "list" if isinstance(value, (list, tuple)) else type(value).__name__)
+    kind = (
+        "null"
+        if value is None
+        else "boolean"
+        if isinstance(value, bool)
+        else "number"
+        if is_number(value)
+        else "text"
+        if isinstance(value, str)
+        else "map"
+        if isinstance(value, Mapping)
+        else "list"
+        if isinstance(value, (list, tuple))
+        else type(value).__name__
+    )
     if value is None:
         return kind
     shown = repr(value) if isinstance(value, str) else to_text(value)

@@ -4,11 +4,12 @@ A task's retry policy is Kestra's: its own `retry`, else that of the nearest flo
 one, else the flow's (`behavior: RETRY_FAILED_TASK`). A flowable is never retried as a whole: its `retry`
 is the one its failing runnable descendants (and Subflows) use, each retried in place, on its own task run.
 """
+
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Mapping
 
 from flows_app.spec.model import FlowSpec, RetrySpec, TaskSpec
 
@@ -46,8 +47,15 @@ def inherits_retry(flow: FlowSpec, task: TaskSpec) -> bool:
     return task.retry is None and retry_policy(flow, task) is not None
 
 
-def decide(flow: FlowSpec, task: TaskSpec, attempt_state: State, attempts: int, retryable: bool,
-           first_started: datetime | None, now: datetime) -> Decision:
+def decide(
+    flow: FlowSpec,
+    task: TaskSpec,
+    attempt_state: State,
+    attempts: int,
+    retryable: bool,
+    first_started: datetime | None,
+    now: datetime,
+) -> Decision:
     """`attempts` counts the attempt that just ended.
 
     As Kestra's worker does, only the task's own policy holds an allowed failure back for a retry, and only
@@ -70,6 +78,7 @@ def decide(flow: FlowSpec, task: TaskSpec, attempt_state: State, attempts: int, 
 
 # ---- where a task sits (read from the spec once, kept on it) -------------------------------------------
 
+
 def parents(flow: FlowSpec) -> Mapping[str, TaskSpec]:
     """Task id -> the flowable task holding it in one of its branches (top-level tasks have none)."""
     found = flow.__dict__.get("_parent_tasks")
@@ -87,8 +96,9 @@ def recovery_task_ids(flow: FlowSpec) -> frozenset[str]:
         ids: set[str] = set()
         for task in flow.walk():
             if recovery_tasks(flow, task):
-                ids.update(t.id for name in RECOVERY_BRANCHES for child in task.branches.get(name, ())
-                           for t in child.walk())
+                ids.update(
+                    t.id for name in RECOVERY_BRANCHES for child in task.branches.get(name, ()) for t in child.walk()
+                )
         found = frozenset(ids)
         object.__setattr__(flow, "_recovery_task_ids", found)
     return found
@@ -104,7 +114,11 @@ def recovery_tasks(flow: FlowSpec, task: TaskSpec) -> frozenset[str]:
     found = cache.get(task.id)
     if found is None:
         recovery = {child.id for name in RECOVERY_BRANCHES for child in task.branches.get(name, ())}
-        retried = any(inherits_retry(flow, child) for name, children in task.branches.items()
-                      if name not in RECOVERY_BRANCHES for child in children)
+        retried = any(
+            inherits_retry(flow, child)
+            for name, children in task.branches.items()
+            if name not in RECOVERY_BRANCHES
+            for child in children
+        )
         found = cache[task.id] = frozenset(recovery) if retried else frozenset()
     return found

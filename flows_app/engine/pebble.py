@@ -9,31 +9,63 @@ from typing import Any, NamedTuple
 # Re-exported: callers print values as Pebble does through `pebble.to_text`.
 from .pebble_runtime import fail_if_undefined, to_json, to_text
 
-__all__ = ["to_jinja", "fail_if_undefined", "to_json", "to_text"]
+__all__ = ["fail_if_undefined", "to_jinja", "to_json", "to_text"]
 
 # Pebble's binary operators and precedences (Pebble's CoreExtension plus Kestra's ??, ??? and in);
 # `not` here is the first word of `not in`, and `**`/`//` are Jinja's, kept for Jinja-minded users.
 BINARY_PRECEDENCE = {
-    "or": 10, "and": 15, "is": 20, "contains": 20, "in": 20, "not": 20,
-    "==": 30, "equals": 30, "!=": 30, "<": 30, ">": 30, "<=": 30, ">=": 30,
-    "+": 40, "-": 40, "*": 60, "/": 60, "//": 60, "%": 60, "**": 70,
-    "|": 100, "~": 110, "..": 120, "??": 120, "???": 120,
+    "or": 10,
+    "and": 15,
+    "is": 20,
+    "contains": 20,
+    "in": 20,
+    "not": 20,
+    "==": 30,
+    "equals": 30,
+    "!=": 30,
+    "<": 30,
+    ">": 30,
+    "<=": 30,
+    ">=": 30,
+    "+": 40,
+    "-": 40,
+    "*": 60,
+    "/": 60,
+    "//": 60,
+    "%": 60,
+    "**": 70,
+    "|": 100,
+    "~": 110,
+    "..": 120,
+    "??": 120,
+    "???": 120,
 }
 # Pebble binds unary operators tighter than anything: `not a == b` is `(not a) == b`.
 UNARY_PRECEDENCE = 500
-LITERALS = {"true": "true", "TRUE": "true", "false": "false", "FALSE": "false",
-            "null": "none", "NULL": "none", "none": "none", "NONE": "none"}
+LITERALS = {
+    "true": "true",
+    "TRUE": "true",
+    "false": "false",
+    "FALSE": "false",
+    "null": "none",
+    "NULL": "none",
+    "none": "none",
+    "NONE": "none",
+}
 # Pebble's loop counters are 0-based; Jinja's `index` and `revindex` are 1-based.
 LOOP_ATTRIBUTES = {"index": "index0", "revindex": "revindex0"}
 
 _TAG_START = re.compile(r"\{\{|\{%|\{#")
-_TOKEN = re.compile(r"""
+_TOKEN = re.compile(
+    r"""
     \s*(?:
       (?P<string>'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*")
     | (?P<number>\d+(?:\.\d+)?(?:[eE][+-]?\d+)?)
     | (?P<name>[A-Za-z_][A-Za-z0-9_]*)
     | (?P<op>\?\?\?|\?\?|\.\.|==|!=|<=|>=|//|\*\*|[-+*/%~|?:.,=<>()\[\]{}])
-    )""", re.X | re.S)
+    )""",
+    re.X | re.S,
+)
 _CLOSERS = {closer: re.compile(r"\s*([-+]?)" + re.escape(closer)) for closer in ("}}", "%}")}
 _END_RAW = re.compile(r"\{%([-+]?)\s*end(?:raw|verbatim)\s*([-+]?)%\}")
 
@@ -55,19 +87,19 @@ def to_jinja(source: str) -> str:
     out: list[str] = []
     pos, loops = 0, 0
     while match := _TAG_START.search(source, pos):
-        out.append(source[pos:match.start()])
+        out.append(source[pos : match.start()])
         if match.group() == "{#":
             end = source.find("#}", match.end())
             pos = len(source) if end < 0 else end + 2
-            out.append(source[match.start():pos])
+            out.append(source[match.start() : pos])
             continue
         closer = "}}" if match.group() == "{{" else "%}"
         tag = _read_tag(source, match.start(), closer)
         if tag is None:  # unterminated: let Jinja report it
-            out.append(source[match.start():])
+            out.append(source[match.start() :])
             return "".join(out)
         left, tokens, right, pos = tag
-        raw = source[match.start():pos]
+        raw = source[match.start() : pos]
         if tokens is None:
             out.append(raw)
         elif closer == "}}":
@@ -87,7 +119,7 @@ def _read_tag(source: str, start: int, closer: str) -> tuple[str, list[Token] | 
 
     Returns (left whitespace mark, tokens or None when not tokenizable, right mark, end position)."""
     pos = start + 2
-    left = source[pos] if source[pos:pos + 1] in ("-", "+") else ""
+    left = source[pos] if source[pos : pos + 1] in ("-", "+") else ""
     pos += len(left)
     tokens: list[Token] = []
     depth = 0
@@ -114,7 +146,7 @@ def _copy_raw_block(source: str, pos: int, left: str, right: str) -> tuple[str, 
     if end is None:
         return "{%" + left + " raw " + right + "%}" + source[pos:], len(source)
     closing = "{%" + end.group(1) + " endraw " + end.group(2) + "%}"
-    return "{%" + left + " raw " + right + "%}" + source[pos:end.start()] + closing, end.end()
+    return "{%" + left + " raw " + right + "%}" + source[pos : end.start()] + closing, end.end()
 
 
 def _rewrite_print(raw: str, left: str, tokens: list[Token], right: str, loops: int) -> str:
@@ -159,7 +191,7 @@ def _rewrite_for(tokens: list[Token], loops: int) -> str:
     well_formed = len(commas) == len(names) - 1 and all(c == "," for c in commas)
     if not well_formed or not all(re.fullmatch(r"[A-Za-z_]\w*", n) for n in names):
         raise _Unparsable
-    iterable = _Parser(tokens[split + 1:], loops).whole_expression().code
+    iterable = _Parser(tokens[split + 1 :], loops).whole_expression().code
     return f"for {', '.join(names)} in _pebble_iter({iterable})"
 
 
@@ -209,7 +241,7 @@ class _Parser:
 
     def expression(self, min_precedence: int = 0) -> Code:
         token = self.peek()
-        if token is not None and (token.text in ("-", "+") and token.kind == "op" or token.text == "not"):
+        if token is not None and ((token.text in ("-", "+") and token.kind == "op") or token.text == "not"):
             self.pos += 1
             operand = self.expression(UNARY_PRECEDENCE)
             space = " " if token.text == "not" else ""
@@ -224,8 +256,9 @@ class _Parser:
             then = self.expression()
             self.take(":")
             otherwise = self.expression()
-            left = Code(f"({then.code} if {left.code} else {otherwise.code})",
-                        left.calls or then.calls or otherwise.calls)
+            left = Code(
+                f"({then.code} if {left.code} else {otherwise.code})", left.calls or then.calls or otherwise.calls
+            )
         return left
 
     def binary_operator(self) -> str | None:
@@ -257,8 +290,13 @@ class _Parser:
             if left.calls:
                 return Code(f"_pebble_coalesce_undefined({left.code}, {right.code})", True)
             return Code(f"({left.code} if {left.code} is defined else {right.code})", calls)
-        helpers = {"contains": "_pebble_contains", "~": "_pebble_concat", "..": "_pebble_range",
-                   "==": "_pebble_equals", "equals": "_pebble_equals"}
+        helpers = {
+            "contains": "_pebble_contains",
+            "~": "_pebble_concat",
+            "..": "_pebble_range",
+            "==": "_pebble_equals",
+            "equals": "_pebble_equals",
+        }
         if op in helpers:
             return Code(f"{helpers[op]}({left.code}, {right.code})", calls)
         if op == "!=":

@@ -1,7 +1,9 @@
 """Renders a task's templated properties and checks them against its plugin's typed Properties."""
+
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from pydantic import ValidationError
 

@@ -1,4 +1,5 @@
 """When a failed attempt is tried again, by the task's retry policy (Kestra's constant, exponential, random)."""
+
 from __future__ import annotations
 
 import random
@@ -20,8 +21,9 @@ def delay_before(retry: RetrySpec, attempts_done: int) -> timedelta:
     return timedelta(seconds=random.uniform(low, max(low, high)))
 
 
-def next_attempt_at(retry: RetrySpec | None, attempts_done: int, first_started: datetime | None,
-                    now: datetime) -> datetime | None:
+def next_attempt_at(
+    retry: RetrySpec | None, attempts_done: int, first_started: datetime | None, now: datetime
+) -> datetime | None:
     """The time of the next attempt, or None when the policy is spent (maxAttempt counts every attempt)."""
     if retry is None:
         return None

@@ -1,9 +1,11 @@
 """A read-only picture of one execution, as the planner sees it."""
+
 from __future__ import annotations
 
+from collections.abc import KeysView, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Any, Mapping
+from typing import Any
 
 from flows_app.spec.model import FlowSpec
 
@@ -25,7 +27,7 @@ class RunState:
     started_at: datetime | None = None
     next_attempt_at: datetime | None = None
 
-    def evolve(self, **changes: Any) -> "RunState":
+    def evolve(self, **changes: Any) -> RunState:
         return replace(self, **changes)
 
 
@@ -45,7 +47,7 @@ class ExecutionSnapshot:
     def run(self, run_id: str) -> RunState:
         return self._by_id()[run_id]
 
-    def run_ids(self):
+    def run_ids(self) -> KeysView[str]:
         return self._by_id().keys()
 
     def children(self, parent_id: str | None) -> list[RunState]:
@@ -83,5 +85,5 @@ class ExecutionSnapshot:
         inner loop runs over the same values as an outer one."""
         return tuple(r.value for r in reversed([run] + self.ancestors(run)) if r.value is not None)
 
-    def with_runs(self, runs: tuple[RunState, ...], state: State | None = None) -> "ExecutionSnapshot":
+    def with_runs(self, runs: tuple[RunState, ...], state: State | None = None) -> ExecutionSnapshot:
         return replace(self, runs=runs, state=state or self.state)

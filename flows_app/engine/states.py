@@ -1,4 +1,5 @@
 """The states of executions and task runs, and the one table of legal moves between them."""
+
 from __future__ import annotations
 
 from enum import Enum
@@ -38,12 +39,12 @@ TERMINAL = frozenset({State.SUCCESS, State.WARNING, State.FAILED, State.KILLED, 
 
 _S = State
 ALLOWED: dict[State, frozenset[State]] = {
-    _S.CREATED: frozenset({_S.QUEUED, _S.RUNNING, _S.PAUSED, _S.SKIPPED, _S.WARNING, _S.FAILED, _S.KILLING,
-                           _S.KILLED}),
+    _S.CREATED: frozenset({_S.QUEUED, _S.RUNNING, _S.PAUSED, _S.SKIPPED, _S.WARNING, _S.FAILED, _S.KILLING, _S.KILLED}),
     _S.QUEUED: frozenset({_S.RUNNING, _S.SKIPPED, _S.FAILED, _S.KILLING, _S.KILLED}),
     # RUNNING -> QUEUED: a runnable whose worker died, resubmitted to another worker
-    _S.RUNNING: frozenset({_S.QUEUED, _S.PAUSED, _S.RETRYING, _S.SUCCESS, _S.WARNING, _S.FAILED, _S.KILLING,
-                           _S.KILLED}),
+    _S.RUNNING: frozenset(
+        {_S.QUEUED, _S.PAUSED, _S.RETRYING, _S.SUCCESS, _S.WARNING, _S.FAILED, _S.KILLING, _S.KILLED}
+    ),
     _S.PAUSED: frozenset({_S.RUNNING, _S.SUCCESS, _S.WARNING, _S.FAILED, _S.KILLING, _S.KILLED}),
     _S.RETRYING: frozenset({_S.QUEUED, _S.RUNNING, _S.FAILED, _S.KILLING, _S.KILLED}),
     _S.KILLING: frozenset({_S.KILLED, _S.FAILED}),
@@ -67,4 +68,3 @@ def check_transition(what: str, current: State | str, target: State | str) -> St
     if target not in ALLOWED[current]:
         raise IllegalTransition(what, current, target)
     return target
-

@@ -22,7 +22,6 @@ from jinja2.runtime import Context
 from . import javadates, operators, pebble_runtime
 from .pebble_runtime import fail_if_undefined, to_json, to_text
 
-
 # --- Filters ------------------------------------------------------------------------------------
 
 
@@ -126,7 +125,7 @@ def _split(value: Any, delimiter: str, limit: int | None = None) -> list[str]:
 
 
 def _slice(value: Any, start: int = 0, end: int | None = None) -> Any:
-    return value[int(start):None if end is None else int(end)]
+    return value[int(start) : None if end is None else int(end)]
 
 
 def _number(value: Any, type: str | None = None) -> int | float:
@@ -175,19 +174,25 @@ def _substring(value: Any, separator: str, after: bool, last: bool) -> str:
         return "" if (after == last) else text
     if index < 0:
         return "" if after else text
-    return text[index + len(separator):] if after else text[:index]
+    return text[index + len(separator) :] if after else text[:index]
 
 
 def _class_name(value: Any) -> str:
     """The Java class Kestra would report for a value."""
-    names = {bool: "java.lang.Boolean", int: "java.lang.Integer", float: "java.lang.Double",
-             str: "java.lang.String", dict: "java.util.LinkedHashMap", list: "java.util.ArrayList"}
+    names = {
+        bool: "java.lang.Boolean",
+        int: "java.lang.Integer",
+        float: "java.lang.Double",
+        str: "java.lang.String",
+        dict: "java.util.LinkedHashMap",
+        list: "java.util.ArrayList",
+    }
     return names.get(type(value), type(value).__name__)
 
 
 def _chunk(value: Any, size: int) -> list[list[Any]]:
     items = list(value)
-    return [items[i:i + int(size)] for i in range(0, len(items), int(size))]
+    return [items[i : i + int(size)] for i in range(0, len(items), int(size))]
 
 
 def _capitalize(value: Any) -> str:

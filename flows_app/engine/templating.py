@@ -17,7 +17,8 @@ from .pebble_runtime import to_text
 from .template_functions import FILTERS, GLOBALS, RAW_FILTERS, TESTS, filter_conventions
 from .vocabulary import is_template, truthy
 
-__all__ = ["TemplateError", "is_template", "render", "render_value", "truthy", "check_syntax"]
+__all__ = ["TemplateError", "check_syntax", "is_template", "render", "render_value", "truthy"]
+
 
 class TemplateError(Exception):
     """A template failed to compile or render; str() names the expression and the cause."""
@@ -88,8 +89,9 @@ def _describe(template: str, exc: Exception) -> str:
     if missing:
         kind, key = missing.groups()
         escaped = re.escape(key)
-        path = re.search(rf"([A-Za-z_]\w*(?:\.\w+|\[[^\]]*\])*?)(?:\.{escaped}\b|\[\s*['\"]?{escaped}['\"]?\s*\])",
-                         template)
+        path = re.search(
+            rf"([A-Za-z_]\w*(?:\.\w+|\[[^\]]*\])*?)(?:\.{escaped}\b|\[\s*['\"]?{escaped}['\"]?\s*\])", template
+        )
         if path:
             shown = f"'{key}'" if kind == "attribute" else key
             return f"'{path.group(1)}' has no {kind} {shown}"

@@ -1,10 +1,12 @@
 """The variables a template sees (`inputs`, `outputs`, `vars`, `flow`, `execution`, `task`, `taskrun`, ...)."""
+
 from __future__ import annotations
 
 import json
 import os
-from datetime import datetime, timezone
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any
 
 from flows_app.spec.model import FlowSpec, TaskSpec
 from plugins_app.base import finally_state, resolve_children_state
@@ -17,7 +19,7 @@ from .states import State
 def iso(moment: datetime | None) -> str | None:
     if moment is None:
         return None
-    return moment.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def outputs_tree(snapshot: ExecutionSnapshot) -> dict[str, Any]:
@@ -46,7 +48,7 @@ class Labels(dict[str, str]):
 
     def __missing__(self, key: str) -> Labels:
         prefix = f"{key}."
-        nested = Labels({k[len(prefix):]: v for k, v in self.items() if k.startswith(prefix) and k != prefix})
+        nested = Labels({k[len(prefix) :]: v for k, v in self.items() if k.startswith(prefix) and k != prefix})
         if not nested:
             raise KeyError(key)
         return nested
@@ -78,6 +80,7 @@ def mentions_other_runs(task: TaskSpec) -> bool:
 # While a flow's afterExecution tasks run, the execution stays RUNNING (a worker starts nothing in an ended
 # execution) and they see, as `execution.state`, the state it ends in once they are done. That state is not
 # stored: like every decision of the planner, it is read again from the runs (and the kept flow outputs).
+
 
 def in_after_execution(task: TaskSpec) -> bool:
     """A task of the flow's `afterExecution` block, or a child of one."""
@@ -115,22 +118,34 @@ def exit_state(snapshot: ExecutionSnapshot) -> State | None:
 def _exits(flow: FlowSpec) -> frozenset[str]:
     ids = flow.__dict__.get("_exits_of_tasks")  # most flows have none: kept on the spec, the check is then free
     if ids is None:
-        ids = frozenset(t.id for t in flow.walk()
-                        if not in_after_execution(t) and getattr(get_plugin(t.type), "ends_execution", False))
+        ids = frozenset(
+            t.id
+            for t in flow.walk()
+            if not in_after_execution(t) and getattr(get_plugin(t.type), "ends_execution", False)
+        )
         object.__setattr__(flow, "_exits_of_tasks", ids)
     return ids
 
 
-def build_variables(snapshot: ExecutionSnapshot, task: TaskSpec | None = None, run: RunState | None = None,
-                    parent: RunState | None = None, value: str | None = None,
-                    functions: Mapping[str, Callable[..., Any]] | None = None,
-                    with_outputs: bool = True) -> dict[str, Any]:
+def build_variables(
+    snapshot: ExecutionSnapshot,
+    task: TaskSpec | None = None,
+    run: RunState | None = None,
+    parent: RunState | None = None,
+    value: str | None = None,
+    functions: Mapping[str, Callable[..., Any]] | None = None,
+    with_outputs: bool = True,
+) -> dict[str, Any]:
     """Variables for rendering `task`'s properties in `run` (or for a run about to be created under `parent`).
 
     `with_outputs=False` leaves `outputs` empty, for templates that do not read them."""
     flow = snapshot.flow
-    execution = {"id": snapshot.id, "startDate": iso(snapshot.start_date), "state": str(snapshot.state),
-                 "outputs": dict(snapshot.outputs)}
+    execution = {
+        "id": snapshot.id,
+        "startDate": iso(snapshot.start_date),
+        "state": str(snapshot.state),
+        "outputs": dict(snapshot.outputs),
+    }
     if task is not None and in_after_execution(task) and snapshot.state in (State.RUNNING, State.PAUSED):
         execution["state"] = str(final_state(snapshot) or snapshot.state)
     variables: dict[str, Any] = {
@@ -157,7 +172,9 @@ def build_variables(snapshot: ExecutionSnapshot, task: TaskSpec | None = None, r
         if run.parent_id is not None:
             parent_run = snapshot.run(run.parent_id)
     elif value is not None or parent is not None:
-        variables["taskrun"] = {"value": value if value is not None else (_nearest_value(snapshot, parent) if parent else None)}
+        variables["taskrun"] = {
+            "value": value if value is not None else (_nearest_value(snapshot, parent) if parent else None)
+        }
     if parent_run is not None:
         parents = _parents([parent_run] + snapshot.ancestors(parent_run))
         variables["parents"] = parents

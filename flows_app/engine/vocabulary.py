@@ -3,6 +3,7 @@
 Pure and small. A plugin imports nothing else of flows_app (tests/test_arrows.py holds it to that): the
 rest of the world reaches it through the context it is handed.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -13,8 +14,17 @@ from flows_app.spec.model import TaskSpec
 from .pebble_runtime import to_text
 from .states import TERMINAL, State
 
-__all__ = ["DurationError", "State", "TERMINAL", "TaskSpec", "format_duration", "is_template", "parse_duration",
-           "to_text", "truthy"]
+__all__ = [
+    "TERMINAL",
+    "DurationError",
+    "State",
+    "TaskSpec",
+    "format_duration",
+    "is_template",
+    "parse_duration",
+    "to_text",
+    "truthy",
+]
 
 # Kestra's If accepts these (trimmed, any case) as false; we add null/none so a rendered null is false.
 FALSE_TEXTS = frozenset({"", "false", "0", "-0", "null", "none"})

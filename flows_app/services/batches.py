@@ -1,9 +1,11 @@
 """ForEachItem's batches: the items file cut into batch files, one child execution each, their ends counted."""
+
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from flows_app.engine.states import State
 from flows_app.engine.templating import render_value
@@ -17,8 +19,13 @@ from .storage import storage, task_run_parts
 READ_BLOCK = 1 << 16
 
 
-def start_batches(execution: Execution, run: TaskRun, flow: Flow, request: StartSubflowBatches,
-                  start: Callable[[dict, dict], Execution]) -> dict[str, Any]:
+def start_batches(
+    execution: Execution,
+    run: TaskRun,
+    flow: Flow,
+    request: StartSubflowBatches,
+    start: Callable[[dict, dict], Execution],
+) -> dict[str, Any]:
     """Cut the items file, store each batch, start a child per batch; returns the run's first outputs."""
     files = storage()
     source = files.path_of(request.items)
@@ -47,9 +54,18 @@ def child_ended(outputs: dict[str, Any], child: Execution) -> dict[str, Any]:
 
 def _gather_outputs(child: Execution) -> str:
     siblings = Execution.objects.filter(parent_id=child.parent_id, parent_task_run_id=child.parent_task_run_id)
-    lines = sorted(({"iteration": (c.trigger or {}).get("iteration"), "executionId": c.id, "state": c.state,
-                     "outputs": c.outputs or {}} for c in siblings.only("id", "state", "outputs", "trigger")),
-                   key=lambda line: line["iteration"] or 0)
+    lines = sorted(
+        (
+            {
+                "iteration": (c.trigger or {}).get("iteration"),
+                "executionId": c.id,
+                "state": c.state,
+                "outputs": c.outputs or {},
+            }
+            for c in siblings.only("id", "state", "outputs", "trigger")
+        ),
+        key=lambda line: line["iteration"] or 0,
+    )
     body = "".join(json.dumps(line, default=str) + "\n" for line in lines).encode()
     parent = child.parent
     run = TaskRun.objects.only("task_id").get(id=child.parent_task_run_id)
@@ -60,16 +76,23 @@ def _gather_outputs(child: Execution) -> str:
 
 # ---- cutting ----------------------------------------------------------------------------------------
 
+
 def split(path: Path, request: StartSubflowBatches) -> Iterator[bytes]:
     """The batches' contents: items (separated by `separator`) grouped by rows, by size or in partitions."""
     separator = request.separator.encode()
     if request.partitions:
         total = sum(1 for _ in _items(path, separator))
-        sizes = [total // request.partitions + (1 if i < total % request.partitions else 0)
-                 for i in range(request.partitions)]
+        sizes = [
+            total // request.partitions + (1 if i < total % request.partitions else 0)
+            for i in range(request.partitions)
+        ]
         sizes = [n for n in sizes if n > 0]  # fewer items than partitions: one item each
-        yield from _grouped(_items(path, separator), separator,
-                            lambda group, _: not sizes or len(group) >= sizes[0], on_full=lambda: sizes.pop(0))
+        yield from _grouped(
+            _items(path, separator),
+            separator,
+            lambda group, _: not sizes or len(group) >= sizes[0],
+            on_full=lambda: sizes.pop(0),
+        )
         return
     if request.size:
         yield from _grouped(_items(path, separator), separator, lambda _, size: size >= request.size)
@@ -78,8 +101,12 @@ def split(path: Path, request: StartSubflowBatches) -> Iterator[bytes]:
     yield from _grouped(_items(path, separator), separator, lambda group, _: len(group) >= rows)
 
 
-def _grouped(items: Iterator[bytes], separator: bytes, full: Callable[[list, int], bool],
-             on_full: Callable[[], Any] = lambda: None) -> Iterator[bytes]:
+def _grouped(
+    items: Iterator[bytes],
+    separator: bytes,
+    full: Callable[[list, int], bool],
+    on_full: Callable[[], Any] = lambda: None,
+) -> Iterator[bytes]:
     group: list[bytes] = []
     size = 0
     for item in items:

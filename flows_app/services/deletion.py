@@ -1,4 +1,5 @@
 """Deleting ended executions: their rows (task runs and logs cascade) and the files they left behind."""
+
 from __future__ import annotations
 
 import shutil
@@ -29,8 +30,9 @@ def delete_executions(execution_ids: Iterable[str]) -> int:
     All or nothing: if one has not ended, NotEnded names it and none is deleted. Subflow children stay
     (their `parent` becomes null). Holds the executions' row locks, so no advance step runs meanwhile."""
     with transaction.atomic():
-        executions = list(Execution.objects.select_for_update(of=("self",)).select_related("flow")
-                          .filter(id__in=list(execution_ids)))
+        executions = list(
+            Execution.objects.select_for_update(of=("self",)).select_related("flow").filter(id__in=list(execution_ids))
+        )
         if running := [e for e in executions if not State(e.state).is_terminal]:
             raise NotEnded(_refusal(running))
         folders = [execution_parts(e.flow.namespace, e.flow.flow_id, e.id) for e in executions]

@@ -1,8 +1,10 @@
 """Advancing, killing and resuming executions: the only writers of executions and task runs."""
+
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
@@ -44,8 +46,9 @@ class Advanced:
     kept: ReadyRun | None = None  # the one ready run the caller asked to run itself (see `keep`)
 
 
-def advance_execution(execution_id: str, first: Callable[[], None] | None = None,
-                      keep: Keep | None = None) -> Advanced | None:
+def advance_execution(
+    execution_id: str, first: Callable[[], None] | None = None, keep: Keep | None = None
+) -> Advanced | None:
     """Holds the execution's row lock while it plans and applies the next steps; announces the work.
 
     `first` runs under the lock before planning, in the same transaction: a worker records the end of
@@ -87,8 +90,7 @@ def ready_runs(flow: FlowSpec, runs: Mapping[str, Any], ids: list[str]) -> tuple
         pinned = workdirs.holder(flow, parent) if parent is not None else None
         for run_id in members:
             run = runs[run_id]
-            ready.append(ReadyRun(run_id, run.task_id, parent_id, flow.task(run.task_id).worker_group, pinned,
-                                  joined))
+            ready.append(ReadyRun(run_id, run.task_id, parent_id, flow.task(run.task_id).worker_group, pinned, joined))
     return tuple(ready)
 
 
@@ -121,8 +123,14 @@ def _apply(execution: Execution, runs: dict[str, Any], result: Plan) -> None:
             if action.state.is_terminal:  # a flowable that ended as it started (a Switch with no case)
                 attempt["endDate"] = now.isoformat()
             run = TaskRun(
-                id=action.id, execution_id=execution.id, task_id=action.task_id, parent_id=action.parent_id,
-                value=action.value, state=action.state.value, order=order, outputs=dict(action.outputs),
+                id=action.id,
+                execution_id=execution.id,
+                task_id=action.task_id,
+                parent_id=action.parent_id,
+                value=action.value,
+                state=action.state.value,
+                order=order,
+                outputs=dict(action.outputs),
                 attempts=[attempt] if started else [],
                 started_at=now if started or action.state.is_terminal else None,
                 ended_at=now if action.state.is_terminal else None,
@@ -146,8 +154,9 @@ def _apply(execution: Execution, runs: dict[str, Any], result: Plan) -> None:
             _flush_new(new_runs)
             restarted = TaskRun.objects.get(id=action.task_run_id)
             attempts = [*restarted.attempts, {"state": State.RUNNING.value, "startDate": now.isoformat()}]
-            move_task_run(restarted, State.RUNNING, outputs=dict(action.outputs), attempts=attempts,
-                          next_attempt_at=None)
+            move_task_run(
+                restarted, State.RUNNING, outputs=dict(action.outputs), attempts=attempts, next_attempt_at=None
+            )
             runs[restarted.id] = restarted
             if action.subflow is not None:
                 subflows.append((restarted, action.subflow))
@@ -196,8 +205,9 @@ def _row(runs: dict[str, Any], run_id: str, execution: Execution) -> TaskRun:
     """The TaskRun row to move: a created one, or a stand-in carrying what compare-and-set needs."""
     run = runs[run_id]
     if not isinstance(run, TaskRun):
-        run = TaskRun(id=run.id, execution_id=execution.id, task_id=run.task_id, parent_id=run.parent_id,
-                      state=run.state.value)
+        run = TaskRun(
+            id=run.id, execution_id=execution.id, task_id=run.task_id, parent_id=run.parent_id, state=run.state.value
+        )
         runs[run_id] = run
     return run
 
@@ -207,8 +217,9 @@ def _flush_new(new_runs: list[TaskRun]) -> None:
     if new_runs:
         TaskRun.objects.bulk_create(new_runs)
         for run in new_runs:
-            events.announce(events.TaskRunStateChanged(run.execution_id, run.id, run.task_id, run.state,
-                                                       State.CREATED.value))
+            events.announce(
+                events.TaskRunStateChanged(run.execution_id, run.id, run.task_id, run.state, State.CREATED.value)
+            )
         new_runs.clear()
 
 

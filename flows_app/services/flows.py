@@ -1,4 +1,5 @@
 """Saving flows: each new source is a new revision; the same source twice is not."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -25,7 +26,7 @@ def save_flow(source: str) -> Saved:
     checksum = FlowRevision.checksum_of(source)
     with transaction.atomic():
         flow, _ = Flow.objects.select_for_update().get_or_create(
-            namespace=spec.namespace, flow_id=spec.id, defaults={"source": source, "revision": 0},
+            namespace=spec.namespace, flow_id=spec.id, defaults={"source": source, "revision": 0}
         )
         latest = flow.revisions.order_by("-revision").first()
         if latest is not None and latest.checksum == checksum:

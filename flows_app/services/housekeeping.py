@@ -1,4 +1,5 @@
 """The scheduler's tick: work that no message asked for — due retries, lost messages, dead workers."""
+
 from __future__ import annotations
 
 import json
@@ -42,8 +43,11 @@ def _stalled_executions():
     in_flight = TaskRun.objects.filter(
         Q(state__in=[State.QUEUED, State.RETRYING]) | Q(state=State.RUNNING, heartbeat_at__isnull=False)
     ).values("execution_id")
-    return (Execution.objects.filter(state__in=ACTIVE, wake_at__isnull=True).exclude(id__in=in_flight)
-            .values_list("id", flat=True))
+    return (
+        Execution.objects.filter(state__in=ACTIVE, wake_at__isnull=True)
+        .exclude(id__in=in_flight)
+        .values_list("id", flat=True)
+    )
 
 
 def _resend_lost_queued(now) -> int:
@@ -52,9 +56,11 @@ def _resend_lost_queued(now) -> int:
     from .snapshots import revision_checksum
 
     old = now - timedelta(seconds=settings.TERN["RESEND_AFTER_SECONDS"])
-    lost = list(TaskRun.objects.filter(state=State.QUEUED, created_at__lt=old)
-                .filter(execution__state__in=[State.RUNNING, State.PAUSED])  # never into a killed or ended one
-                .select_related("execution"))
+    lost = list(
+        TaskRun.objects.filter(state=State.QUEUED, created_at__lt=old)
+        .filter(execution__state__in=[State.RUNNING, State.PAUSED])  # never into a killed or ended one
+        .select_related("execution")
+    )
     for run in lost:
         flow = spec_of_revision(run.execution.flow_revision_id, revision_checksum(run.execution))
         # Its parent is left out on purpose: a run pinned to a worker that went silent goes to any worker
@@ -67,8 +73,9 @@ def ensure_tick_schedule() -> None:
     """The periodic `tick` as a django-celery-beat row (the scheduler reads schedules from the database)."""
     from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
-    every, _ = IntervalSchedule.objects.get_or_create(every=settings.TERN["TICK_SECONDS"],
-                                                      period=IntervalSchedule.SECONDS)
+    every, _ = IntervalSchedule.objects.get_or_create(
+        every=settings.TERN["TICK_SECONDS"], period=IntervalSchedule.SECONDS
+    )
     PeriodicTask.objects.update_or_create(
         name="tern housekeeping tick",
         defaults={"task": TICK_TASK, "interval": every, "args": json.dumps([]), "enabled": True},

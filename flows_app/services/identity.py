@@ -1,4 +1,5 @@
 """Who this process is, as a worker: the names its claims and the directories it holds are recorded under."""
+
 from __future__ import annotations
 
 import os

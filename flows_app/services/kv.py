@@ -1,4 +1,5 @@
 """The KV store: namespaced values with an optional time to live, for tasks and for `kv()` in templates."""
+
 from __future__ import annotations
 
 import json
@@ -21,8 +22,9 @@ class KeyMissing(LookupError):
 
 
 def _live(namespace: str, key: str):
-    return KVEntry.objects.filter(Q(expires_at__isnull=True) | Q(expires_at__gt=timezone.now()),
-                                  namespace=namespace, key=key)
+    return KVEntry.objects.filter(
+        Q(expires_at__isnull=True) | Q(expires_at__gt=timezone.now()), namespace=namespace, key=key
+    )
 
 
 def get(namespace: str, key: str, error_on_missing: bool = False) -> Any:
@@ -60,8 +62,10 @@ def check_namespace(namespace: str) -> str:
 
 def check_key(key: str) -> str:
     if not KEY_PATTERN.fullmatch(key):
-        raise BadEntry(f"'{key}' is not a key: it starts with a letter or digit, then letters, digits, "
-                       "dots, underscores and hyphens only")
+        raise BadEntry(
+            f"'{key}' is not a key: it starts with a letter or digit, then letters, digits, "
+            "dots, underscores and hyphens only"
+        )
     return key
 
 
@@ -81,8 +85,9 @@ def put_entry(namespace: str, key: str, value: Any, expires_at: datetime | None 
     check_namespace(namespace)
     check_key(key)
     check_value(value)
-    entry, _ = KVEntry.objects.update_or_create(namespace=namespace, key=key,
-                                                defaults={"value": value, "expires_at": expires_at})
+    entry, _ = KVEntry.objects.update_or_create(
+        namespace=namespace, key=key, defaults={"value": value, "expires_at": expires_at}
+    )
     return entry
 
 
@@ -101,8 +106,9 @@ class NamespaceKV:
     def get(self, key: str, namespace: str | None = None, error_on_missing: bool = False) -> Any:
         return get(namespace or self.namespace, key, error_on_missing)
 
-    def put(self, key: str, value: Any, namespace: str | None = None, ttl: timedelta | None = None,
-            overwrite: bool = True) -> None:
+    def put(
+        self, key: str, value: Any, namespace: str | None = None, ttl: timedelta | None = None, overwrite: bool = True
+    ) -> None:
         put(namespace or self.namespace, key, value, ttl, overwrite)
 
     def delete(self, key: str, namespace: str | None = None, error_on_missing: bool = False) -> bool:

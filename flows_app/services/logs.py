@@ -1,4 +1,5 @@
 """Task logs: buffered and written to the database in batches, each batch announced for live listeners."""
+
 from __future__ import annotations
 
 import threading
@@ -24,8 +25,14 @@ def normalize_level(level: str) -> str:
 class LogSink:
     """The logs of one task-run attempt (or of the execution itself, with no task run)."""
 
-    def __init__(self, execution_id: str, task_run_id: str | None = None, task_id: str = "",
-                 attempt: int = 1, min_level: str | None = None):
+    def __init__(
+        self,
+        execution_id: str,
+        task_run_id: str | None = None,
+        task_id: str = "",
+        attempt: int = 1,
+        min_level: str | None = None,
+    ):
         self.execution_id, self.task_run_id, self.task_id, self.attempt = execution_id, task_run_id, task_id, attempt
         self.min_level = LEVELS[normalize_level(min_level)] if min_level else 0
         self.secrets = secret_values()  # read once per sink: the environment does not change mid-task
@@ -39,8 +46,15 @@ class LogSink:
         if LEVELS[level] < self.min_level:
             return
         message = mask(str(message), self.secrets)
-        entry = LogEntry(execution_id=self.execution_id, task_run_id=self.task_run_id, task_id=self.task_id,
-                         attempt=self.attempt, level=level, message=message, timestamp=timezone.now())
+        entry = LogEntry(
+            execution_id=self.execution_id,
+            task_run_id=self.task_run_id,
+            task_id=self.task_id,
+            attempt=self.attempt,
+            level=level,
+            message=message,
+            timestamp=timezone.now(),
+        )
         with self.lock:
             self.pending.append(entry)
             due = len(self.pending) >= self.batch_size or time.monotonic() - self.last_flush >= FLUSH_SECONDS
@@ -54,8 +68,15 @@ class LogSink:
             self.last_flush = time.monotonic()
         if batch:
             LogEntry.objects.bulk_create(batch)
-            events.announce(events.LogLinesWritten(self.execution_id, tuple(
-                events.LogLine(e.task_run_id, e.task_id, e.attempt, e.level, e.message, e.timestamp) for e in batch)))
+            events.announce(
+                events.LogLinesWritten(
+                    self.execution_id,
+                    tuple(
+                        events.LogLine(e.task_run_id, e.task_id, e.attempt, e.level, e.message, e.timestamp)
+                        for e in batch
+                    ),
+                )
+            )
 
 
 def log_now(execution_id: str, level: str, message: str, task_run_id: str | None = None, task_id: str = "") -> None:

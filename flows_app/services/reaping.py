@@ -6,6 +6,7 @@ attempt records it (`resubmitted`: which worker, from when to when). A task that
 failed attempt, retried or failed by the task's policy. Nothing is sent into an execution that is being
 killed or has ended: there the run ends as the kill or the end says.
 """
+
 from __future__ import annotations
 
 from django.conf import settings
@@ -31,8 +32,7 @@ def reap_task_run(task_run_id: str) -> bool:
         run = TaskRun.objects.filter(id=task_run_id).first()
         if run is None:
             return False
-        execution = with_checksum(Execution.objects.select_for_update(of=("self",))).filter(
-            id=run.execution_id).first()
+        execution = with_checksum(Execution.objects.select_for_update(of=("self",))).filter(id=run.execution_id).first()
         run.refresh_from_db()
         if execution is None or run.state != State.RUNNING or run.heartbeat_at is None:
             return False
@@ -44,12 +44,16 @@ def reap_task_run(task_run_id: str) -> bool:
             _resubmit(run, flow, worker, done + 1)
             return True
         if done >= max_resubmits():
-            why = (f"worker {worker} stopped answering while running '{run.task_id}', which was already sent "
-                   f"again {done} times (each time its worker died: does the task kill it, by running out of "
-                   f"memory say?); attempt {len(run.attempts)} counts as failed")
+            why = (
+                f"worker {worker} stopped answering while running '{run.task_id}', which was already sent "
+                f"again {done} times (each time its worker died: does the task kill it, by running out of "
+                f"memory say?); attempt {len(run.attempts)} counts as failed"
+            )
         else:
-            why = (f"worker {worker} stopped answering while running '{run.task_id}' in an execution that is "
-                   f"{execution.state}: it is not sent again")
+            why = (
+                f"worker {worker} stopped answering while running '{run.task_id}' in an execution that is "
+                f"{execution.state}: it is not sent again"
+            )
         log_now(run.execution_id, "ERROR", why, run.id, run.task_id)
         record_attempt(run, flow, task, Attempt(State.FAILED), advance=True)
     return True
@@ -60,13 +64,21 @@ def _resubmit(run: TaskRun, flow, worker: str, count: int) -> None:
     now = timezone.now()
     last = run.attempts[-1]
     stint = {"worker": worker, "startDate": last.get("startDate"), "endDate": now.isoformat()}
-    attempts = [*run.attempts[:-1], {**last, "state": RESUBMITTED, "resubmitted": [*last.get("resubmitted", []),
-                                                                                    stint]}]
+    attempts = [
+        *run.attempts[:-1],
+        {**last, "state": RESUBMITTED, "resubmitted": [*last.get("resubmitted", []), stint]},
+    ]
     if not move_task_run(run, State.QUEUED, fenced=True, attempts=attempts, heartbeat_at=None, worker=""):
         return
-    log_now(run.execution_id, "WARN", f"worker {worker} stopped answering while running '{run.task_id}': sent "
-            f"again to another worker ({count} of at most {max_resubmits()}; attempt {len(run.attempts)} goes on, "
-            "no retry spent)", run.id, run.task_id)
+    log_now(
+        run.execution_id,
+        "WARN",
+        f"worker {worker} stopped answering while running '{run.task_id}': sent "
+        f"again to another worker ({count} of at most {max_resubmits()}; attempt {len(run.attempts)} goes on, "
+        "no retry spent)",
+        run.id,
+        run.task_id,
+    )
     # Its parent is left out on purpose: a run pinned to the silent worker goes to any worker of its group.
     events.announce(events.TaskRunsReady(run.execution_id, ready_runs(flow, {run.id: run}, [run.id])))
 

@@ -1,10 +1,11 @@
 """Reads an execution and its task runs from the database into the planner's snapshot."""
+
 from __future__ import annotations
 
 import json
 import threading
 from collections import OrderedDict
-from datetime import datetime, timezone as dt_timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from django.db import connection
@@ -67,11 +68,17 @@ class EndedRuns:
         read = {r.id: r for r in fresh}
         runs = {**ended, **read}
         cleared_by_retries = recovery_task_ids(flow)
-        keep = {i: r for i, r in read.items() if r.state.is_terminal and not _written_after_end(flow, r)
-                and r.task_id not in cleared_by_retries}
+        keep = {
+            i: r
+            for i, r in read.items()
+            if r.state.is_terminal and not _written_after_end(flow, r) and r.task_id not in cleared_by_retries
+        }
         still_ended = {i: r for i, r in ended.items() if i not in read}  # a restarted run was read again
-        new_entry = ({**still_ended, **keep}, max((r.order for r in runs.values()), default=-1),
-                     tuple(i for i in read if i not in keep))
+        new_entry = (
+            {**still_ended, **keep},
+            max((r.order for r in runs.values()), default=-1),
+            tuple(i for i in read if i not in keep),
+        )
         with self.lock:
             self.entries[execution_id] = new_entry
             self.entries.move_to_end(execution_id)
@@ -93,9 +100,20 @@ _ended_runs = EndedRuns()
 def load_chain(run: TaskRun) -> tuple[RunState, ...]:
     """A run and its parents, outermost first: all that a task's templates see of the execution's runs
     when they read no other run's outputs (a query per level, instead of every run of a long loop)."""
-    chain = [RunState(id=run.id, task_id=run.task_id, parent_id=run.parent_id, state=State(run.state),
-                      value=run.value, attempts=len(run.attempts), outputs=run.outputs or {}, order=run.order,
-                      started_at=run.started_at, next_attempt_at=run.next_attempt_at)]
+    chain = [
+        RunState(
+            id=run.id,
+            task_id=run.task_id,
+            parent_id=run.parent_id,
+            state=State(run.state),
+            value=run.value,
+            attempts=len(run.attempts),
+            outputs=run.outputs or {},
+            order=run.order,
+            started_at=run.started_at,
+            next_attempt_at=run.next_attempt_at,
+        )
+    ]
     while chain[-1].parent_id is not None:
         chain.extend(_select_runs("id = %s", [chain[-1].parent_id]))
     return tuple(reversed(chain))
@@ -108,14 +126,26 @@ def _select_runs(where: str, params: list[Any]) -> tuple[RunState, ...]:
     """Runs as plain RunStates, read with plain SQL (`where` holds only placeholders and our own column
     names): Django's query compiler cost more than the query itself, twice per task (profiled)."""
     length = "jsonb_array_length" if connection.vendor == "postgresql" else "json_array_length"
-    sql = (f"SELECT id, task_id, parent_id, state, value, {length}(attempts), outputs, {ORDER}, started_at, "
-           f"next_attempt_at FROM {TaskRun._meta.db_table} WHERE {where} ORDER BY {ORDER}")
+    sql = (
+        f"SELECT id, task_id, parent_id, state, value, {length}(attempts), outputs, {ORDER}, started_at, "
+        f"next_attempt_at FROM {TaskRun._meta.db_table} WHERE {where} ORDER BY {ORDER}"
+    )
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         rows = cursor.fetchall()
     return tuple(
-        RunState(id=i, task_id=t, parent_id=p, state=State(s), value=v, attempts=a or 0, outputs=_json(o),
-                 order=n, started_at=_moment(sa), next_attempt_at=_moment(na))
+        RunState(
+            id=i,
+            task_id=t,
+            parent_id=p,
+            state=State(s),
+            value=v,
+            attempts=a or 0,
+            outputs=_json(o),
+            order=n,
+            started_at=_moment(sa),
+            next_attempt_at=_moment(na),
+        )
         for i, t, p, s, v, a, o, n, sa, na in rows
     )
 
@@ -132,7 +162,7 @@ def _moment(value: Any) -> datetime | None:
     if isinstance(value, str):
         value = parse_datetime(value)
     if value is not None and timezone.is_naive(value):
-        value = timezone.make_aware(value, dt_timezone.utc)
+        value = timezone.make_aware(value, UTC)
     return value
 
 
@@ -146,9 +176,14 @@ def revision_checksum(execution: Execution) -> str:
 def load_snapshot(execution: Execution, runs: tuple[RunState, ...] | None = None) -> ExecutionSnapshot:
     flow = spec_of_revision(execution.flow_revision_id, revision_checksum(execution))
     return ExecutionSnapshot(
-        id=execution.id, flow=flow,
+        id=execution.id,
+        flow=flow,
         state=State(execution.state),
-        runs=load_runs(execution.id, flow) if runs is None else runs, now=timezone.now(), inputs=execution.inputs or {},
-        labels=execution.labels or {}, start_date=execution.started_at or execution.created_at,
-        trigger=execution.trigger, outputs=execution.outputs or {},
+        runs=load_runs(execution.id, flow) if runs is None else runs,
+        now=timezone.now(),
+        inputs=execution.inputs or {},
+        labels=execution.labels or {},
+        start_date=execution.started_at or execution.created_at,
+        trigger=execution.trigger,
+        outputs=execution.outputs or {},
     )

@@ -1,9 +1,11 @@
 """Starting an execution: its inputs checked and stored, its row created and announced."""
+
 from __future__ import annotations
 
 import errno
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from django.conf import settings
 from django.db import transaction
@@ -14,7 +16,6 @@ from flows_app.models import Execution, Flow, new_id
 
 from .flows import spec_of
 from .storage import execution_parts, remove, storage
-
 
 # Kestra's system labels (its `Label.java`): set by Tern itself, never by a user.
 SYSTEM_PREFIX = "system."
@@ -30,10 +31,17 @@ class ReservedLabels(ValueError):
     """Labels given at start used the `system.` prefix, which only Tern sets."""
 
 
-def start_execution(flow: Flow, inputs: Mapping[str, Any] | None = None, labels: Mapping[str, str] | None = None,
-                    trigger: Mapping[str, Any] | None = None, parent: Execution | None = None,
-                    parent_task_run_id: str = "", revision: int | None = None, local_files: bool = False,
-                    username: str | None = None) -> Execution:
+def start_execution(
+    flow: Flow,
+    inputs: Mapping[str, Any] | None = None,
+    labels: Mapping[str, str] | None = None,
+    trigger: Mapping[str, Any] | None = None,
+    parent: Execution | None = None,
+    parent_task_run_id: str = "",
+    revision: int | None = None,
+    local_files: bool = False,
+    username: str | None = None,
+) -> Execution:
     """Check the inputs against the flow's latest revision (or `revision`; InputsError names each bad one)
     and create the execution; it is advanced once the transaction commits.
 
@@ -56,11 +64,14 @@ def start_execution(flow: Flow, inputs: Mapping[str, Any] | None = None, labels:
         raise
     with transaction.atomic():
         execution = Execution.objects.create(
-            id=execution_id, flow=flow, flow_revision=revision,
-            inputs=values, labels={**_without_system(spec.labels), **(labels or {}),
-                                   **_system_labels(execution_id, parent, username)},
+            id=execution_id,
+            flow=flow,
+            flow_revision=revision,
+            inputs=values,
+            labels={**_without_system(spec.labels), **(labels or {}), **_system_labels(execution_id, parent, username)},
             trigger=dict(trigger) if trigger else None,
-            parent=parent, parent_task_run_id=parent_task_run_id,
+            parent=parent,
+            parent_task_run_id=parent_task_run_id,
         )
         events.announce(events.ExecutionCreated(execution.id, spec.namespace, spec.id, parent.id if parent else None))
     return execution
@@ -85,8 +96,11 @@ def _system_labels(execution_id: str, parent: Execution | None, username: str | 
     ForEachItem) takes every system label of its parent — its correlationId, its username if it has one —;
     any other execution is its own correlation root. `username` is who started it, when a user did. A parent
     from before system labels counts as a root."""
-    labels = {key: value for key, value in (parent.labels or {}).items()
-              if key.startswith(SYSTEM_PREFIX)} if parent is not None else {}
+    labels = (
+        {key: value for key, value in (parent.labels or {}).items() if key.startswith(SYSTEM_PREFIX)}
+        if parent is not None
+        else {}
+    )
     labels.setdefault(CORRELATION_ID, parent.id if parent is not None else execution_id)
     if username:
         labels[USERNAME] = username

@@ -4,6 +4,7 @@ Local disk under TERN_STORAGE_DIR; a URI is `kestra:///<namespace path>/<flow>/e
 in Kestra, so flows that pass URIs between tasks work as written. The interface (put, path_of, read)
 is what an S3-compatible backend would implement.
 """
+
 from __future__ import annotations
 
 import functools
@@ -38,7 +39,7 @@ class LocalStorage:
         """The local file of a URI; refuses URIs outside the storage."""
         if not uri.startswith(SCHEME):
             raise StorageError(f"'{uri}' is not an internal storage URI (kestra:///...)")
-        path = (self.root / uri[len(SCHEME):].lstrip("/")).resolve()
+        path = (self.root / uri[len(SCHEME) :].lstrip("/")).resolve()
         if self.root not in path.parents:
             raise StorageError(f"'{uri}' points outside the internal storage")
         if not path.is_file():

@@ -1,4 +1,5 @@
 """Subflows: the engine starts a child execution for a Subflow task, and reports the child's end back."""
+
 from __future__ import annotations
 
 from django.db import transaction
@@ -30,8 +31,15 @@ def start_subflow(execution: Execution, run: TaskRun, request: StartSubflow) -> 
             outputs = batches.start_batches(execution, run, flow, request, _starter(execution, run, flow, request))
         else:
             outputs = {"executionId": _starter(execution, run, flow, request)(request.inputs, {}).id}
-    except (LookupError, InputsError, FlowDisabled, ReservedLabels, FlowRevision.DoesNotExist, StorageError,
-            TemplateError) as exc:
+    except (
+        LookupError,
+        InputsError,
+        FlowDisabled,
+        ReservedLabels,
+        FlowRevision.DoesNotExist,
+        StorageError,
+        TemplateError,
+    ) as exc:
         outputs = {"error": f"subflow {name}: {exc}"}
     TaskRun.objects.filter(id=run.id).update(outputs=outputs)
     if "error" in outputs or not request.wait or outputs.get("numberOfBatches") == 0:
@@ -46,8 +54,15 @@ def _starter(execution: Execution, run: TaskRun, flow: Flow, request: StartSubfl
 
     def start(inputs, trigger_extra) -> Execution:
         trigger = {"type": "subflow", "executionId": execution.id, "taskRunId": run.id, **trigger_extra}
-        return start_execution(flow, inputs, labels, parent=execution, parent_task_run_id=run.id,
-                               revision=request.revision, trigger=trigger)
+        return start_execution(
+            flow,
+            inputs,
+            labels,
+            parent=execution,
+            parent_task_run_id=run.id,
+            revision=request.revision,
+            trigger=trigger,
+        )
 
     return start
 
@@ -57,8 +72,11 @@ def _child_labels(execution: Execution, request: StartSubflow) -> dict[str, str]
     child takes those anyway (from its parent, in start_execution). Any other `system.` label is the user's,
     and refused."""
     parents = execution.labels or {}
-    return {key: value for key, value in request.labels.items()
-            if not (key.startswith(SYSTEM_PREFIX) and parents.get(key) == value)}
+    return {
+        key: value
+        for key, value in request.labels.items()
+        if not (key.startswith(SYSTEM_PREFIX) and parents.get(key) == value)
+    }
 
 
 def on_execution_ended(event: events.ExecutionEnded) -> None:

@@ -1,4 +1,5 @@
 """Running one task run: claim it, render its properties, call its plugin, record the attempt's outcome."""
+
 from __future__ import annotations
 
 import json
@@ -6,8 +7,9 @@ import shutil
 import threading
 import time
 import traceback
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 from django.conf import settings
 from django.db import connections, transaction
@@ -26,13 +28,13 @@ from plugins_app.base import PluginError, TaskResult
 from plugins_app.context import TaskRunContext
 from plugins_app.registry import get_plugin
 
+from . import workdirs
 from .executions import Keep, advance_execution
 from .flows import spec_of_revision
 from .kv import KeyMissing, NamespaceKV
 from .logs import FLUSH_SECONDS, LogSink, log_now
-from . import workdirs
-from .storage import StorageError, storage, task_run_parts
 from .snapshots import load_chain, load_snapshot, revision_checksum
+from .storage import StorageError, storage, task_run_parts
 from .transitions import claim_task_run, move_task_run
 
 
@@ -61,8 +63,12 @@ def run_task_run(task_run_id: str, advance: bool = True, keep: Keep | None = Non
     body advances once for all). `keep`: see `advance_execution`.
     """
     # the run, its execution and the flow revision's checksum in one query: this is every task's first step
-    run = (TaskRun.objects.select_related("execution").filter(id=task_run_id)
-           .annotate(revision_checksum=F("execution__flow_revision__checksum")).first())
+    run = (
+        TaskRun.objects.select_related("execution")
+        .filter(id=task_run_id)
+        .annotate(revision_checksum=F("execution__flow_revision__checksum"))
+        .first()
+    )
     if run is None or run.state != State.QUEUED or run.execution.state not in RUNNABLE_IN:
         return None  # claimed, gone, or its execution is being killed or has ended: nothing starts there
     if not claim_task_run(run):
@@ -77,8 +83,9 @@ def run_task_run(task_run_id: str, advance: bool = True, keep: Keep | None = Non
         heartbeat.stop()
 
 
-def _run_claimed(run: TaskRun, execution: Execution, advance: bool, heartbeat: Heartbeat,
-                 keep: Keep | None) -> ReadyRun | None:
+def _run_claimed(
+    run: TaskRun, execution: Execution, advance: bool, heartbeat: Heartbeat, keep: Keep | None
+) -> ReadyRun | None:
     snapshot = _snapshot_for(execution, run)
     task = snapshot.flow.task(run.task_id)
     sink = LogSink(execution.id, run.id, run.task_id, attempt=len(run.attempts), min_level=task.log_level)
@@ -131,10 +138,18 @@ def _execute(snapshot, task, run: TaskRun, sink: LogSink, workdir, started: floa
         sink.emit("ERROR", str(exc))
         return Attempt(State.FAILED)
     ctx = TaskRunContext(
-        task_id=task.id, task_run_id=run.id, execution_id=run.execution_id, attempt=len(run.attempts),
-        work_root=workdir, renderer=lambda value: render_value(value, variables), logger=sink.emit,
-        stop_check=lambda: _is_killing(run.execution_id), deadline=deadline, kv=store,
-        storage_put=lambda source, name: files.put(parts, name, source), storage_path=files.path_of,
+        task_id=task.id,
+        task_run_id=run.id,
+        execution_id=run.execution_id,
+        attempt=len(run.attempts),
+        work_root=workdir,
+        renderer=lambda value: render_value(value, variables),
+        logger=sink.emit,
+        stop_check=lambda: _is_killing(run.execution_id),
+        deadline=deadline,
+        kv=store,
+        storage_put=lambda source, name: files.put(parts, name, source),
+        storage_path=files.path_of,
     )
     try:
         if shared is not None:
@@ -166,8 +181,16 @@ def _execute(snapshot, task, run: TaskRun, sink: LogSink, workdir, started: floa
 def _error_logs(execution_id: str) -> list[dict[str, Any]]:
     """Kestra's `errorLogs()`: the execution's ERROR lines, for messages in `errors` handlers."""
     entries = LogEntry.objects.filter(execution_id=execution_id, level="ERROR").order_by("id")
-    return [{"taskId": e.task_id, "taskRunId": e.task_run_id, "level": e.level, "message": e.message,
-             "timestamp": e.timestamp.isoformat()} for e in entries]
+    return [
+        {
+            "taskId": e.task_id,
+            "taskRunId": e.task_run_id,
+            "level": e.level,
+            "message": e.message,
+            "timestamp": e.timestamp.isoformat(),
+        }
+        for e in entries
+    ]
 
 
 def _is_killing(execution_id: str) -> bool:
@@ -206,12 +229,17 @@ class Heartbeat:
 
     def beat(self) -> bool:
         """One sign of life; False once another worker claimed the run (this one was taken for dead)."""
-        return TaskRun.objects.filter(id=self.task_run_id, state=State.RUNNING, claim=self.claim).update(
-            heartbeat_at=timezone.now()) == 1
+        return (
+            TaskRun.objects.filter(id=self.task_run_id, state=State.RUNNING, claim=self.claim).update(
+                heartbeat_at=timezone.now()
+            )
+            == 1
+        )
 
 
-def record_attempt(run: TaskRun, flow, task, attempt: Attempt, advance: bool,
-                   keep: Keep | None = None) -> ReadyRun | None:
+def record_attempt(
+    run: TaskRun, flow, task, attempt: Attempt, advance: bool, keep: Keep | None = None
+) -> ReadyRun | None:
     """Store the attempt and decide: done, or a retry at a stored time; then advance the execution in the
     same transaction, under its row lock: one commit per task, and racing workers decide one at a time.
 
@@ -235,8 +263,14 @@ def record_attempt(run: TaskRun, flow, task, attempt: Attempt, advance: bool,
             if attempt.labels:
                 _add_labels(run.execution_id, attempt.labels)
         elif TaskRun.objects.filter(id=run.id).exclude(claim=run.claim).exists():
-            log_now(run.execution_id, "WARN", f"a late result of '{run.task_id}' (attempt {len(run.attempts)}, "
-                    f"{attempt.state}) was refused: the run was sent again to another worker", run.id, run.task_id)
+            log_now(
+                run.execution_id,
+                "WARN",
+                f"a late result of '{run.task_id}' (attempt {len(run.attempts)}, "
+                f"{attempt.state}) was refused: the run was sent again to another worker",
+                run.id,
+                run.task_id,
+            )
 
     if advance or decision_state == State.RETRYING:
         advanced = advance_execution(run.execution_id, first=store, keep=keep)

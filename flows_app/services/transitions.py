@@ -1,5 +1,6 @@
 """The one door for state changes: checked against the table of legal moves, written by compare-and-set,
 and announced (the events reach their subscribers once the change commits)."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -13,17 +14,16 @@ from flows_app.models import Execution, TaskRun
 
 from .identity import PROCESS
 
-
 RESUBMITTED = "RESUBMITTED"  # an attempt whose worker died, sent again to another worker (Kestra's name)
 
 
-def _compare_and_set(row: models.Model, what: str, target: State, fields: dict[str, Any],
-                     fence: dict[str, Any] | None = None) -> bool:
+def _compare_and_set(
+    row: models.Model, what: str, target: State, fields: dict[str, Any], fence: dict[str, Any] | None = None
+) -> bool:
     """UPDATE ... WHERE id = row.id AND state = <the state we read> [AND the fence]; False if someone moved
     it first."""
     check_transition(what, row.state, target)
-    updated = type(row).objects.filter(pk=row.pk, state=row.state, **(fence or {})).update(state=target.value,
-                                                                                           **fields)
+    updated = type(row).objects.filter(pk=row.pk, state=row.state, **(fence or {})).update(state=target.value, **fields)
     if updated:
         row.state = target.value
         for key, value in fields.items():
@@ -72,6 +72,7 @@ def move_execution(execution: Execution, target: State, **fields: Any) -> bool:
     if moved:
         events.announce(events.ExecutionStateChanged(execution.id, target.value, previous))
         if target.is_terminal:
-            events.announce(events.ExecutionEnded(execution.id, target.value, dict(execution.outputs or {}),
-                                                  execution.parent_id))
+            events.announce(
+                events.ExecutionEnded(execution.id, target.value, dict(execution.outputs or {}), execution.parent_id)
+            )
     return moved

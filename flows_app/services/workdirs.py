@@ -8,12 +8,14 @@ worker that holds them. What goes into the directory, and what comes out, is the
 3. When the flowable ends (the advance after its last child, on the same worker), `close_directory`, then
    the directory is removed.
 """
+
 from __future__ import annotations
 
 import shutil
 import time
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from django.conf import settings
 
@@ -69,9 +71,14 @@ def open_directory(snapshot: ExecutionSnapshot, parent: RunState) -> Path:
         held_by = _holder(parent.id)
         TaskRun.objects.filter(id=parent.id).update(worker=identity.node)
         if held_by and held_by != identity.node:
-            log_now(snapshot.id, "WARN", f"the working directory of '{parent.task_id}' was on {held_by}, which "
-                    "stopped answering: a new one starts here, without the files of the tasks before",
-                    parent.id, parent.task_id)
+            log_now(
+                snapshot.id,
+                "WARN",
+                f"the working directory of '{parent.task_id}' was on {held_by}, which "
+                "stopped answering: a new one starts here, without the files of the tasks before",
+                parent.id,
+                parent.task_id,
+            )
     path.mkdir(parents=True)
     workspace = Workspace(snapshot, parent, path)
     workspace.plugin.open_directory(workspace)
@@ -123,8 +130,9 @@ class Workspace:
 
     def storage_put(self, source: Any, name: str) -> str:
         flow = self._snapshot.flow
-        return storage().put(task_run_parts(flow.namespace, flow.id, self._snapshot.id, self.run.task_id,
-                                            self.run.id), name, source)
+        return storage().put(
+            task_run_parts(flow.namespace, flow.id, self._snapshot.id, self.run.task_id, self.run.id), name, source
+        )
 
     def storage_path(self, uri: str) -> Path:
         return storage().path_of(uri)

@@ -1,4 +1,5 @@
 """Durations as users write them: ISO-8601 (`PT15M`, `P1DT2H`, `PT0.5S`) or Kestra's short form (`10M`, `30s`)."""
+
 from __future__ import annotations
 
 import re

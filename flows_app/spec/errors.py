@@ -1,10 +1,11 @@
 """Validation errors that name their place: `tasks[2].retry.interval: 'PT15X' is not a duration (line 14)`."""
+
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Iterable, Union
 
-PathPart = Union[str, int]
+PathPart = str | int
 Path = tuple[PathPart, ...]
 
 

@@ -1,4 +1,5 @@
 """Loads a flow's YAML source into a FlowSpec, or raises FlowValidationError with every problem at once."""
+
 from __future__ import annotations
 
 import re
@@ -9,7 +10,7 @@ from croniter import croniter
 
 from .errors import ErrorCollector, FlowValidationError, Path, SpecError
 from .inputs import parse_inputs
-from .model import FlowSpec, TriggerSpec
+from .model import FlowSpec, TaskSpec, TriggerSpec
 from .tasks import ID_PATTERN, TaskParser, parse_retry
 from .yamlsource import LIMITS, YamlLimits, load_yaml
 
@@ -18,10 +19,30 @@ NAMESPACE_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]*(\.[a-z0-9][a-z0-9_-]*)*$",
 # Top-level keys Kestra accepts; those Tern does not act on yet give a warning (NOT_ACTED_ON), and
 # `listeners`, `concurrency`, `sla` and `checks` are kept as written in FlowSpec.extra for the issues that will.
 FLOW_KEYS = {
-    "id", "namespace", "revision", "description", "labels", "inputs", "variables", "tasks", "errors",
-    "finally", "afterExecution", "triggers", "disabled", "outputs", "taskDefaults", "pluginDefaults", "retry",
+    "id",
+    "namespace",
+    "revision",
+    "description",
+    "labels",
+    "inputs",
+    "variables",
+    "tasks",
+    "errors",
+    "finally",
+    "afterExecution",
+    "triggers",
+    "disabled",
+    "outputs",
+    "taskDefaults",
+    "pluginDefaults",
+    "retry",
     # accepted, acted on by later issues
-    "listeners", "concurrency", "sla", "deleted", "workerGroup", "checks",
+    "listeners",
+    "concurrency",
+    "sla",
+    "deleted",
+    "workerGroup",
+    "checks",
 }
 
 # Accepted keys that change nothing (yet): each gives a warning that says what does not happen. No silent no-op.
@@ -72,7 +93,7 @@ def parse_flow(data: Any, errors: ErrorCollector) -> FlowSpec | None:
     parser = TaskParser(errors, defaults)
     if data.get("tasks") is None:
         errors.add(("tasks",), "missing tasks: a flow needs at least one task")
-        tasks = ()
+        tasks: tuple[TaskSpec, ...] = ()
     else:
         tasks = parser.parse_list(data.get("tasks"), ("tasks",))
     flow_errors = parser.parse_list(data.get("errors"), ("errors",), allow_empty=True)
@@ -256,6 +277,7 @@ def _triggers(value: Any, errors: ErrorCollector) -> tuple[TriggerSpec, ...]:
         canonical = TRIGGER_TYPES.get(type_name) if isinstance(type_name, str) else None
         if canonical is None:
             import difflib
+
             close = difflib.get_close_matches(str(type_name), list(TRIGGER_TYPES), n=1)
             hint = f"; did you mean '{close[0]}'?" if close else ""
             errors.add(path + ("type",), f"unknown trigger type '{type_name}'{hint}")

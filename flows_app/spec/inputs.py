@@ -1,51 +1,86 @@
 """The `inputs:` of a flow: typed declarations, checked when the flow is deployed, every mistake reported at once."""
+
 from __future__ import annotations
 
 import difflib
 import re
+from collections.abc import Mapping
 from types import MappingProxyType
-from typing import Any, Mapping
+from typing import Any
 
 from ..engine.inputs import InputValueError, coerce_value, parse_typed
 from .errors import ErrorCollector, Path
 from .model import InputSpec
 
-INPUT_TYPES = frozenset({
-    "STRING", "INT", "FLOAT", "BOOLEAN", "BOOL", "DATETIME", "DATE", "TIME", "DURATION", "JSON", "YAML",
-    "URI", "ENUM", "SELECT", "MULTISELECT", "ARRAY", "FILE", "SECRET", "EMAIL",
-})
+INPUT_TYPES = frozenset(
+    {
+        "STRING",
+        "INT",
+        "FLOAT",
+        "BOOLEAN",
+        "BOOL",
+        "DATETIME",
+        "DATE",
+        "TIME",
+        "DURATION",
+        "JSON",
+        "YAML",
+        "URI",
+        "ENUM",
+        "SELECT",
+        "MULTISELECT",
+        "ARRAY",
+        "FILE",
+        "SECRET",
+        "EMAIL",
+    }
+)
 # Items of an ARRAY or MULTISELECT are plain values: no nested lists, no choices, no uploads, no secrets.
 ITEM_TYPES = INPUT_TYPES - {"ARRAY", "MULTISELECT", "ENUM", "SELECT", "FILE", "SECRET"}
 
 _ID = re.compile(r"[a-zA-Z0-9][.a-zA-Z0-9_-]*")  # Kestra's pattern for an input id
 
-_COMMON_KEYS = frozenset({"id", "name", "type", "description", "displayName", "required", "defaults",
-                          "prefill", "dependsOn"})
+_COMMON_KEYS = frozenset(
+    {"id", "name", "type", "description", "displayName", "required", "defaults", "prefill", "dependsOn"}
+)
 _TEXT_KEYS = frozenset({"validator", "min", "max", "minLength", "maxLength"})
 _CHOICE_KEYS = frozenset({"values", "expression", "allowCustomValue", "autoSelectFirst"})
 # The keys each type adds to the common ones; Kestra rejects a key its input class lacks.
 _TYPE_KEYS: dict[str, frozenset[str]] = {
-    "STRING": _TEXT_KEYS, "SECRET": _TEXT_KEYS,
-    "EMAIL": frozenset({"validator"}), "URI": frozenset({"validator"}),
-    "INT": frozenset({"min", "max"}), "FLOAT": frozenset({"min", "max"}), "DURATION": frozenset({"min", "max"}),
-    "DATETIME": frozenset({"after", "before"}), "DATE": frozenset({"after", "before"}),
+    "STRING": _TEXT_KEYS,
+    "SECRET": _TEXT_KEYS,
+    "EMAIL": frozenset({"validator"}),
+    "URI": frozenset({"validator"}),
+    "INT": frozenset({"min", "max"}),
+    "FLOAT": frozenset({"min", "max"}),
+    "DURATION": frozenset({"min", "max"}),
+    "DATETIME": frozenset({"after", "before"}),
+    "DATE": frozenset({"after", "before"}),
     "TIME": frozenset({"after", "before"}),
     "ENUM": frozenset({"values"}),
     "SELECT": _CHOICE_KEYS | {"isRadio"},
     "MULTISELECT": _CHOICE_KEYS | {"options", "itemType"},
     "ARRAY": frozenset({"itemType"}),
     "FILE": frozenset({"extension", "acceptedExtensions"}),
-    "BOOLEAN": frozenset(), "BOOL": frozenset(), "JSON": frozenset(), "YAML": frozenset(),
+    "BOOLEAN": frozenset(),
+    "BOOL": frozenset(),
+    "JSON": frozenset(),
+    "YAML": frozenset(),
 }
 _ALL_KEYS = _COMMON_KEYS.union(*_TYPE_KEYS.values())
 # Keys kept as they are in InputSpec.extra, for the UI and the renderer.
 _EXTRA_KEYS = ("dependsOn", "prefill", "expression", "autoSelectFirst", "isRadio", "extension", "acceptedExtensions")
 # Where min/max come from, per type: STRING's length bounds may be spelt either way.
-_BOUND_KEYS = {"STRING": (("min", "minLength"), ("max", "maxLength")),
-               "SECRET": (("min", "minLength"), ("max", "maxLength")),
-               "INT": (("min",), ("max",)), "FLOAT": (("min",), ("max",)), "DURATION": (("min",), ("max",)),
-               "DATETIME": (("after",), ("before",)), "DATE": (("after",), ("before",)),
-               "TIME": (("after",), ("before",))}
+_BOUND_KEYS = {
+    "STRING": (("min", "minLength"), ("max", "maxLength")),
+    "SECRET": (("min", "minLength"), ("max", "maxLength")),
+    "INT": (("min",), ("max",)),
+    "FLOAT": (("min",), ("max",)),
+    "DURATION": (("min",), ("max",)),
+    "DATETIME": (("after",), ("before",)),
+    "DATE": (("after",), ("before",)),
+    "TIME": (("after",), ("before",)),
+}
 
 
 def parse_inputs(raw: Any, path: Path, errors: ErrorCollector) -> tuple[InputSpec, ...]:
@@ -85,12 +120,17 @@ def _parse_input(item: Any, path: Path, errors: ErrorCollector) -> InputSpec | N
         return None
     low, high = _parse_bounds(item, type_, path, errors)
     spec = InputSpec(
-        id=input_id, type=type_, required=required, defaults=item.get("defaults"),
-        description=description, display_name=display_name,
+        id=input_id,
+        type=type_,
+        required=required,
+        defaults=item.get("defaults"),
+        description=description,
+        display_name=display_name,
         validator=_parse_validator(item, path, errors),
         values=_parse_values(item, type_, path, errors),
         item_type=_parse_item_type(item, type_, path, errors),
-        min=low, max=high,
+        min=low,
+        max=high,
         allow_custom_value=_check_kind(item, "allowCustomValue", bool, "true or false", path, errors, default=False),
         extra=_parse_extra(item, path, errors),
     )
@@ -98,7 +138,7 @@ def _parse_input(item: Any, path: Path, errors: ErrorCollector) -> InputSpec | N
     return spec
 
 
-def _parse_id(item: dict, path: Path, errors: ErrorCollector) -> str | None:
+def _parse_id(item: dict[str, Any], path: Path, errors: ErrorCollector) -> str | None:
     # `name` is how inputs were named before Kestra 0.14; `id` wins when both are there, as in Kestra.
     key = "id" if "id" in item else "name" if "name" in item else None
     if key is None:
@@ -106,13 +146,16 @@ def _parse_id(item: dict, path: Path, errors: ErrorCollector) -> str | None:
         return None
     value = item[key]
     if not isinstance(value, str) or not _ID.fullmatch(value):
-        errors.add(path + (key,), f"{value!r} is not a valid input id: use letters, digits, '.', '_' and '-', "
-                                  "starting with a letter or digit")
+        errors.add(
+            path + (key,),
+            f"{value!r} is not a valid input id: use letters, digits, '.', '_' and '-', "
+            "starting with a letter or digit",
+        )
         return None
     return value
 
 
-def _parse_type(item: dict, path: Path, errors: ErrorCollector) -> str | None:
+def _parse_type(item: dict[str, Any], path: Path, errors: ErrorCollector) -> str | None:
     if "type" not in item:
         errors.add(path, f"an input needs a `type`, one of {', '.join(sorted(INPUT_TYPES))}")
         return None
@@ -125,7 +168,7 @@ def _parse_type(item: dict, path: Path, errors: ErrorCollector) -> str | None:
     return None
 
 
-def _check_keys(item: dict, type_: str | None, path: Path, errors: ErrorCollector) -> None:
+def _check_keys(item: dict[str, Any], type_: str | None, path: Path, errors: ErrorCollector) -> None:
     allowed = _COMMON_KEYS | _TYPE_KEYS[type_] if type_ else _ALL_KEYS
     for key in item:
         if key in allowed:
@@ -138,8 +181,9 @@ def _check_keys(item: dict, type_: str | None, path: Path, errors: ErrorCollecto
         errors.add(path + (key,), f"unknown property `{key}`{hint}")
 
 
-def _check_kind(item: dict, key: str, kind: type, wanted: str, path: Path, errors: ErrorCollector,
-                default: Any = None) -> Any:
+def _check_kind(
+    item: dict[str, Any], key: str, kind: type, wanted: str, path: Path, errors: ErrorCollector, default: Any = None
+) -> Any:
     value = item.get(key)
     if value is None:
         return default
@@ -149,7 +193,7 @@ def _check_kind(item: dict, key: str, kind: type, wanted: str, path: Path, error
     return value
 
 
-def _parse_extra(item: dict, path: Path, errors: ErrorCollector) -> Mapping[str, Any]:
+def _parse_extra(item: dict[str, Any], path: Path, errors: ErrorCollector) -> Mapping[str, Any]:
     extra = {k: item[k] for k in _EXTRA_KEYS if k in item}
     accepted = extra.get("acceptedExtensions")
     if accepted is not None and not (isinstance(accepted, list) and all(isinstance(e, str) for e in accepted)):
@@ -158,7 +202,7 @@ def _parse_extra(item: dict, path: Path, errors: ErrorCollector) -> Mapping[str,
     return MappingProxyType(extra)
 
 
-def _parse_validator(item: dict, path: Path, errors: ErrorCollector) -> str | None:
+def _parse_validator(item: dict[str, Any], path: Path, errors: ErrorCollector) -> str | None:
     pattern = item.get("validator")
     if pattern is None:
         return None
@@ -174,7 +218,7 @@ def _parse_validator(item: dict, path: Path, errors: ErrorCollector) -> str | No
     return pattern
 
 
-def _parse_values(item: dict, type_: str, path: Path, errors: ErrorCollector) -> tuple[str, ...] | None:
+def _parse_values(item: dict[str, Any], type_: str, path: Path, errors: ErrorCollector) -> tuple[str, ...] | None:
     if type_ not in ("ENUM", "SELECT", "MULTISELECT"):
         return None
     if "values" in item and "options" in item:
@@ -192,7 +236,7 @@ def _parse_values(item: dict, type_: str, path: Path, errors: ErrorCollector) ->
     return tuple(parse_typed("STRING", v) for v in values)
 
 
-def _parse_item_type(item: dict, type_: str, path: Path, errors: ErrorCollector) -> str | None:
+def _parse_item_type(item: dict[str, Any], type_: str, path: Path, errors: ErrorCollector) -> str | None:
     if type_ not in ("ARRAY", "MULTISELECT"):
         return None
     item_type = item.get("itemType")
@@ -201,20 +245,21 @@ def _parse_item_type(item: dict, type_: str, path: Path, errors: ErrorCollector)
             errors.add(path, "an input of type ARRAY needs an `itemType`")
         return None
     if not isinstance(item_type, str) or item_type not in ITEM_TYPES:
-        errors.add(path + ("itemType",),
-                   f"`itemType` cannot be {item_type!r}; use one of {', '.join(sorted(ITEM_TYPES))}")
+        errors.add(
+            path + ("itemType",), f"`itemType` cannot be {item_type!r}; use one of {', '.join(sorted(ITEM_TYPES))}"
+        )
         return None
     return item_type
 
 
-def _parse_bounds(item: dict, type_: str, path: Path, errors: ErrorCollector) -> tuple[Any, Any]:
+def _parse_bounds(item: dict[str, Any], type_: str, path: Path, errors: ErrorCollector) -> tuple[Any, Any]:
     if type_ not in _BOUND_KEYS:
         return None, None
     low_keys, high_keys = _BOUND_KEYS[type_]
     return _parse_bound(item, type_, low_keys, path, errors), _parse_bound(item, type_, high_keys, path, errors)
 
 
-def _parse_bound(item: dict, type_: str, keys: tuple[str, ...], path: Path, errors: ErrorCollector) -> Any:
+def _parse_bound(item: dict[str, Any], type_: str, keys: tuple[str, ...], path: Path, errors: ErrorCollector) -> Any:
     present = [k for k in keys if item.get(k) is not None]
     if not present:
         return None
@@ -234,7 +279,7 @@ def _parse_bound(item: dict, type_: str, keys: tuple[str, ...], path: Path, erro
         return None
 
 
-def _check_defaults(spec: InputSpec, item: dict, path: Path, errors: ErrorCollector) -> None:
+def _check_defaults(spec: InputSpec, item: dict[str, Any], path: Path, errors: ErrorCollector) -> None:
     """A default (or prefill) must itself be a valid value, unless it is a template rendered at run time."""
     if "defaults" in item and "prefill" in item:
         errors.add(path + ("prefill",), "`prefill` and `defaults` cannot be used together")
@@ -254,7 +299,7 @@ def _check_defaults(spec: InputSpec, item: dict, path: Path, errors: ErrorCollec
             errors.add(where, exc.redacted() if spec.type == "SECRET" else str(exc))
 
 
-def _check_depends_on(raw: list, specs: list[InputSpec], path: Path, errors: ErrorCollector) -> None:
+def _check_depends_on(raw: list[Any], specs: list[InputSpec], path: Path, errors: ErrorCollector) -> None:
     """`dependsOn.inputs` may only name other inputs of the same flow."""
     known = {spec.id for spec in specs}
     for i, item in enumerate(raw):

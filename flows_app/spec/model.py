@@ -1,10 +1,12 @@
 """The frozen flow spec: what a validated flow YAML means, ready for the planner."""
+
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from types import MappingProxyType
-from typing import Any, Iterator, Mapping
+from typing import Any
 
 from .errors import Path, SpecWarning
 
@@ -46,7 +48,7 @@ class TaskSpec:
     id: str
     type: str  # the plugin's canonical type name
     properties: Mapping[str, Any]  # plugin properties as written (children removed), rendered at run time
-    branches: Mapping[str, tuple["TaskSpec", ...]] = field(default_factory=dict)  # "tasks", "errors", "cases.A", ...
+    branches: Mapping[str, tuple[TaskSpec, ...]] = field(default_factory=dict)  # "tasks", "errors", "cases.A", ...
     description: str | None = None
     disabled: bool = False
     timeout: timedelta | None = None
@@ -58,7 +60,7 @@ class TaskSpec:
     run_if: str | None = None
     path: Path = ()
 
-    def walk(self) -> Iterator["TaskSpec"]:
+    def walk(self) -> Iterator[TaskSpec]:
         yield self
         for children in self.branches.values():
             for child in children:

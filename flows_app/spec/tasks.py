@@ -1,7 +1,10 @@
 """Checks one task (and its children) of a flow: common properties, retry, plugin properties."""
+
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
+from datetime import timedelta
 from typing import Any
 
 from pydantic import ValidationError
@@ -18,12 +21,31 @@ LOG_LEVELS = {"TRACE", "DEBUG", "INFO", "WARN", "WARNING", "ERROR"}
 
 # Properties every task has, whatever its plugin (Kestra's Task base class).
 COMMON_KEYS = {
-    "id", "type", "description", "disabled", "timeout", "retry", "allowFailure", "allowWarning",
-    "logLevel", "workerGroup", "runIf", "logToFile", "version",
+    "id",
+    "type",
+    "description",
+    "disabled",
+    "timeout",
+    "retry",
+    "allowFailure",
+    "allowWarning",
+    "logLevel",
+    "workerGroup",
+    "runIf",
+    "logToFile",
+    "version",
 }
 RETRY_KEYS = {
-    "type", "interval", "maxInterval", "minInterval", "delayFactor", "maxDuration", "maxAttempt",
-    "maxAttempts", "warningOnRetry", "behavior",
+    "type",
+    "interval",
+    "maxInterval",
+    "minInterval",
+    "delayFactor",
+    "maxDuration",
+    "maxAttempt",
+    "maxAttempts",
+    "warningOnRetry",
+    "behavior",
 }
 RETRY_TYPES = {"constant", "exponential", "random"}
 
@@ -105,10 +127,15 @@ class TaskParser:
             self.errors.add(path + ("id",), "missing task id")
             return None
         if not isinstance(task_id, str) or not ID_PATTERN.match(task_id):
-            self.errors.add(path + ("id",), f"'{task_id}' is not a valid id (letters, digits, '-' and '_', not starting with '-' or '_')")
+            self.errors.add(
+                path + ("id",),
+                f"'{task_id}' is not a valid id (letters, digits, '-' and '_', not starting with '-' or '_')",
+            )
             return None
         if task_id in self.seen_ids:
-            self.errors.add(path + ("id",), f"duplicate task id '{task_id}' (also at {format_path(self.seen_ids[task_id])})")
+            self.errors.add(
+                path + ("id",), f"duplicate task id '{task_id}' (also at {format_path(self.seen_ids[task_id])})"
+            )
             return None
         self.seen_ids[task_id] = path
         return task_id
@@ -160,7 +187,7 @@ class TaskParser:
             return False
         return value
 
-    def _duration(self, value: Any, path: Path):
+    def _duration(self, value: Any, path: Path) -> timedelta | None:
         if is_template(value):
             self.errors.add(path, "a template is not allowed here: write a duration like PT10M")
             return None
@@ -206,7 +233,7 @@ class TaskParser:
                 self.errors.add(path + loc, _message(error))
 
 
-def _is_templated_at(props: dict[str, Any], loc: tuple) -> bool:
+def _is_templated_at(props: dict[str, Any], loc: tuple[Any, ...]) -> bool:
     value: Any = props
     for part in loc:
         if is_template(value):
@@ -218,7 +245,7 @@ def _is_templated_at(props: dict[str, Any], loc: tuple) -> bool:
     return is_template(value)
 
 
-def _message(error: dict[str, Any]) -> str:
+def _message(error: Mapping[str, Any]) -> str:
     kind = error["type"]
     if kind == "missing":
         return "missing required property"
@@ -241,15 +268,23 @@ def parse_retry(raw: Any, path: Path, errors: ErrorCollector) -> RetrySpec | Non
         errors.add(path + ("type",), f"'{raw.get('type')}' is not a retry type (constant, exponential, random)")
         return None
     durations = {}
-    for key, name in (("interval", "interval"), ("maxInterval", "max_interval"),
-                      ("minInterval", "min_interval"), ("maxDuration", "max_duration")):
+    for key, name in (
+        ("interval", "interval"),
+        ("maxInterval", "max_interval"),
+        ("minInterval", "min_interval"),
+        ("maxDuration", "max_duration"),
+    ):
         if raw.get(key) is None:
             continue
         try:
             durations[name] = parse_duration(raw[key])
         except DurationError as exc:
             errors.add(path + (key,), str(exc))
-    needed = {"constant": ["interval"], "exponential": ["interval", "maxInterval"], "random": ["minInterval", "maxInterval"]}[kind]
+    needed = {
+        "constant": ["interval"],
+        "exponential": ["interval", "maxInterval"],
+        "random": ["minInterval", "maxInterval"],
+    }[kind]
     for key in needed:
         if raw.get(key) is None:
             errors.add(path + (key,), f"required for a {kind} retry")
@@ -265,5 +300,11 @@ def parse_retry(raw: Any, path: Path, errors: ErrorCollector) -> RetrySpec | Non
     if not isinstance(warning, bool):
         errors.add(path + ("warningOnRetry",), f"'{warning}' is not a boolean")
         warning = False
-    return RetrySpec(type=kind, delay_factor=factor, max_attempts=attempts, warning_on_retry=warning,
-                     behavior=str(raw.get("behavior", "RETRY_FAILED_TASK")), **durations)
+    return RetrySpec(
+        type=kind,
+        delay_factor=factor,
+        max_attempts=attempts,
+        warning_on_retry=warning,
+        behavior=str(raw.get("behavior", "RETRY_FAILED_TASK")),
+        **durations,
+    )

@@ -1,4 +1,5 @@
 """Safe YAML loading that remembers the line of every value, rejects duplicate keys, and keeps within size limits."""
+
 from __future__ import annotations
 
 import re
@@ -8,7 +9,7 @@ from typing import Any, cast
 import yaml
 from yaml.composer import ComposerError
 
-from .errors import ErrorCollector, Path, SpecError, FlowValidationError
+from .errors import ErrorCollector, FlowValidationError, Path, SpecError
 
 
 @dataclass(frozen=True)
@@ -66,8 +67,9 @@ class _LimitedComposer(yaml.parser.Parser, yaml.composer.Composer):
         self._sizes[-1] += size
         self._expanded += size
         if self._expanded > self.limits.max_alias_values:
-            raise ComposerError(None, None, f"aliases expand to more than {self.limits.max_alias_values} values",
-                                _mark(event))
+            raise ComposerError(
+                None, None, f"aliases expand to more than {self.limits.max_alias_values} values", _mark(event)
+            )
         return node
 
 
@@ -86,7 +88,8 @@ _Constructor.yaml_implicit_resolvers = {
     for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
 }
 _Constructor.add_implicit_resolver(
-    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF"))
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
 
 
 class _PlainLoader(_LimitedComposer, yaml.SafeLoader):
@@ -100,8 +103,9 @@ def load_yaml(source: str, limits: YamlLimits = LIMITS) -> tuple[Any, dict[Path,
     """
     size = len(source.encode("utf-8", "surrogatepass"))
     if size > limits.max_bytes:
-        raise FlowValidationError([SpecError((), f"the source is {size} bytes, more than the {limits.max_bytes} "
-                                                 "a flow may have")])
+        raise FlowValidationError(
+            [SpecError((), f"the source is {size} bytes, more than the {limits.max_bytes} a flow may have")]
+        )
     try:
         loader = _Constructor(source)  # checks the characters at once
     except yaml.reader.ReaderError as exc:
@@ -215,4 +219,4 @@ def _scalar_text(node: yaml.Node) -> str:
     return str(node.value)
 
 
-__all__ = ["load_yaml", "load_plain_yaml", "LIMITS", "YamlLimits", "ErrorCollector"]
+__all__ = ["LIMITS", "ErrorCollector", "YamlLimits", "load_plain_yaml", "load_yaml"]

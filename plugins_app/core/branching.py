@@ -1,7 +1,9 @@
 """Switch, If, AllowFailure and Dag: the flowable tasks that choose which children run, or in what order."""
+
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
@@ -28,6 +30,7 @@ Issue = tuple[tuple[Any, ...], str]  # (path relative to the task, message), as 
 
 
 # ---- Switch -------------------------------------------------------------------------------------
+
 
 class Switch(FlowablePlugin):
     """Run the tasks of the case whose key equals the rendered `value`, else the `defaults`."""
@@ -88,7 +91,8 @@ def _sequence_next(ctx, tasks: list) -> list[ChildRun]:
     """`tasks` one after another, `errors` after a failure, then `finally` (Switch, If, AllowFailure)."""
     errors = branch(ctx.task, "errors")
     return sequential_next(tasks, errors, ctx.children) or finally_next(
-        resolve_children_state(tasks, errors, ctx.children), branch(ctx.task, "finally"), ctx.children)
+        resolve_children_state(tasks, errors, ctx.children), branch(ctx.task, "finally"), ctx.children
+    )
 
 
 def _sequence_state(ctx, tasks: list) -> State | None:
@@ -99,7 +103,7 @@ def _sequence_state(ctx, tasks: list) -> State | None:
 def _case(task, value: str) -> str | None:
     """The branch name ("cases.<key>") whose key reads as `value`."""
     for name in task.branches:
-        if name.startswith("cases.") and _key_text(name[len("cases."):]) == value:
+        if name.startswith("cases.") and _key_text(name[len("cases.") :]) == value:
             return name
     return None
 
@@ -110,6 +114,7 @@ def _key_text(key: str) -> str:
 
 
 # ---- If -----------------------------------------------------------------------------------------
+
 
 class If(FlowablePlugin):
     """Run `then` when `condition` renders true (not blank, false, 0 or null), else `else`."""
@@ -153,6 +158,7 @@ class If(FlowablePlugin):
 
 # ---- AllowFailure -------------------------------------------------------------------------------
 
+
 class AllowFailure(FlowablePlugin):
     """Run child tasks one after another; if one fails, the block stops and ends WARNING, and the flow goes on."""
 
@@ -177,6 +183,7 @@ class AllowFailure(FlowablePlugin):
 
 
 # ---- Dag ----------------------------------------------------------------------------------------
+
 
 class DagTask(BaseModel):
     """One entry of a Dag's `tasks`: the task, and the ids of the tasks that must succeed before it."""
@@ -251,8 +258,9 @@ class Dag(FlowablePlugin):
         ids = {t.id for t in tasks}
         started = {r.task_id for r in main}
         succeeded = {r.task_id for r in main if r.state.is_success}
-        return [t for t in tasks if t.id not in started
-                and all(d in succeeded or d not in ids for d in deps.get(t.id, ()))]
+        return [
+            t for t in tasks if t.id not in started and all(d in succeeded or d not in ids for d in deps.get(t.id, ()))
+        ]
 
 
 def _task_id(task: Mapping[str, Any] | str) -> str | None:
@@ -276,8 +284,12 @@ def _graph(entries: list) -> dict[str, list[tuple[int, int, Any]]]:
 
 
 def _unknown_dependencies(entries: list, graph: Mapping[str, list[tuple[int, int, Any]]]) -> list[Issue]:
-    return [(("tasks", i, "dependsOn", j), f"'{dep}' is not the id of a task of this Dag")
-            for deps in graph.values() for i, j, dep in deps if dep not in graph]
+    return [
+        (("tasks", i, "dependsOn", j), f"'{dep}' is not the id of a task of this Dag")
+        for deps in graph.values()
+        for i, j, dep in deps
+        if dep not in graph
+    ]
 
 
 def _cycle(graph: Mapping[str, list[tuple[int, int, Any]]]) -> list[Issue]:
@@ -299,7 +311,7 @@ def _cycle(graph: Mapping[str, list[tuple[int, int, Any]]]) -> list[Issue]:
                 continue
             dep = step[2]
             if dep in on_path:
-                return [(("tasks",), "dependency cycle: " + " -> ".join(path[path.index(dep):] + [dep]))]
+                return [(("tasks",), "dependency cycle: " + " -> ".join(path[path.index(dep) :] + [dep]))]
             if dep not in done and dep in graph:
                 path.append(dep)
                 on_path.add(dep)

@@ -1,4 +1,5 @@
 """Return and Echo: debugging tasks that render a template."""
+
 from __future__ import annotations
 
 from typing import Literal

@@ -1,4 +1,5 @@
 """Run one command in a Docker container, the task's working directory bind-mounted at its own path, handing its output lines to the caller as they come, as the process runner does."""
+
 from __future__ import annotations
 
 import math
@@ -6,9 +7,10 @@ import os
 import queue
 import threading
 import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 from orchestrator.env import env_bool
 from plugins_app.base import PluginError
@@ -17,7 +19,10 @@ from .process import EXITED, STOPPED, TIMED_OUT, Ended, LineHandler
 from .sizes import parse_bytes
 
 DOCKER_RUNNER = "io.kestra.plugin.scripts.runner.docker.Docker"
-DOCKER_RUNNER_NAMES = (DOCKER_RUNNER, "io.kestra.plugin.scripts.runner.docker.DockerTaskRunner")  # the second: 0.16's beta name
+DOCKER_RUNNER_NAMES = (
+    DOCKER_RUNNER,
+    "io.kestra.plugin.scripts.runner.docker.DockerTaskRunner",
+)  # the second: 0.16's beta name
 LABEL = "tern.task-run"  # every container we start carries the task run's id, to find leftovers
 VOLUMES_SETTING = "TERN_DOCKER_VOLUMES"
 PULL_POLICIES = ("IF_NOT_PRESENT", "ALWAYS", "NEVER")
@@ -30,8 +35,21 @@ QUEUED_LINES = 1000
 
 # Properties of Kestra's Docker runner (and of the deprecated `docker` / `dockerOptions`) that Tern accepts
 # and does not apply: a flow written for Kestra still runs, and the log says what was left out.
-IGNORED = ("config", "credentials", "deviceRequests", "extraHosts", "fileHandlingStrategy", "killContainerOnStop",
-           "portBindings", "privileged", "resume", "shmSize", "wait", "version", "tag")
+IGNORED = (
+    "config",
+    "credentials",
+    "deviceRequests",
+    "extraHosts",
+    "fileHandlingStrategy",
+    "killContainerOnStop",
+    "portBindings",
+    "privileged",
+    "resume",
+    "shmSize",
+    "wait",
+    "version",
+    "tag",
+)
 
 
 @dataclass(frozen=True)
@@ -52,8 +70,10 @@ class DockerOptions:
 
 # ---- checking the flow's options ----------------------------------------------------------------
 
-def docker_options(raw: Mapping[str, Any] | None, *, image: str | None, where: str,
-                   warn: Callable[[str], None]) -> DockerOptions:
+
+def docker_options(
+    raw: Mapping[str, Any] | None, *, image: str | None, where: str, warn: Callable[[str], None]
+) -> DockerOptions:
     """Check a `taskRunner`, `docker` or `dockerOptions` map (`where` names it in errors) into DockerOptions.
 
     `image` is the task's containerImage (or its default); an `image` key in the map wins (the deprecated forms).
@@ -61,10 +81,14 @@ def docker_options(raw: Mapping[str, Any] | None, *, image: str | None, where: s
     options = {k: v for k, v in (raw or {}).items() if k != "type"}
     image = _text(options.pop("image", None), f"{where}.image") or image
     if not image:
-        raise PluginError(f"{where}: the Docker runner needs an image: set the task's `containerImage`", retryable=False)
+        raise PluginError(
+            f"{where}: the Docker runner needs an image: set the task's `containerImage`", retryable=False
+        )
     pull_policy = str(options.pop("pullPolicy", None) or "IF_NOT_PRESENT").upper()
     if pull_policy not in PULL_POLICIES:
-        raise PluginError(f"{where}.pullPolicy: '{pull_policy}' is not one of {', '.join(PULL_POLICIES)}", retryable=False)
+        raise PluginError(
+            f"{where}.pullPolicy: '{pull_policy}' is not one of {', '.join(PULL_POLICIES)}", retryable=False
+        )
     checked = DockerOptions(
         image=image,
         pull_policy=pull_policy,
@@ -111,13 +135,17 @@ def _volumes(value: Any, name: str) -> tuple[str, ...]:
     for i, spec in enumerate(value):
         parts = spec.split(":") if isinstance(spec, str) else []
         if not 2 <= len(parts) <= 3 or not parts[0] or not parts[1].startswith("/"):
-            raise PluginError(f"{name}[{i}]: '{spec}' is not 'host:container[:mode]' with an absolute container path",
-                              retryable=False)
+            raise PluginError(
+                f"{name}[{i}]: '{spec}' is not 'host:container[:mode]' with an absolute container path", retryable=False
+            )
     # A flow that mounts host paths can read and write the worker's machine as root: off unless the
     # worker's operator turns it on, as Kestra's `volume-enabled`.
     if value and not env_bool(VOLUMES_SETTING, False):
-        raise PluginError(f"{name}: volumes are turned off on this worker; {VOLUMES_SETTING}=true turns them on "
-                          "(a container then reaches the host paths it names)", retryable=False)
+        raise PluginError(
+            f"{name}: volumes are turned off on this worker; {VOLUMES_SETTING}=true turns them on "
+            "(a container then reaches the host paths it names)",
+            retryable=False,
+        )
     return tuple(value)
 
 
@@ -164,6 +192,7 @@ def _memory(value: Any, name: str, warn: Callable[[str], None]) -> int | None:
 
 
 # ---- running ------------------------------------------------------------------------------------
+
 
 def run_in_container(
     argv: Sequence[str],
@@ -233,7 +262,9 @@ def _connect(host: str | None):
     except docker.errors.DockerException as exc:
         raise PluginError(
             f"Cannot reach the Docker engine at {_address(host)}: {_explain(exc)}. Start the engine, or point the "
-            "task runner's `host` (or the worker's DOCKER_HOST) at a running one", retryable=True) from None
+            "task runner's `host` (or the worker's DOCKER_HOST) at a running one",
+            retryable=True,
+        ) from None
     return client, streams
 
 
@@ -255,8 +286,9 @@ def _ensure_image(client, options: DockerOptions, log: Callable[[str, str], None
             return
         except docker.errors.ImageNotFound:
             if options.pull_policy == "NEVER":
-                raise PluginError(f"image '{options.image}' is not on the Docker engine and pullPolicy is NEVER",
-                                  retryable=False) from None
+                raise PluginError(
+                    f"image '{options.image}' is not on the Docker engine and pullPolicy is NEVER", retryable=False
+                ) from None
         except docker.errors.APIError as exc:
             if not exc.is_client_error():
                 raise
@@ -273,8 +305,14 @@ def _ensure_image(client, options: DockerOptions, log: Callable[[str, str], None
         raise PluginError(f"image '{options.image}' cannot be pulled: {_explain(exc)}", retryable=retryable) from None
 
 
-def _create(client, argv: Sequence[str], options: DockerOptions, workdir: Path, env: Mapping[str, str],
-            labels: Mapping[str, str]):
+def _create(
+    client,
+    argv: Sequence[str],
+    options: DockerOptions,
+    workdir: Path,
+    env: Mapping[str, str],
+    labels: Mapping[str, str],
+):
     """The working directory is mounted at its own path, so WORKING_DIR means the same folder inside the container
     and on the worker, where run_shell writes inputFiles before the start and stores outputFiles after the end."""
     import docker
@@ -282,10 +320,20 @@ def _create(client, argv: Sequence[str], options: DockerOptions, workdir: Path, 
     path = os.path.abspath(workdir)
     try:
         return client.containers.create(
-            options.image, command=list(argv), entrypoint=list(options.entrypoint), environment=dict(env),
-            working_dir=path, volumes=[f"{path}:{path}:rw", *options.volumes], labels=dict(labels),
-            network_mode=options.network_mode, user=options.user, mem_limit=options.mem_limit,
-            nano_cpus=options.nano_cpus, stdin_open=False, tty=False, use_config_proxy=False,
+            options.image,
+            command=list(argv),
+            entrypoint=list(options.entrypoint),
+            environment=dict(env),
+            working_dir=path,
+            volumes=[f"{path}:{path}:rw", *options.volumes],
+            labels=dict(labels),
+            network_mode=options.network_mode,
+            user=options.user,
+            mem_limit=options.mem_limit,
+            nano_cpus=options.nano_cpus,
+            stdin_open=False,
+            tty=False,
+            use_config_proxy=False,
         )
     except docker.errors.APIError as exc:
         if exc.is_client_error():
@@ -326,8 +374,13 @@ def _decode(raw: bytes) -> str:
     return raw.decode("utf-8", "replace").rstrip("\r")
 
 
-def _wait(reader: threading.Thread, lines: queue.Queue, on_line: LineHandler,
-          deadline: float | None, should_stop: Callable[[], bool]) -> str:
+def _wait(
+    reader: threading.Thread,
+    lines: queue.Queue,
+    on_line: LineHandler,
+    deadline: float | None,
+    should_stop: Callable[[], bool],
+) -> str:
     """The output stream ends when the container does: its end is the container's exit."""
     while True:
         if _drain(lines, on_line, block=POLL_SECONDS):

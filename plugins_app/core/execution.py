@@ -1,4 +1,5 @@
 """Fail and Exit: end a task, or the whole execution, on purpose."""
+
 from __future__ import annotations
 
 from typing import Literal
@@ -56,7 +57,8 @@ class Exit(FlowablePlugin):
 
     class Properties(Properties):
         state: Literal["SUCCESS", "WARNING", "FAILED", "KILLED", "CANCELED", "CANCELLED"] = prop(
-            "SUCCESS", description="The execution's end state.")
+            "SUCCESS", description="The execution's end state."
+        )
 
     def start(self, ctx):
         state = ctx.props().state

@@ -1,12 +1,13 @@
 """Files between a task's working directory and internal storage: input files written in, output files matched and stored."""
+
 from __future__ import annotations
 
 import json
 import os
 import re
 import shutil
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Callable, Mapping, Sequence
 
 from plugins_app.base import PluginError
 
@@ -24,15 +25,17 @@ def parse_file_map(value: InputFiles | None, what: str = "inputFiles") -> dict[s
     try:
         files = json.loads(value)
     except ValueError as exc:
-        raise PluginError(f"{what}: a string must be a JSON map of file name -> content ({exc})",
-                          retryable=False) from None
+        raise PluginError(
+            f"{what}: a string must be a JSON map of file name -> content ({exc})", retryable=False
+        ) from None
     if not isinstance(files, dict) or not all(isinstance(v, (str, type(None))) for v in files.values()):
         raise PluginError(f"{what}: a string must be a JSON map of file name -> content", retryable=False)
     return files
 
 
-def write_files(workdir: Path, files: Mapping[str, str | None], stored: Callable[[str], Path] | None,
-                what: str = "inputFiles") -> None:
+def write_files(
+    workdir: Path, files: Mapping[str, str | None], stored: Callable[[str], Path] | None, what: str = "inputFiles"
+) -> None:
     """Write each file inside `workdir`. A value that is one internal storage URI (`kestra:///…`) is the file's
     source, copied from `stored(uri)`, as Kestra does; any other value is the file's text."""
     root = workdir.resolve()
@@ -52,8 +55,9 @@ def write_files(workdir: Path, files: Mapping[str, str | None], stored: Callable
 
 def _copy_stored(uri: str, target: Path, stored: Callable[[str], Path] | None, label: str) -> None:
     if stored is None:
-        raise PluginError(f"{label} is an internal storage file ({uri}), and this task has no internal storage",
-                          retryable=False)
+        raise PluginError(
+            f"{label} is an internal storage file ({uri}), and this task has no internal storage", retryable=False
+        )
     try:
         shutil.copyfile(stored(uri), target)
     except Exception as exc:  # the engine's storage error: its type is the engine's, not ours to import
@@ -64,8 +68,9 @@ def store_matching(workdir: Path, patterns: Sequence[str], put: Callable[[Path, 
     """Files matching the patterns, sent to internal storage (`put(path, name)` -> URI): relative path -> URI."""
     if not patterns:
         return {}
-    return {relative: put(Path(path), relative)
-            for relative, path in match_output_files(workdir, tuple(patterns)).items()}
+    return {
+        relative: put(Path(path), relative) for relative, path in match_output_files(workdir, tuple(patterns)).items()
+    }
 
 
 def match_output_files(workdir: Path, patterns: Sequence[str]) -> dict[str, str]:

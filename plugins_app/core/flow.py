@@ -1,4 +1,5 @@
 """Sequential and Parallel: the flowable tasks that run their children in order or side by side."""
+
 from __future__ import annotations
 
 from plugins_app.base import (
@@ -36,7 +37,8 @@ class Sequential(FlowablePlugin):
     def next_children(self, ctx):
         tasks, errors = branch(ctx.task, "tasks"), branch(ctx.task, "errors")
         return sequential_next(tasks, errors, ctx.children) or finally_next(
-            resolve_children_state(tasks, errors, ctx.children), branch(ctx.task, "finally"), ctx.children)
+            resolve_children_state(tasks, errors, ctx.children), branch(ctx.task, "finally"), ctx.children
+        )
 
     def resolve_state(self, ctx):
         done = resolve_children_state(branch(ctx.task, "tasks"), branch(ctx.task, "errors"), ctx.children)
@@ -69,7 +71,8 @@ class Parallel(FlowablePlugin):
     def next_children(self, ctx):
         tasks, errors = branch(ctx.task, "tasks"), branch(ctx.task, "errors")
         return parallel_next(tasks, errors, ctx.children, concurrent=ctx.props().concurrent) or finally_next(
-            resolve_children_state(tasks, errors, ctx.children), branch(ctx.task, "finally"), ctx.children)
+            resolve_children_state(tasks, errors, ctx.children), branch(ctx.task, "finally"), ctx.children
+        )
 
     def resolve_state(self, ctx):
         done = resolve_children_state(branch(ctx.task, "tasks"), branch(ctx.task, "errors"), ctx.children)

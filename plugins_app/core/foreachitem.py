@@ -1,4 +1,5 @@
 """ForEachItem: one subflow execution per batch of the lines of an internal storage file."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -54,8 +55,9 @@ class ForEachItem(ChildExecutions):
         batch: Batch = prop(Batch(), dynamic=False, description="How to cut the file: `rows`, `bytes` or `partitions`.")
         namespace: str = prop(description="The namespace of the flow to run.")
         flowId: str = prop(description="The id of the flow to run for each batch.")
-        inputs: dict[str, Any] = prop({}, dynamic=False,
-                                      description="Inputs of each child, rendered per batch (`taskrun.items`).")
+        inputs: dict[str, Any] = prop(
+            {}, dynamic=False, description="Inputs of each child, rendered per batch (`taskrun.items`)."
+        )
         labels: dict[str, Any] | list[dict[str, Any]] = prop({}, description="Labels of the child executions.")
         wait: bool = prop(True, description="Wait for every child execution to end.")
         transmitFailed: bool = prop(True, description="With `wait`: fail this task when a child fails.")
@@ -77,8 +79,16 @@ class ForEachItem(ChildExecutions):
         labels = dict(ctx.labels) if props.inheritLabels else {}
         labels.update(labels_of(props.labels))
         return StartSubflowBatches(
-            namespace=props.namespace, flow_id=props.flowId, inputs=props.inputs, labels=labels, wait=props.wait,
-            revision=props.revision, items=props.items, rows=batch.rows, size=size, partitions=batch.partitions,
+            namespace=props.namespace,
+            flow_id=props.flowId,
+            inputs=props.inputs,
+            labels=labels,
+            wait=props.wait,
+            revision=props.revision,
+            items=props.items,
+            rows=batch.rows,
+            size=size,
+            partitions=batch.partitions,
             separator=batch.separator or "\n",
         )
 

@@ -1,4 +1,5 @@
 """HTTP Request and Download, with httpx: the response as outputs, or the body into internal storage."""
+
 from __future__ import annotations
 
 import tempfile
@@ -45,7 +46,9 @@ class HttpProperties(Properties):
     headers: dict[str, Any] = prop({}, description="Request headers.")
     body: str | dict[str, Any] | list[Any] | None = prop(None, description="The request body (a map is sent as JSON).")
     formData: dict[str, Any] | None = prop(None, description="Form fields (urlencoded, or multipart).")
-    contentType: str | None = prop(None, description="The Content-Type; multipart/form-data sends formData as multipart.")
+    contentType: str | None = prop(
+        None, description="The Content-Type; multipart/form-data sends formData as multipart."
+    )
     options: Options = prop(Options(), description="Timeouts, redirects, authentication, size limit.")
     sslOptions: SslOptions = prop(SslOptions(), description="TLS options.")
     allowFailed: bool = prop(False, description="Do not fail on a 4xx/5xx answer.")
@@ -56,8 +59,11 @@ class Request(RunnablePlugin):
 
     type = "io.kestra.plugin.core.http.Request"
     aliases = ("io.kestra.plugin.fs.http.Request",)
-    outputs = {"code": "The HTTP status code.", "headers": "Response headers (name -> list of values).",
-               "body": "The response body as text."}
+    outputs = {
+        "code": "The HTTP status code.",
+        "headers": "Response headers (name -> list of values).",
+        "body": "The response body as text.",
+    }
     example = """
 - id: call
   type: io.kestra.plugin.core.http.Request
@@ -74,8 +80,9 @@ class Request(RunnablePlugin):
         body = response.content
         limit = props.options.maxContentLength or MAX_BODY
         if len(body) > limit:
-            raise PluginError(f"response body of {len(body)} bytes is over the {limit}-byte limit; use Download",
-                              retryable=False)
+            raise PluginError(
+                f"response body of {len(body)} bytes is over the {limit}-byte limit; use Download", retryable=False
+            )
         outputs = {"code": response.status_code, "headers": _headers(response), "body": response.text}
         _check_status(props, response, outputs)
         return outputs
@@ -86,8 +93,12 @@ class Download(RunnablePlugin):
 
     type = "io.kestra.plugin.core.http.Download"
     aliases = ("io.kestra.plugin.fs.http.Download",)
-    outputs = {"uri": "The kestra:/// URI of the downloaded file.", "code": "The HTTP status code.",
-               "length": "Its size in bytes.", "headers": "Response headers."}
+    outputs = {
+        "uri": "The kestra:/// URI of the downloaded file.",
+        "code": "The HTTP status code.",
+        "length": "Its size in bytes.",
+        "headers": "Response headers.",
+    }
     example = """
 - id: fetch
   type: io.kestra.plugin.core.http.Download
@@ -129,8 +140,13 @@ def _client(props: HttpProperties, ctx) -> httpx.Client:
     headers = {k: str(v) for k, v in props.headers.items()}
     if options.auth is not None and options.auth.type == "BEARER":
         headers["Authorization"] = f"Bearer {options.auth.token}"
-    return httpx.Client(timeout=timeout, auth=auth, headers=headers, follow_redirects=options.followRedirects,
-                        verify=not props.sslOptions.insecureTrustAllCertificates)
+    return httpx.Client(
+        timeout=timeout,
+        auth=auth,
+        headers=headers,
+        follow_redirects=options.followRedirects,
+        verify=not props.sslOptions.insecureTrustAllCertificates,
+    )
 
 
 def _payload(props: HttpProperties) -> dict[str, Any]:
@@ -156,8 +172,11 @@ def _send(client: httpx.Client, props: HttpProperties) -> httpx.Response:
 
 def _check_status(props: HttpProperties, response: httpx.Response, outputs: dict[str, Any]) -> None:
     if response.status_code >= 400 and not props.allowFailed:
-        raise PluginError(f"{props.method} {props.uri} answered {response.status_code}", outputs=outputs,
-                          retryable=response.status_code >= 500 or response.status_code == 429)
+        raise PluginError(
+            f"{props.method} {props.uri} answered {response.status_code}",
+            outputs=outputs,
+            retryable=response.status_code >= 500 or response.status_code == 429,
+        )
 
 
 def _headers(response: httpx.Response) -> dict[str, list[str]]:

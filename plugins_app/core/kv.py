@@ -1,4 +1,5 @@
 """KV Set, Get and Delete: the namespaced key-value store, from tasks."""
+
 from __future__ import annotations
 
 from typing import Any

@@ -1,4 +1,5 @@
 """Labels: add or replace labels of the running execution."""
+
 from __future__ import annotations
 
 import json
@@ -35,7 +36,9 @@ def _pairs(raw: dict[str, Any] | list[dict[str, Any]] | str) -> dict[str, str]:
         try:
             raw = json.loads(raw)
         except json.JSONDecodeError:
-            raise PluginError(f"labels: {raw!r} is neither a map nor a list of {{key, value}}", retryable=False) from None
+            raise PluginError(
+                f"labels: {raw!r} is neither a map nor a list of {{key, value}}", retryable=False
+            ) from None
     if isinstance(raw, dict):
         items = raw.items()
     elif isinstance(raw, list) and all(isinstance(i, dict) and "key" in i and "value" in i for i in raw):

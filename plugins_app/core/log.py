@@ -1,4 +1,5 @@
 """Log: write a message to the execution's logs."""
+
 from __future__ import annotations
 
 from typing import Literal

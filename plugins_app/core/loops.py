@@ -1,10 +1,12 @@
 """EachSequential, EachParallel and ForEach: the flowables that run their child tasks once per loop value."""
+
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, Sequence
+from typing import Any
 
 from flows_app.engine.vocabulary import TERMINAL, State, TaskSpec, is_template
 from plugins_app.base import (
@@ -22,9 +24,8 @@ from plugins_app.base import (
     sequential_next,
 )
 
-
-
 # ---- loop values ---------------------------------------------------------------------------------
+
 
 def loop_values(raw: Any) -> tuple[str, ...]:
     """Kestra's loop values: a list, or the JSON text of one. Items that are not text become their JSON
@@ -69,6 +70,7 @@ def _short(text: str, limit: int = 200) -> str:
 
 # ---- the children of one loop run, indexed once per call -----------------------------------------
 
+
 @dataclass(frozen=True)
 class LoopRuns:
     """The loop's child runs, read once per call (with comprehensions: this is hot for a big loop)."""
@@ -80,13 +82,16 @@ class LoopRuns:
     states: set[State]  # the states of the main runs
 
     @classmethod
-    def of(cls, tasks: Sequence["TaskSpec"], errors: Sequence["TaskSpec"], children: Sequence[RunView]) -> "LoopRuns":
+    def of(cls, tasks: Sequence[TaskSpec], errors: Sequence[TaskSpec], children: Sequence[RunView]) -> LoopRuns:
         main_ids, error_ids = {t.id for t in tasks}, {t.id for t in errors}
         main = [r for r in children if r.task_id in main_ids]
-        return cls(main=main, handlers=[r for r in children if r.task_id in error_ids],
-                   started={(r.value, r.task_id) for r in main},
-                   running=sum(1 for r in main if r.state not in TERMINAL),
-                   states={r.state for r in main})
+        return cls(
+            main=main,
+            handlers=[r for r in children if r.task_id in error_ids],
+            started={(r.value, r.task_id) for r in main},
+            running=sum(1 for r in main if r.state not in TERMINAL),
+            states={r.state for r in main},
+        )
 
     @property
     def failed(self) -> bool:
@@ -95,7 +100,8 @@ class LoopRuns:
 
 # ---- which children start next -------------------------------------------------------------------
 
-def next_by_value(values: Sequence[str], tasks: Sequence["TaskSpec"], runs: LoopRuns, limit: int) -> list[ChildRun]:
+
+def next_by_value(values: Sequence[str], tasks: Sequence[TaskSpec], runs: LoopRuns, limit: int) -> list[ChildRun]:
     """The tasks run one after another for each value, at most `limit` values at once (0: all)."""
     busy = {r.value for r in runs.main if r.state not in TERMINAL}
     begun = {value for value, _ in runs.started}
@@ -114,14 +120,16 @@ def next_by_value(values: Sequence[str], tasks: Sequence["TaskSpec"], runs: Loop
     return ready + [ChildRun(tasks[0], value) for value in fresh[:free]]
 
 
-def _following(value: str, tasks: Sequence["TaskSpec"], runs: LoopRuns) -> "TaskSpec | None":
+def _following(value: str, tasks: Sequence[TaskSpec], runs: LoopRuns) -> TaskSpec | None:
     for task in tasks:
         if (value, task.id) not in runs.started:
             return task
     return None
 
 
-def next_side_by_side(values: Sequence[str], tasks: Sequence["TaskSpec"], runs: LoopRuns, concurrent: int) -> list[ChildRun]:
+def next_side_by_side(
+    values: Sequence[str], tasks: Sequence[TaskSpec], runs: LoopRuns, concurrent: int
+) -> list[ChildRun]:
     """Every (value, task) pair at once, at most `concurrent` running at a time (0: all)."""
     free = None if concurrent <= 0 else concurrent - runs.running
     found: list[ChildRun] = []
@@ -134,14 +142,16 @@ def next_side_by_side(values: Sequence[str], tasks: Sequence["TaskSpec"], runs: 
     return found
 
 
-def next_handlers(errors: Sequence["TaskSpec"], runs: LoopRuns, children: Sequence[RunView]) -> list[ChildRun]:
+def next_handlers(errors: Sequence[TaskSpec], runs: LoopRuns, children: Sequence[RunView]) -> list[ChildRun]:
     """After a failure: once the running children have ended, the `errors` tasks one after another."""
     if runs.running:
         return []
     return sequential_next(errors, [], children)
 
 
-def loop_state(values: Sequence[str], tasks: Sequence["TaskSpec"], errors: Sequence["TaskSpec"], runs: LoopRuns) -> State | None:
+def loop_state(
+    values: Sequence[str], tasks: Sequence[TaskSpec], errors: Sequence[TaskSpec], runs: LoopRuns
+) -> State | None:
     """None while work remains; FAILED (KILLED) once a child failed and the handlers ran; else the worst end."""
     if runs.running or any(not r.state.is_terminal for r in runs.handlers):
         return None
@@ -157,6 +167,7 @@ def loop_state(values: Sequence[str], tasks: Sequence["TaskSpec"], errors: Seque
 
 # ---- the plugins ---------------------------------------------------------------------------------
 
+
 class Loop(FlowablePlugin):
     """Shared rules of the loops; subclasses say where the values are and how children are released. `errors`
     and `finally` run once for the loop, not once per value."""
@@ -167,7 +178,7 @@ class Loop(FlowablePlugin):
     def values(self, ctx) -> tuple[str, ...]:
         return loop_values(getattr(loop_props(ctx, self.Properties), self.values_field))
 
-    def release(self, values: Sequence[str], tasks: Sequence["TaskSpec"], runs: LoopRuns, ctx) -> list[ChildRun]:
+    def release(self, values: Sequence[str], tasks: Sequence[TaskSpec], runs: LoopRuns, ctx) -> list[ChildRun]:
         raise NotImplementedError
 
     def next_children(self, ctx):
@@ -208,7 +219,7 @@ def _has_template(value: Any) -> bool:
     return False
 
 
-def _branches(ctx) -> tuple[list["TaskSpec"], list["TaskSpec"]]:
+def _branches(ctx) -> tuple[list[TaskSpec], list[TaskSpec]]:
     return active(branch(ctx.task, "tasks")), active(branch(ctx.task, "errors"))
 
 
@@ -228,8 +239,10 @@ class EachSequential(Loop):
 """
 
     class Properties(Properties):
-        value: Any = prop(description="The values: a list, or the JSON text of a list. Each child sees its "
-                                      "value as `taskrun.value` (an object as its JSON text).")
+        value: Any = prop(
+            description="The values: a list, or the JSON text of a list. Each child sees its "
+            "value as `taskrun.value` (an object as its JSON text)."
+        )
 
     def release(self, values, tasks, runs, ctx):
         return next_by_value(values, tasks, runs, limit=1)
@@ -252,8 +265,9 @@ class EachParallel(Loop):
 """
 
     class Properties(EachSequential.Properties):
-        concurrent: int = prop(0, dynamic=False, ge=0,
-                               description="How many child task runs at once, all values together; 0 means all.")
+        concurrent: int = prop(
+            0, dynamic=False, ge=0, description="How many child task runs at once, all values together; 0 means all."
+        )
 
     def release(self, values, tasks, runs, ctx):
         return next_side_by_side(values, tasks, runs, loop_props(ctx, self.Properties).concurrent)
@@ -279,11 +293,16 @@ class ForEach(Loop):
 """
 
     class Properties(Properties):
-        values: Any = prop(description="The values: a list, or the JSON text of a list. Each child sees its "
-                                       "value as `taskrun.value` (an object as its JSON text).")
-        concurrencyLimit: int = prop(1, dynamic=False, ge=0,
-                                     description="How many values run at once; 1 (default) one after "
-                                                 "another, 0 all at once.")
+        values: Any = prop(
+            description="The values: a list, or the JSON text of a list. Each child sees its "
+            "value as `taskrun.value` (an object as its JSON text)."
+        )
+        concurrencyLimit: int = prop(
+            1,
+            dynamic=False,
+            ge=0,
+            description="How many values run at once; 1 (default) one after another, 0 all at once.",
+        )
 
     def release(self, values, tasks, runs, ctx):
         return next_by_value(values, tasks, runs, limit=loop_props(ctx, self.Properties).concurrencyLimit)

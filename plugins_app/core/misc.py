@@ -1,4 +1,5 @@
 """OutputValues and Sleep: two small runnable tasks, one that returns values and one that waits."""
+
 from __future__ import annotations
 
 import time

@@ -1,4 +1,5 @@
 """Pause: stop a branch for a while (`delay`) or until someone resumes the execution, then run its tasks."""
+
 from __future__ import annotations
 
 from datetime import timedelta
@@ -39,9 +40,9 @@ class Pause(FlowablePlugin):
         delay: str | None = prop(None, description="Resume by itself after this duration (e.g. PT5M).")
         pauseDuration: str | None = prop(None, description="Kestra's newer name for `delay`.")
         behavior: Literal["RESUME", "WARN", "CANCEL", "FAIL"] = prop(
-            "RESUME", description="What happens when `pauseDuration` is over: go on, or end in that state.")
-        onResume: list[dict[str, Any]] | None = prop(None, dynamic=False,
-                                                     description="Inputs asked for when resuming.")
+            "RESUME", description="What happens when `pauseDuration` is over: go on, or end in that state."
+        )
+        onResume: list[dict[str, Any]] | None = prop(None, dynamic=False, description="Inputs asked for when resuming.")
 
     def start(self, ctx) -> Suspend:
         props = ctx.props()
@@ -56,8 +57,9 @@ class Pause(FlowablePlugin):
     def on_wake(self, ctx) -> State:
         props = ctx.props()
         if props.pauseDuration or props.delay:
-            return {"RESUME": State.RUNNING, "WARN": State.WARNING, "CANCEL": State.KILLED,
-                    "FAIL": State.FAILED}[props.behavior]
+            return {"RESUME": State.RUNNING, "WARN": State.WARNING, "CANCEL": State.KILLED, "FAIL": State.FAILED}[
+                props.behavior
+            ]
         return State.FAILED  # its timeout passed before anyone resumed it
 
     def next_children(self, ctx):

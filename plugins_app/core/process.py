@@ -1,4 +1,5 @@
 """Run one command in its own process group, hand its output lines to the caller as they come, and stop the whole group on a deadline or on request."""
+
 from __future__ import annotations
 
 import os
@@ -7,9 +8,9 @@ import signal
 import subprocess
 import threading
 import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Mapping, Sequence
 
 POLL_SECONDS = 0.1  # how often the deadline and `should_stop` are checked
 KILL_GRACE_SECONDS = 2.0  # between SIGTERM and SIGKILL
@@ -48,8 +49,13 @@ def run_process(
     lines: queue.Queue[tuple[str, bool]] = queue.Queue(maxsize=QUEUED_LINES)
     # A new session makes the command the leader of its own process group: one signal reaches its children too.
     proc = subprocess.Popen(
-        list(argv), cwd=cwd, env=dict(env), stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
+        list(argv),
+        cwd=cwd,
+        env=dict(env),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
     )
     readers = [_start_reader(proc.stdout, False, lines), _start_reader(proc.stderr, True, lines)]
     handler = on_line
@@ -86,6 +92,7 @@ def stop_group(proc: subprocess.Popen, grace: float) -> None:
 
 # ---- steps ------------------------------------------------------------------------------------
 
+
 def _start_reader(stream, is_stderr: bool, lines: queue.Queue) -> threading.Thread:
     def read() -> None:
         with stream:
@@ -98,8 +105,13 @@ def _start_reader(stream, is_stderr: bool, lines: queue.Queue) -> threading.Thre
     return thread
 
 
-def _wait(proc: subprocess.Popen, lines: queue.Queue, on_line: LineHandler,
-          deadline: float | None, should_stop: Callable[[], bool]) -> str:
+def _wait(
+    proc: subprocess.Popen,
+    lines: queue.Queue,
+    on_line: LineHandler,
+    deadline: float | None,
+    should_stop: Callable[[], bool],
+) -> str:
     while True:
         _drain(lines, on_line, block=POLL_SECONDS)
         if proc.poll() is not None:
@@ -173,5 +185,5 @@ def _live_member(pid: str, pgid: int) -> bool:
     except OSError:
         return False
     # "pid (comm) state ppid pgrp ...": comm may hold spaces and parentheses, so split after the last ')'
-    fields = stat[stat.rfind(")") + 2:].split()
+    fields = stat[stat.rfind(")") + 2 :].split()
     return len(fields) > 2 and fields[2] == str(pgid) and fields[0] not in ("Z", "X")

@@ -1,4 +1,5 @@
 """Python and Node tasks: the shell machinery with another interpreter (a local process, or a container)."""
+
 from __future__ import annotations
 
 import secrets
@@ -21,8 +22,16 @@ class _InterpretedScript(RunnablePlugin):
 
     def run(self, props, ctx):
         name = f".tern-script-{secrets.token_hex(4)}{self.suffix}"  # our own name: nothing from the user
-        return run_shell(script_job(props, ctx, [f"{self.interpreter_command} {name}"], scratch={name: props.script},
-                                   default_image=self.default_image), ctx)
+        return run_shell(
+            script_job(
+                props,
+                ctx,
+                [f"{self.interpreter_command} {name}"],
+                scratch={name: props.script},
+                default_image=self.default_image,
+            ),
+            ctx,
+        )
 
 
 class PythonCommands(Commands):

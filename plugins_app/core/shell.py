@@ -1,14 +1,16 @@
 """Shell tasks (Commands, Script and the seed-era Bash): one shell script, run in the task's working directory as a local process or in a Docker container."""
+
 from __future__ import annotations
 
 import json
 import os
 import re
 import secrets
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any, Literal, Mapping, Sequence
+from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator
 
@@ -25,7 +27,7 @@ OUTPUTS = {
     "exitCode": "The shell's exit code (0, since a non-zero code fails the task).",
     "vars": 'Values the script printed as `::{"outputs":{"name":"value"}}::` lines.',
     "outputFiles": "Files matching `outputFiles`, stored in internal storage: path relative to the working "
-                   "directory -> `kestra:///` URI, for `read()` or another task's `inputFiles`.",
+    "directory -> `kestra:///` URI, for `read()` or another task's `inputFiles`.",
 }
 
 
@@ -42,35 +44,63 @@ def _env_text(value: Any) -> Any:
 
 Env = Annotated[dict[str, str], BeforeValidator(_env_strings)]
 INPUT_FILES = "Files written into the working directory first: name -> content, or an internal storage URI to copy."
-WARNING_ON_STDERR = ("Deprecated (Kestra 0.23 ignores it): `true` ends a task that exits 0 but wrote to stderr in "
-                     "WARNING, as up to Kestra 0.22.")
+WARNING_ON_STDERR = (
+    "Deprecated (Kestra 0.23 ignores it): `true` ends a task that exits 0 but wrote to stderr in "
+    "WARNING, as up to Kestra 0.22."
+)
 
 
 class ShellProperties(Properties):
     """What Commands and Script share (Kestra's AbstractExecScript)."""
 
     beforeCommands: list[str] | None = prop(None, description="Commands run first, e.g. to install a tool.")
-    env: Env | None = prop(None, description="Environment variables added to the worker's own (a container gets these only).")
-    interpreter: list[str] = prop(["/bin/sh", "-c"], dynamic=False, min_length=1,
-                                  description="The program and arguments the script is handed to, as the last argument.")
+    env: Env | None = prop(
+        None, description="Environment variables added to the worker's own (a container gets these only)."
+    )
+    interpreter: list[str] = prop(
+        ["/bin/sh", "-c"],
+        dynamic=False,
+        min_length=1,
+        description="The program and arguments the script is handed to, as the last argument.",
+    )
     warningOnStdErr: bool = prop(False, dynamic=False, description=WARNING_ON_STDERR)
-    failFast: bool = prop(True, dynamic=False,
-                          description="Stop at the first failing command (`set -e`); if false, the last command decides.")
+    failFast: bool = prop(
+        True,
+        dynamic=False,
+        description="Stop at the first failing command (`set -e`); if false, the last command decides.",
+    )
     inputFiles: InputFiles | None = prop(None, description=INPUT_FILES)
     outputFiles: list[str] | None = prop(None, description="Glob patterns (`*.csv`, `out/**`) of files to return.")
-    namespaceFiles: dict[str, Any] | None = prop(None, dynamic=False, description="Not supported yet: must not be enabled.")
-    containerImage: str | None = prop(None, description="The image the Docker runner runs the task in (default "
-                                      "`ubuntu`, `python` or `node` by task type); ignored by the process runner.")
-    taskRunner: dict[str, Any] | None = prop(None, dynamic=False, description=(
-        f"Where the task runs: `{{type: {PROCESS_RUNNER}}}` (the default: a local process) or `{{type: {DOCKER_RUNNER}}}` "
-        "with `pullPolicy`, `volumes`, `cpu: {cpus}`, `memory: {memory}`, `networkMode`, `user`, `entryPoint`, "
-        "`host`, `delete`. Templates in it are rendered."))
-    runner: Literal["PROCESS", "DOCKER"] | None = prop(None, dynamic=False,
-                                                       description="Deprecated; use `taskRunner`. DOCKER runs the task "
-                                                                   "in a container set by `docker`.")
-    docker: dict[str, Any] | None = prop(None, dynamic=False, description="Deprecated Docker options for `runner: DOCKER`: "
-                                         "`image` and the Docker runner's properties.")
-    targetOS: Literal["AUTO", "LINUX", "WINDOWS"] = prop("AUTO", dynamic=False, description="Accepted; the worker's OS is used.")
+    namespaceFiles: dict[str, Any] | None = prop(
+        None, dynamic=False, description="Not supported yet: must not be enabled."
+    )
+    containerImage: str | None = prop(
+        None,
+        description="The image the Docker runner runs the task in (default "
+        "`ubuntu`, `python` or `node` by task type); ignored by the process runner.",
+    )
+    taskRunner: dict[str, Any] | None = prop(
+        None,
+        dynamic=False,
+        description=(
+            f"Where the task runs: `{{type: {PROCESS_RUNNER}}}` (the default: a local process) or `{{type: {DOCKER_RUNNER}}}` "
+            "with `pullPolicy`, `volumes`, `cpu: {cpus}`, `memory: {memory}`, `networkMode`, `user`, `entryPoint`, "
+            "`host`, `delete`. Templates in it are rendered."
+        ),
+    )
+    runner: Literal["PROCESS", "DOCKER"] | None = prop(
+        None,
+        dynamic=False,
+        description="Deprecated; use `taskRunner`. DOCKER runs the task in a container set by `docker`.",
+    )
+    docker: dict[str, Any] | None = prop(
+        None,
+        dynamic=False,
+        description="Deprecated Docker options for `runner: DOCKER`: `image` and the Docker runner's properties.",
+    )
+    targetOS: Literal["AUTO", "LINUX", "WINDOWS"] = prop(
+        "AUTO", dynamic=False, description="Accepted; the worker's OS is used."
+    )
     outputDirectory: bool = prop(False, dynamic=False, description="Deprecated; use `outputFiles`.")
 
 
@@ -142,8 +172,9 @@ class Script(RunnablePlugin):
 
     def run(self, props, ctx):
         name = f".tern-script-{secrets.token_hex(4)}.sh"
-        return run_shell(script_job(props, ctx, [f". ./{name}"], scratch={name: props.script},
-                                    default_image=self.default_image), ctx)
+        return run_shell(
+            script_job(props, ctx, [f". ./{name}"], scratch={name: props.script}, default_image=self.default_image), ctx
+        )
 
 
 class Bash(RunnablePlugin):
@@ -171,35 +202,55 @@ class Bash(RunnablePlugin):
         commands: list[str] = prop(description="The commands to run, one per line of the script.", min_length=1)
         interpreter: str = prop("/bin/sh", dynamic=False, min_length=1, description="The program that runs the script.")
         interpreterArgs: list[str] = prop(["-c"], dynamic=False, description="Arguments before the script.")
-        exitOnFailed: bool = prop(True, dynamic=False, description="Stop at the first failing command (`set -o errexit`).")
-        env: Env | None = prop(None, description="Environment variables added to the worker's own (a container gets these only).")
+        exitOnFailed: bool = prop(
+            True, dynamic=False, description="Stop at the first failing command (`set -o errexit`)."
+        )
+        env: Env | None = prop(
+            None, description="Environment variables added to the worker's own (a container gets these only)."
+        )
         inputFiles: InputFiles | None = prop(None, description=INPUT_FILES)
         outputFiles: list[str] | None = prop(None, dynamic=False, description="Glob patterns of files to return.")
         outputsFiles: list[str] | None = prop(None, dynamic=False, description="Deprecated name of `outputFiles`.")
         files: list[str] | None = prop(None, description="Deprecated name of `outputFiles`.")
         warningOnStdErr: bool = prop(False, dynamic=False, description=WARNING_ON_STDERR)
-        runner: Literal["PROCESS", "DOCKER"] = prop("PROCESS", dynamic=False,
-                                                    description="PROCESS (a local process) or DOCKER (a container).")
-        dockerOptions: dict[str, Any] | None = prop(None, dynamic=False, description=(
-            "For `runner: DOCKER`: `image` (required), and `pullPolicy`, `volumes`, `cpu`, `memory`, `networkMode`, "
-            "`user`, `entryPoint`, `host` as for the Docker task runner."))
+        runner: Literal["PROCESS", "DOCKER"] = prop(
+            "PROCESS", dynamic=False, description="PROCESS (a local process) or DOCKER (a container)."
+        )
+        dockerOptions: dict[str, Any] | None = prop(
+            None,
+            dynamic=False,
+            description=(
+                "For `runner: DOCKER`: `image` (required), and `pullPolicy`, `volumes`, `cpu`, `memory`, `networkMode`, "
+                "`user`, `entryPoint`, `host` as for the Docker task runner."
+            ),
+        )
 
     def run(self, props, ctx):
         container = None
         if props.runner == "DOCKER":
             if not (props.dockerOptions or {}).get("image"):
                 raise PluginError("dockerOptions.image is required with runner: DOCKER", retryable=False)
-            container = docker_options(ctx.render(props.dockerOptions), image=None, where="dockerOptions",
-                                       warn=lambda message: ctx.log("WARN", message))
+            container = docker_options(
+                ctx.render(props.dockerOptions),
+                image=None,
+                where="dockerOptions",
+                warn=lambda message: ctx.log("WARN", message),
+            )
         lines = (["set -o errexit"] if props.exitOnFailed else []) + list(props.commands)
         patterns = (*(props.outputFiles or ()), *(props.outputsFiles or ()), *(props.files or ()))
-        job = ShellJob(argv=(props.interpreter, *props.interpreterArgs, "\n".join(lines)), env=props.env or {},
-                       input_files=parse_file_map(props.inputFiles), output_patterns=patterns,
-                       warning_on_stderr=props.warningOnStdErr, container=container)
+        job = ShellJob(
+            argv=(props.interpreter, *props.interpreterArgs, "\n".join(lines)),
+            env=props.env or {},
+            input_files=parse_file_map(props.inputFiles),
+            output_patterns=patterns,
+            warning_on_stderr=props.warningOnStdErr,
+            container=container,
+        )
         return run_shell(job, ctx)
 
 
 # ---- one shell run, whichever plugin asked for it -----------------------------------------------
+
 
 @dataclass(frozen=True)
 class ShellJob:
@@ -224,13 +275,26 @@ def run_shell(job: ShellJob, ctx: RunContext) -> Mapping[str, Any] | TaskResult:
     try:
         if job.container is None:
             ctx.log("DEBUG", f"Starting {job.argv[0]} in {workdir}")
-            ended = run_process(job.argv, cwd=workdir, env={**os.environ, **job.env, "WORKING_DIR": str(workdir)},
-                                on_line=printed.line, timeout=timeout, should_stop=ctx.should_stop)
+            ended = run_process(
+                job.argv,
+                cwd=workdir,
+                env={**os.environ, **job.env, "WORKING_DIR": str(workdir)},
+                on_line=printed.line,
+                timeout=timeout,
+                should_stop=ctx.should_stop,
+            )
         else:  # the worker's own environment stays out of the container
-            ended = run_in_container(job.argv, job.container, workdir=workdir,
-                                     env={**job.env, "WORKING_DIR": str(workdir)},
-                                     labels={LABEL: ctx.task_run_id, "tern.execution": ctx.execution_id},
-                                     on_line=printed.line, log=ctx.log, timeout=timeout, should_stop=ctx.should_stop)
+            ended = run_in_container(
+                job.argv,
+                job.container,
+                workdir=workdir,
+                env={**job.env, "WORKING_DIR": str(workdir)},
+                labels={LABEL: ctx.task_run_id, "tern.execution": ctx.execution_id},
+                on_line=printed.line,
+                log=ctx.log,
+                timeout=timeout,
+                should_stop=ctx.should_stop,
+            )
     except (FileNotFoundError, PermissionError) as exc:  # from starting the interpreter, not from the script
         raise PluginError(f"Cannot start '{job.argv[0]}': {exc.strerror}", retryable=False) from exc
     finally:
@@ -251,8 +315,14 @@ def run_shell(job: ShellJob, ctx: RunContext) -> Mapping[str, Any] | TaskResult:
     return outputs
 
 
-def script_job(props: ShellProperties, ctx: RunContext, commands: Sequence[str], *,
-               scratch: Mapping[str, str] | None = None, default_image: str | None = None) -> ShellJob:
+def script_job(
+    props: ShellProperties,
+    ctx: RunContext,
+    commands: Sequence[str],
+    *,
+    scratch: Mapping[str, str] | None = None,
+    default_image: str | None = None,
+) -> ShellJob:
     """Commands and Script: one script of `set -e`, `beforeCommands`, then `commands`, like Kestra's ScriptService."""
     container = _container_of(props, ctx, default_image)
     lines = (["set -e"] if props.failFast else []) + list(props.beforeCommands or ()) + list(commands)
@@ -279,13 +349,17 @@ def _container_of(props: ShellProperties, ctx: RunContext, default_image: str | 
             return None
         if kind in DOCKER_RUNNER_NAMES:
             return docker_options(ctx.render(props.taskRunner), image=image, where="taskRunner", warn=warn)
-        raise PluginError(f"task runner '{kind}' is not available: use type {PROCESS_RUNNER} or {DOCKER_RUNNER}",
-                          retryable=False)
+        raise PluginError(
+            f"task runner '{kind}' is not available: use type {PROCESS_RUNNER} or {DOCKER_RUNNER}", retryable=False
+        )
     if props.runner == "DOCKER":
         return docker_options(ctx.render(props.docker or {}), image=image, where="docker", warn=warn)
     if props.containerImage or props.docker:
-        ctx.log("WARN", "containerImage/docker ignored: no Docker taskRunner is set, so Tern runs this task as a "
-                        "local process, not in a container")
+        ctx.log(
+            "WARN",
+            "containerImage/docker ignored: no Docker taskRunner is set, so Tern runs this task as a "
+            "local process, not in a container",
+        )
     return None
 
 

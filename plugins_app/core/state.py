@@ -4,6 +4,7 @@ Tern keeps each state in the KV store of the flow's namespace, under a key made 
 `namespace: true`), the state's name and, with `taskrunValue` (the default), the loop value, so the
 iterations of a loop each have their own state. Kestra replaced these tasks by the KV tasks.
 """
+
 from __future__ import annotations
 
 from typing import Any

@@ -1,4 +1,5 @@
 """Subflow: start an execution of another flow, wait for it (or not), and take its outputs."""
+
 from __future__ import annotations
 
 from typing import Any, ClassVar
@@ -44,8 +45,11 @@ class Subflow(ChildExecutions):
     """Run another flow as a child execution; with `wait`, this task ends with it."""
 
     type = "io.kestra.plugin.core.flow.Subflow"
-    aliases = ("io.kestra.core.tasks.flows.Subflow", "io.kestra.core.tasks.flows.Flow",
-               "io.kestra.plugin.core.flow.Flow")
+    aliases = (
+        "io.kestra.core.tasks.flows.Subflow",
+        "io.kestra.core.tasks.flows.Flow",
+        "io.kestra.plugin.core.flow.Flow",
+    )
     outputs = {
         "executionId": "The id of the child execution.",
         "state": "The child execution's final state (with `wait`).",
@@ -71,16 +75,24 @@ class Subflow(ChildExecutions):
         transmitFailed: bool = prop(True, description="With `wait`: fail this task when the child fails.")
         inheritLabels: bool = prop(False, description="Give the child this execution's labels too.")
         revision: int | None = prop(None, description="A revision of the child flow (default: the latest).")
-        outputs: dict[str, Any] | None = prop(None, dynamic=False,
-                                             description="Outputs to extract, rendered in the child's context.")
+        outputs: dict[str, Any] | None = prop(
+            None, dynamic=False, description="Outputs to extract, rendered in the child's context."
+        )
         scheduleDate: str | None = prop(None, description="Accepted for Kestra compatibility; not used yet.")
 
     def start(self, ctx) -> StartSubflow:
         props = ctx.props()
         labels = dict(ctx.labels) if props.inheritLabels else {}
         labels.update(labels_of(props.labels))
-        return StartSubflow(namespace=props.namespace, flow_id=props.flowId, inputs=props.inputs, labels=labels,
-                            wait=props.wait, revision=props.revision, outputs=props.outputs or {})
+        return StartSubflow(
+            namespace=props.namespace,
+            flow_id=props.flowId,
+            inputs=props.inputs,
+            labels=labels,
+            wait=props.wait,
+            revision=props.revision,
+            outputs=props.outputs or {},
+        )
 
 
 def labels_of(raw: dict[str, Any] | list[dict[str, Any]]) -> dict[str, str]:

@@ -1,10 +1,12 @@
 """WorkingDirectory (children share one directory on one worker) and LocalFiles (files in and out of it)."""
+
 from __future__ import annotations
 
 import io
 import tarfile
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, ClassVar, Mapping
+from typing import Any, ClassVar
 
 from flows_app.engine.vocabulary import DurationError, parse_duration
 from plugins_app.base import (
@@ -68,11 +70,18 @@ class WorkingDirectory(FlowablePlugin):
 """
 
     class Properties(Properties):
-        inputFiles: InputFiles | None = prop(None, description="Files written into the directory first: name -> "
-                                             "content (or an internal storage URI).")
-        outputFiles: list[str] | None = prop(None, description="Glob patterns of files to keep once the last child ended.")
-        cache: CacheSpec | None = prop(None, dynamic=False, description="Files kept between executions: `patterns`, `ttl`.")
-        namespaceFiles: dict[str, Any] | None = prop(None, dynamic=False, description="Not supported yet: must not be enabled.")
+        inputFiles: InputFiles | None = prop(
+            None, description="Files written into the directory first: name -> content (or an internal storage URI)."
+        )
+        outputFiles: list[str] | None = prop(
+            None, description="Glob patterns of files to keep once the last child ended."
+        )
+        cache: CacheSpec | None = prop(
+            None, dynamic=False, description="Files kept between executions: `patterns`, `ttl`."
+        )
+        namespaceFiles: dict[str, Any] | None = prop(
+            None, dynamic=False, description="Not supported yet: must not be enabled."
+        )
 
     @classmethod
     def check(cls, raw: Mapping[str, Any]):
@@ -88,8 +97,13 @@ class WorkingDirectory(FlowablePlugin):
                 except UnknownPlugin:
                     continue  # reported by the parser
                 if plugin is not None and not issubclass(plugin, RunnablePlugin):
-                    issues.append(((name, index, "type"), f"'{kind}' is a flowable task: a WorkingDirectory "
-                                   "runs only runnable tasks (they share a directory on one worker)"))
+                    issues.append(
+                        (
+                            (name, index, "type"),
+                            f"'{kind}' is a flowable task: a WorkingDirectory "
+                            "runs only runnable tasks (they share a directory on one worker)",
+                        )
+                    )
         return issues
 
     def start(self, ctx):
@@ -100,7 +114,8 @@ class WorkingDirectory(FlowablePlugin):
     def next_children(self, ctx):
         tasks, errors = branch(ctx.task, "tasks"), branch(ctx.task, "errors")
         return sequential_next(tasks, errors, ctx.children) or finally_next(
-            resolve_children_state(tasks, errors, ctx.children), branch(ctx.task, "finally"), ctx.children)
+            resolve_children_state(tasks, errors, ctx.children), branch(ctx.task, "finally"), ctx.children
+        )
 
     def resolve_state(self, ctx):
         done = resolve_children_state(branch(ctx.task, "tasks"), branch(ctx.task, "errors"), ctx.children)

@@ -1,4 +1,5 @@
 """`tern flow validate` and `tern flow test` as a user runs them: a real process, exit codes, no tracebacks."""
+
 from __future__ import annotations
 
 import json
@@ -47,7 +48,9 @@ def test_flow_test_prints_logs_and_a_json_summary():
     lines = result.stdout.strip().splitlines()
     assert any("INFO  say one two from say" in line for line in lines[:-1])
     summary = json.loads(lines[-1])
-    assert summary["state"] == "SUCCESS" and summary["flowId"] == "sequential" and summary["namespace"] == "tests.engine"
+    assert (
+        summary["state"] == "SUCCESS" and summary["flowId"] == "sequential" and summary["namespace"] == "tests.engine"
+    )
     assert [r["taskId"] for r in summary["taskRuns"]] == ["first", "second", "say"]
     first = summary["taskRuns"][0]
     assert first["parentTaskRunId"] is None and first["attempts"] == 1 and first["outputs"] == {"value": "one"}
@@ -60,7 +63,9 @@ def test_flow_test_exits_one_when_the_execution_fails():
 
 
 def test_flow_test_takes_inputs_and_exits_two_on_a_bad_one():
-    good = tern("flow", "test", FIXTURES / "valid" / "inputs.yml", "--input", "count=1", "--input", "name=tern", "--json")
+    good = tern(
+        "flow", "test", FIXTURES / "valid" / "inputs.yml", "--input", "count=1", "--input", "name=tern", "--json"
+    )
     assert good.returncode == 0, good.stderr
     assert json.loads(good.stdout.strip().splitlines()[-1])["taskRuns"][0]["outputs"] == {"value": "tern x2 "}
     bad = tern("flow", "test", FIXTURES / "valid" / "inputs.yml", "--input", "count=lots")
@@ -85,10 +90,13 @@ def test_flow_test_loads_other_flows_with_flows_dir():
 def test_plugins_list_and_doc_come_from_the_plugin_classes():
     listing = tern("plugins", "list")
     assert listing.returncode == 0
-    assert any(line.startswith("io.kestra.plugin.core.log.Log") and "runnable" in line
-               for line in listing.stdout.splitlines())
-    assert any(line.startswith("io.kestra.plugin.core.flow.Parallel") and "flowable" in line
-               for line in listing.stdout.splitlines())
+    assert any(
+        line.startswith("io.kestra.plugin.core.log.Log") and "runnable" in line for line in listing.stdout.splitlines()
+    )
+    assert any(
+        line.startswith("io.kestra.plugin.core.flow.Parallel") and "flowable" in line
+        for line in listing.stdout.splitlines()
+    )
     doc = tern("plugins", "doc", "io.kestra.core.tasks.log.Log")  # a seed-era name finds the plugin
     assert doc.returncode == 0
     assert "message (string | array, required, templated)" in doc.stdout
@@ -100,11 +108,15 @@ def test_plugins_list_and_doc_come_from_the_plugin_classes():
     assert unknown.returncode == 1 and "did you mean 'io.kestra.plugin.core.log.Log'" in unknown.stderr
 
 
-BOMB = "id: bomb\nnamespace: tests\nvariables:\n  a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
-    f"  {chr(98 + i)}: &{chr(98 + i)} [{', '.join([f'*{chr(97 + i)}'] * 10)}]\n" for i in range(8)
-) + "tasks:\n  - id: t\n    type: io.kestra.plugin.core.log.Log\n    message: hi\n"
-RECURSIVE = "id: loop\nnamespace: tests\ntasks: &tasks\n  - id: t\n    type: io.kestra.plugin.core.log.Log\n" \
-            "    message: hi\n  - *tasks\n"
+BOMB = (
+    "id: bomb\nnamespace: tests\nvariables:\n  a: &a [x, x, x, x, x, x, x, x, x, x]\n"
+    + "".join(f"  {chr(98 + i)}: &{chr(98 + i)} [{', '.join([f'*{chr(97 + i)}'] * 10)}]\n" for i in range(8))
+    + "tasks:\n  - id: t\n    type: io.kestra.plugin.core.log.Log\n    message: hi\n"
+)
+RECURSIVE = (
+    "id: loop\nnamespace: tests\ntasks: &tasks\n  - id: t\n    type: io.kestra.plugin.core.log.Log\n"
+    "    message: hi\n  - *tasks\n"
+)
 
 
 def test_validate_refuses_an_alias_bomb_a_recursive_alias_and_a_binary_file_without_a_traceback(tmp_path):
@@ -162,7 +174,9 @@ def test_flow_test_prints_the_warnings_before_the_run(tmp_path):
     result = tern("flow", "test", path, "--json")
     assert result.returncode == 0, result.stderr
     lines = result.stderr.splitlines()
-    assert lines[0] == f"warning: {path}: concurrency (line 3): accepted but not acted on yet: executions are not limited"
+    assert (
+        lines[0] == f"warning: {path}: concurrency (line 3): accepted but not acted on yet: executions are not limited"
+    )
     assert lines[1].startswith(f"warning: {path}: triggers (line 9)") and lines[-1].endswith("ended SUCCESS")
     assert json.loads(result.stdout.strip().splitlines()[-1])["state"] == "SUCCESS"
 
@@ -173,5 +187,9 @@ def test_flow_test_runs_finally_and_after_execution():
     summary = json.loads(result.stdout.strip().splitlines()[-1])
     assert summary["state"] == "FAILED"
     assert [(r["taskId"], r["state"]) for r in summary["taskRuns"]] == [
-        ("fail", "FAILED"), ("handler", "SUCCESS"), ("cleanup", "SUCCESS"), ("on_success", "SKIPPED"),
-        ("on_failure", "SUCCESS")]
+        ("fail", "FAILED"),
+        ("handler", "SUCCESS"),
+        ("cleanup", "SUCCESS"),
+        ("on_success", "SKIPPED"),
+        ("on_failure", "SUCCESS"),
+    ]

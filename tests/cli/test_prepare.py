@@ -1,4 +1,5 @@
 """`tern server prepare` (the first step of `make run`): the flows folder is loaded; a bad file is skipped."""
+
 from __future__ import annotations
 
 import io
@@ -12,8 +13,10 @@ from flows_app.models import Flow
 def test_invalid_and_binary_flow_files_are_reported_and_skipped(tmp_path, capsys):
     from orchestrator.local import prepare
 
-    (tmp_path / "good.yml").write_text("id: good\nnamespace: tests.prepare\ntasks:\n  - id: a\n"
-                                       "    type: io.kestra.plugin.core.log.Log\n    message: hi\n")
+    (tmp_path / "good.yml").write_text(
+        "id: good\nnamespace: tests.prepare\ntasks:\n  - id: a\n"
+        "    type: io.kestra.plugin.core.log.Log\n    message: hi\n"
+    )
     (tmp_path / "bad.yml").write_text("id: bad\nnamespace: tests.prepare\ntasks: []\n")
     (tmp_path / "binary.yml").write_bytes(b"id: x\n\xff\xfe\x00garbage")
     out = io.StringIO()

@@ -1,4 +1,5 @@
 """`tern web`, `tern worker` and `tern scheduler` as real processes: each becomes ready and stops on SIGTERM."""
+
 from __future__ import annotations
 
 import os
@@ -51,17 +52,26 @@ def http_status(url: str) -> int | None:
 
 def tern_env(tmp_path: Path, **extra: str) -> dict[str, str]:
     """The environment of a `tern` process on its own data directory; no settings leak from this one."""
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("REDIS_URL", "DATABASE_URL", "DJANGO_SETTINGS_MODULE") and not k.startswith("PYTEST")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("REDIS_URL", "DATABASE_URL", "DJANGO_SETTINGS_MODULE") and not k.startswith("PYTEST")
+    }
     env.update(TERN_DATA_DIR=str(tmp_path), **extra)
     return env
 
 
 def start_tern(args: list[str], env: dict[str, str], log: Path, cwd: Path = ROOT) -> subprocess.Popen:
     with log.open("w") as out:
-        return subprocess.Popen([sys.executable, "-m", "orchestrator.cli", *args], cwd=cwd, env=env,
-                                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+        return subprocess.Popen(
+            [sys.executable, "-m", "orchestrator.cli", *args],
+            cwd=cwd,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
 
 
 def stop(process: subprocess.Popen, signum: int = signal.SIGTERM, timeout: float = 20) -> int:
@@ -96,8 +106,13 @@ def database_url(tmp_path_factory) -> str:
     """A migrated SQLite database, shared by the tests of this module."""
     directory = tmp_path_factory.mktemp("db")
     url = f"sqlite:///{directory / 'tern.sqlite3'}"
-    subprocess.run([sys.executable, "-m", "orchestrator.cli", "manage", "migrate", "--verbosity=0"], cwd=ROOT,
-                   env=tern_env(directory, DATABASE_URL=url), check=True, timeout=120)
+    subprocess.run(
+        [sys.executable, "-m", "orchestrator.cli", "manage", "migrate", "--verbosity=0"],
+        cwd=ROOT,
+        env=tern_env(directory, DATABASE_URL=url),
+        check=True,
+        timeout=120,
+    )
     return url
 
 
@@ -106,12 +121,16 @@ def test_worker_answers_a_ping_on_its_queue_and_stops_on_sigterm(broker_url, tmp
 
     name = f"test-{uuid.uuid4().hex[:8]}@tern"
     # A queue of its own: this worker must not take messages meant for anyone else on this Redis.
-    worker = start_tern(["worker", "--queues", f"tern.test-{uuid.uuid4().hex[:8]}", "--concurrency", "2",
-                         "--hostname", name], tern_env(tmp_path, REDIS_URL=broker_url), tmp_path / "worker.log")
+    worker = start_tern(
+        ["worker", "--queues", f"tern.test-{uuid.uuid4().hex[:8]}", "--concurrency", "2", "--hostname", name],
+        tern_env(tmp_path, REDIS_URL=broker_url),
+        tmp_path / "worker.log",
+    )
     client = Celery(broker=broker_url)
     try:
-        wait_until(lambda: client.control.ping(destination=[name], timeout=1), what=f"{name} answers a ping",
-                   process=worker)
+        wait_until(
+            lambda: client.control.ping(destination=[name], timeout=1), what=f"{name} answers a ping", process=worker
+        )
     finally:
         code = stop(worker)
         client.close()
@@ -120,8 +139,9 @@ def test_worker_answers_a_ping_on_its_queue_and_stops_on_sigterm(broker_url, tmp
     assert f"worker: ready as {name}" in log and "threads pool of 2" in log
 
 
-def test_scheduler_creates_the_housekeeping_tick_writes_no_files_and_stops_on_sigterm(broker_url, database_url,
-                                                                                      tmp_path):
+def test_scheduler_creates_the_housekeeping_tick_writes_no_files_and_stops_on_sigterm(
+    broker_url, database_url, tmp_path
+):
     cwd = tmp_path / "cwd"
     cwd.mkdir()
     # A tick an hour away: the scheduler sends nothing to the shared Redis during the test.
@@ -131,13 +151,17 @@ def test_scheduler_creates_the_housekeeping_tick_writes_no_files_and_stops_on_si
 
     def tick_row():
         with sqlite3.connect(database) as db:
-            return db.execute("SELECT task, enabled FROM django_celery_beat_periodictask "
-                              "WHERE name = 'tern housekeeping tick'").fetchone()
+            return db.execute(
+                "SELECT task, enabled FROM django_celery_beat_periodictask WHERE name = 'tern housekeeping tick'"
+            ).fetchone()
 
     try:
         assert wait_until(tick_row, what="the tick's PeriodicTask row", process=scheduler) == ("tern.tick", 1)
-        wait_until(lambda: "scheduler: started" in (tmp_path / "scheduler.log").read_text(), process=scheduler,
-                   what="the scheduler started")
+        wait_until(
+            lambda: "scheduler: started" in (tmp_path / "scheduler.log").read_text(),
+            process=scheduler,
+            what="the scheduler started",
+        )
     finally:
         code = stop(scheduler)
     assert code == 0, (tmp_path / "scheduler.log").read_text()
@@ -146,11 +170,12 @@ def test_scheduler_creates_the_housekeeping_tick_writes_no_files_and_stops_on_si
 
 def test_web_serves_the_admin_login_and_its_static_files_and_stops_on_sigterm(database_url, tmp_path):
     port = free_port()
-    web = start_tern(["web", "--port", str(port)], tern_env(tmp_path, DATABASE_URL=database_url),
-                     tmp_path / "web.log")
+    web = start_tern(["web", "--port", str(port)], tern_env(tmp_path, DATABASE_URL=database_url), tmp_path / "web.log")
     try:
-        assert wait_until(lambda: http_status(f"http://127.0.0.1:{port}/admin/login/"), process=web,
-                          what="the login page") == 200
+        assert (
+            wait_until(lambda: http_status(f"http://127.0.0.1:{port}/admin/login/"), process=web, what="the login page")
+            == 200
+        )
         assert http_status(f"http://127.0.0.1:{port}/static/admin/css/base.css") == 200
     finally:
         code = stop(web)
@@ -162,8 +187,10 @@ def test_web_leaves_static_files_to_a_front_server_when_told_to(database_url, tm
     env = tern_env(tmp_path, DATABASE_URL=database_url, TERN_PORT=str(port), TERN_SERVE_STATIC="false")
     web = start_tern(["web"], env, tmp_path / "web.log")
     try:
-        assert wait_until(lambda: http_status(f"http://127.0.0.1:{port}/admin/login/"), process=web,
-                          what="the login page") == 200
+        assert (
+            wait_until(lambda: http_status(f"http://127.0.0.1:{port}/admin/login/"), process=web, what="the login page")
+            == 200
+        )
         assert http_status(f"http://127.0.0.1:{port}/static/admin/css/base.css") == 404
     finally:
         code = stop(web, signal.SIGINT)  # a Ctrl-C, as in a terminal

@@ -1,5 +1,6 @@
 """`tern server local` (what `make run` starts): it prepares everything, runs web, worker and scheduler, and
 leaves nothing running when it stops."""
+
 from __future__ import annotations
 
 import os
@@ -50,8 +51,9 @@ class LocalServer:
     def __init__(self, tmp_path: Path, **env: str):
         self.data_dir, self.port = tmp_path, free_port()
         self.log_path = tmp_path / "server.log"
-        self.process = start_tern(["server", "local"], tern_env(tmp_path, TERN_PORT=str(self.port), **env),
-                                  self.log_path)
+        self.process = start_tern(
+            ["server", "local"], tern_env(tmp_path, TERN_PORT=str(self.port), **env), self.log_path
+        )
 
     @property
     def log(self) -> str:
@@ -64,8 +66,11 @@ class LocalServer:
         """Wait until the admin answers and the worker and the scheduler say they are up; returns the
         children's pids."""
         wait_until(lambda: http_status(self.url("/admin/login/")) == 200, process=self.process, what="the admin")
-        wait_until(lambda: "worker: ready" in self.log and "scheduler: started" in self.log, process=self.process,
-                   what="worker and scheduler ready")
+        wait_until(
+            lambda: "worker: ready" in self.log and "scheduler: started" in self.log,
+            process=self.process,
+            what="worker and scheduler ready",
+        )
         return child_pids(self.log)
 
     def kill_leftovers(self) -> None:
@@ -154,8 +159,9 @@ def test_its_processes_stop_by_themselves_when_it_is_killed(local_server, tmp_pa
     server.process.kill()  # no chance to stop anything
     server.process.wait()
 
-    wait_until(lambda: not any(alive(pid) for pid in pids.values()), timeout=20,
-               what="web, worker and scheduler stopped")
+    wait_until(
+        lambda: not any(alive(pid) for pid in pids.values()), timeout=20, what="web, worker and scheduler stopped"
+    )
 
 
 def test_a_user_runs_a_flow_with_an_input_from_the_admin_and_a_worker_runs_it(local_server, tmp_path):
@@ -167,7 +173,8 @@ def test_a_user_runs_a_flow_with_an_input_from_the_admin_and_a_worker_runs_it(lo
     flows.mkdir()
     (flows / "greet.yml").write_text(
         "id: greet\nnamespace: demo\ninputs:\n  - id: who\n    type: STRING\n    defaults: world\n"
-        "tasks:\n  - id: say\n    type: io.kestra.plugin.core.log.Log\n    message: Hello {{ inputs.who }}!\n")
+        "tasks:\n  - id: say\n    type: io.kestra.plugin.core.log.Log\n    message: Hello {{ inputs.who }}!\n"
+    )
     server = local_server(TERN_FLOWS_DIR=str(flows))
     server.wait_ready()
     password = re.search(r"login: admin\s+password: (\S+)", server.log)[1]
@@ -195,6 +202,8 @@ def test_a_user_runs_a_flow_with_an_input_from_the_admin_and_a_worker_runs_it(lo
     wait_until(ended, timeout=60, process=server.process, what="the execution's end")
     with sqlite3.connect(tmp_path / "tern.sqlite3") as db:
         assert db.execute("SELECT state, inputs FROM flows_app_execution").fetchone() == ("SUCCESS", '{"who": "Tern"}')
-        assert db.execute("SELECT message FROM flows_app_logentry WHERE task_id = 'say'").fetchall() == [("Hello Tern!",)]
+        assert db.execute("SELECT message FROM flows_app_logentry WHERE task_id = 'say'").fetchall() == [
+            ("Hello Tern!",)
+        ]
     os.killpg(server.process.pid, signal.SIGINT)
     assert server.process.wait(timeout=30) == 0

@@ -1,4 +1,5 @@
 """Coercing the values given to a new execution against the flow's input declarations."""
+
 from __future__ import annotations
 
 import json
@@ -28,6 +29,7 @@ def problem(spec: InputSpec, value) -> str:
 
 
 # --- presence, defaults and the result ------------------------------------------------------------
+
 
 def test_a_missing_required_input_is_reported():
     assert problems([InputSpec(id="name", type="STRING")], {}) == ["inputs.name: required input is missing"]
@@ -60,15 +62,22 @@ def test_undeclared_values_are_ignored_and_left_out():
 
 
 def test_inputs_declared_with_the_seed_era_name_are_found_by_that_name():
-    specs = parse_inputs([{"name": "errorOnMissing", "type": "BOOLEAN", "required": False, "defaults": False}],
-                         ("inputs",), ErrorCollector())
+    specs = parse_inputs(
+        [{"name": "errorOnMissing", "type": "BOOLEAN", "required": False, "defaults": False}],
+        ("inputs",),
+        ErrorCollector(),
+    )
     assert coerce_inputs(specs, {"errorOnMissing": "true"}) == {"errorOnMissing": True}
     assert coerce_inputs(specs, {}) == {"errorOnMissing": False}
 
 
 def test_all_problems_are_reported_at_once_each_naming_its_input():
-    specs = [InputSpec(id="age", type="INT"), InputSpec(id="ok", type="STRING"),
-             InputSpec(id="when", type="DATE"), InputSpec(id="name", type="STRING")]
+    specs = [
+        InputSpec(id="age", type="INT"),
+        InputSpec(id="ok", type="STRING"),
+        InputSpec(id="when", type="DATE"),
+        InputSpec(id="name", type="STRING"),
+    ]
     assert problems(specs, {"age": "abc", "ok": "fine", "when": "soon"}) == [
         "inputs.age: 'abc' is not an integer",
         "inputs.when: 'soon' is not a date (like 2024-01-31)",
@@ -77,8 +86,12 @@ def test_all_problems_are_reported_at_once_each_naming_its_input():
 
 
 def test_the_result_is_json_serialisable():
-    specs = [InputSpec(id="at", type="DATETIME"), InputSpec(id="wait", type="DURATION"),
-             InputSpec(id="conf", type="YAML"), InputSpec(id="t", type="TIME")]
+    specs = [
+        InputSpec(id="at", type="DATETIME"),
+        InputSpec(id="wait", type="DURATION"),
+        InputSpec(id="conf", type="YAML"),
+        InputSpec(id="t", type="TIME"),
+    ]
     result = coerce_inputs(specs, {"at": "2024-01-31 09:30", "wait": "10m", "conf": "day: 2024-01-31", "t": "09:30"})
     assert json.loads(json.dumps(result)) == result
 
@@ -89,6 +102,7 @@ def test_a_templated_default_is_rendered_when_a_renderer_is_given():
 
 
 # --- text -------------------------------------------------------------------------------------
+
 
 def test_a_string_is_kept_and_plain_json_values_become_text():
     spec = InputSpec(id="s", type="STRING")
@@ -132,13 +146,16 @@ def test_a_uri_needs_a_scheme():
 
 # --- numbers and booleans ---------------------------------------------------------------------
 
+
 def test_an_int_from_text_or_json():
     spec = InputSpec(id="age", type="INT")
     assert [coerce(spec, v) for v in ("42", " -7 ", "+3", 12)] == [42, -7, 3, 12]
 
 
-@pytest.mark.parametrize("value, shown", [("abc", "'abc'"), ("1.5", "'1.5'"), (1.5, "1.5"), (True, "true"),
-                                          ("1_000", "'1_000'"), ("٣", "'٣'")])
+@pytest.mark.parametrize(
+    "value, shown",
+    [("abc", "'abc'"), ("1.5", "'1.5'"), (1.5, "1.5"), (True, "true"), ("1_000", "'1_000'"), ("٣", "'٣'")],
+)
 def test_an_int_rejects_anything_else(value, shown):
     assert problem(InputSpec(id="age", type="INT"), value) == f"inputs.age: {shown} is not an integer"
 
@@ -179,26 +196,31 @@ def test_a_boolean_rejects_other_words(value):
 
 # --- time ---------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("value, expected", [
-    ("2013-08-09T14:19:00Z", "2013-08-09T14:19:00Z"),
-    ("2013-08-09T16:19:00+02:00", "2013-08-09T14:19:00Z"),
-    ("2013-08-09T14:19:00", "2013-08-09T14:19:00Z"),
-    ("2013-08-09T14:19:00.250Z", "2013-08-09T14:19:00.250000Z"),
-])
+
+@pytest.mark.parametrize(
+    "value, expected",
+    [
+        ("2013-08-09T14:19:00Z", "2013-08-09T14:19:00Z"),
+        ("2013-08-09T16:19:00+02:00", "2013-08-09T14:19:00Z"),
+        ("2013-08-09T14:19:00", "2013-08-09T14:19:00Z"),
+        ("2013-08-09T14:19:00.250Z", "2013-08-09T14:19:00.250000Z"),
+    ],
+)
 def test_a_datetime_becomes_iso_utc(value, expected):
     assert coerce(InputSpec(id="at", type="DATETIME"), value) == expected
 
 
 @pytest.mark.parametrize("value", ["2013-08-09", "yesterday", "2013-13-09T14:19:00Z", 1700000000])
 def test_a_datetime_needs_a_date_and_a_time(value):
-    assert problem(InputSpec(id="at", type="DATETIME"), value).endswith("is not a date-time (like 2024-01-31T09:30:00Z)")
+    assert problem(InputSpec(id="at", type="DATETIME"), value).endswith(
+        "is not a date-time (like 2024-01-31T09:30:00Z)"
+    )
 
 
 def test_datetime_bounds_compare_instants():
     spec = InputSpec(id="at", type="DATETIME", min="2024-01-01T00:00:00Z", max="2024-12-31T00:00:00Z")
     assert coerce(spec, "2024-01-01T01:00:00+01:00") == "2024-01-01T00:00:00Z"
-    assert problem(spec, "2023-12-31T23:59:59Z") == (
-        "inputs.at: '2023-12-31T23:59:59Z' is before 2024-01-01T00:00:00Z")
+    assert problem(spec, "2023-12-31T23:59:59Z") == ("inputs.at: '2023-12-31T23:59:59Z' is before 2024-01-01T00:00:00Z")
     assert problem(spec, "2025-01-01T00:00:00Z").endswith("is after 2024-12-31T00:00:00Z")
 
 
@@ -228,6 +250,7 @@ def test_a_duration_becomes_canonical_iso():
 
 # --- structured values --------------------------------------------------------------------------
 
+
 def test_json_text_is_parsed_and_json_values_kept():
     spec = InputSpec(id="labels", type="JSON")
     assert coerce(spec, '{"keyFromJson":"valueFromJson"}') == {"keyFromJson": "valueFromJson"}
@@ -245,6 +268,7 @@ def test_yaml_text_is_parsed_and_dates_become_text():
 
 
 # --- choices and lists --------------------------------------------------------------------------
+
 
 def test_a_select_must_be_one_of_its_values():
     spec = InputSpec(id="mode", type="SELECT", values=("PASS", "CANCEL"))
@@ -288,6 +312,7 @@ def test_an_array_default_is_coerced_too():
 
 # --- files -------------------------------------------------------------------------------------
 
+
 def test_a_file_is_handed_to_storage():
     stored = []
 
@@ -309,13 +334,15 @@ def test_a_file_default_uri_is_stored_as_a_local_path():
 def test_a_file_already_in_storage_is_kept():
     never = lambda i, v: pytest.fail("must not store again")  # noqa: E731
     assert coerce_inputs([InputSpec(id="f", type="FILE")], {"f": "kestra:///a/b.txt"}, store_file=never) == {
-        "f": "kestra:///a/b.txt"}
+        "f": "kestra:///a/b.txt"
+    }
 
 
 def test_without_storage_a_file_path_is_returned_as_given():
     assert coerce(InputSpec(id="f", type="FILE"), "in.csv") == "in.csv"
     assert problem(InputSpec(id="f", type="FILE"), b"x") == (
-        "inputs.f: b'x' is file content, but there is no file storage to put it in")
+        "inputs.f: b'x' is file content, but there is no file storage to put it in"
+    )
 
 
 def test_an_unreadable_file_is_reported():
@@ -323,7 +350,8 @@ def test_an_unreadable_file_is_reported():
         raise FileNotFoundError(2, "No such file or directory")
 
     assert problems([InputSpec(id="f", type="FILE")], {"f": "missing.csv"}, store_file=store_file) == [
-        "inputs.f: 'missing.csv' cannot be read: No such file or directory"]
+        "inputs.f: 'missing.csv' cannot be read: No such file or directory"
+    ]
 
 
 def test_a_file_must_have_an_accepted_extension():

@@ -1,45 +1,87 @@
 """Random input declarations and random values: a declaration loads or is a placed error, and a value is typed
 JSON or an InputsError naming its input, never another exception. Budget: tests/conftest.py."""
+
 from __future__ import annotations
 
 import json
 
 import pytest
 import yaml
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from flows_app.engine.inputs import InputsError, coerce_inputs
 from flows_app.spec.inputs import INPUT_TYPES, InputSpec
 from flows_app.spec.model import FlowSpec
-
 from tests.spec.strategies import TRICKY_TEXT, json_values, load_or_refuse
 
 TYPES = sorted(INPUT_TYPES)
 # Text an input value may be given as (the CLI and web forms send text): near-misses of every type.
 VALUE_TEXT = TRICKY_TEXT + [
-    "42", "-7", "+3", "4.5", "-0.0", ".5", "1e3", "1e400", "inf", "nan", "٣", "TRUE", " false ", "yes",
-    "2024-01-31T09:30", "2024-01-31 09:30:00+02:00", "2024-13-01", "23:59:59.999999", "09:30+02:00",
-    "a: &a [*a]", "a: [" + "[" * 100 + "]", "{a: 1}", "- 1\n- 2", "!!python/object:os.system {}", "!!binary aGk=",
-    "!!set {a}", "? [1]\n: x", "x: 2024-02-30", "[1, [2]]", '["a", "b"]', "[1e999]", "x.csv", "x.CSV",
+    "42",
+    "-7",
+    "+3",
+    "4.5",
+    "-0.0",
+    ".5",
+    "1e3",
+    "1e400",
+    "inf",
+    "nan",
+    "٣",
+    "TRUE",
+    " false ",
+    "yes",
+    "2024-01-31T09:30",
+    "2024-01-31 09:30:00+02:00",
+    "2024-13-01",
+    "23:59:59.999999",
+    "09:30+02:00",
+    "a: &a [*a]",
+    "a: [" + "[" * 100 + "]",
+    "{a: 1}",
+    "- 1\n- 2",
+    "!!python/object:os.system {}",
+    "!!binary aGk=",
+    "!!set {a}",
+    "? [1]\n: x",
+    "x: 2024-02-30",
+    "[1, [2]]",
+    '["a", "b"]',
+    "[1e999]",
+    "x.csv",
+    "x.CSV",
 ]
 values = json_values | st.sampled_from(VALUE_TEXT) | st.lists(st.sampled_from(VALUE_TEXT), max_size=3)
 REGEXES = ["[a-z]+", "^\\d{3}$", "(", "a{4294967296}", "(" * 1000 + ")" * 1000, "(?i)x", "", ".*"]
 
 # What each key of a declaration is given: mostly the right kind of thing, sometimes anything.
 KEY_VALUES = {
-    "defaults": values, "prefill": values, "min": values, "max": values, "after": values, "before": values,
-    "minLength": st.integers(-2, 5) | values, "maxLength": st.integers(-2, 5) | values,
+    "defaults": values,
+    "prefill": values,
+    "min": values,
+    "max": values,
+    "after": values,
+    "before": values,
+    "minLength": st.integers(-2, 5) | values,
+    "maxLength": st.integers(-2, 5) | values,
     "validator": st.sampled_from(REGEXES) | json_values,
     "values": st.lists(st.sampled_from(VALUE_TEXT) | st.integers(), max_size=4) | json_values,
     "options": st.lists(st.sampled_from(VALUE_TEXT), max_size=3) | json_values,
     "itemType": st.sampled_from(TYPES) | json_values,
-    "required": st.booleans() | json_values, "allowCustomValue": st.booleans() | json_values,
+    "required": st.booleans() | json_values,
+    "allowCustomValue": st.booleans() | json_values,
     "acceptedExtensions": st.lists(st.sampled_from([".csv", ".txt", ""]), max_size=2) | json_values,
     "dependsOn": st.fixed_dictionaries({"inputs": st.lists(st.sampled_from(["a", "b", "c"]), max_size=2)})
     | json_values,
     "expression": st.sampled_from(["{{ [1, 2] }}", "{{"]) | json_values,
-    "description": json_values, "displayName": json_values, "name": json_values, "extension": json_values,
-    "isRadio": json_values, "autoSelectFirst": json_values, "x-unknown": json_values,
+    "description": json_values,
+    "displayName": json_values,
+    "name": json_values,
+    "extension": json_values,
+    "isRadio": json_values,
+    "autoSelectFirst": json_values,
+    "x-unknown": json_values,
 }
 
 
@@ -54,8 +96,12 @@ def declaration(draw, input_id: str) -> dict:
 @st.composite
 def flow_with_inputs(draw) -> str:
     ids = draw(st.lists(st.sampled_from(["a", "b", "c"]), min_size=1, max_size=3, unique=True))
-    flow = {"id": "fuzz", "namespace": "tests.fuzz", "inputs": [draw(declaration(i)) for i in ids],
-            "tasks": [{"id": "t", "type": "io.kestra.plugin.core.log.Log", "message": "{{ inputs }}"}]}
+    flow = {
+        "id": "fuzz",
+        "namespace": "tests.fuzz",
+        "inputs": [draw(declaration(i)) for i in ids],
+        "tasks": [{"id": "t", "type": "io.kestra.plugin.core.log.Log", "message": "{{ inputs }}"}],
+    }
     return yaml.safe_dump(flow, sort_keys=False, allow_unicode=True)
 
 
@@ -91,18 +137,21 @@ def test_a_secret_value_never_appears_in_an_error(text):
         raise AssertionError("a value that does not match the validator was accepted")
 
 
-@pytest.mark.parametrize("type_, value, message", [
-    ("INT", "9" * 5000, "has too many digits"),
-    ("DATETIME", "9999-12-31T23:00:00-05:00", "is out of range once in UTC"),
-    ("JSON", "[" * 5000, "is not valid JSON: too large or too deeply nested"),
-    ("JSON", "9" * 5000, "is not valid JSON: too large or too deeply nested"),
-    ("YAML", "a: &a [*a]", "is not valid YAML: alias *a is used inside its own anchor &a"),
-    ("YAML", "x: 2024-02-30", "is not valid YAML: a value out of range"),
-    ("YAML", "[" * 100 + "]" * 100, "is not valid YAML: nesting deeper than 64 levels"),
-    ("ARRAY", "[" * 5000, 'is not a list (like ["a", "b"])'),
-    ("FILE", "file://[", "is not a file URI (like file:///tmp/data.csv)"),
-    ("JSON", {(1, 2): "a key JSON cannot hold"}, "this dict cannot be stored as JSON"),
-])
+@pytest.mark.parametrize(
+    "type_, value, message",
+    [
+        ("INT", "9" * 5000, "has too many digits"),
+        ("DATETIME", "9999-12-31T23:00:00-05:00", "is out of range once in UTC"),
+        ("JSON", "[" * 5000, "is not valid JSON: too large or too deeply nested"),
+        ("JSON", "9" * 5000, "is not valid JSON: too large or too deeply nested"),
+        ("YAML", "a: &a [*a]", "is not valid YAML: alias *a is used inside its own anchor &a"),
+        ("YAML", "x: 2024-02-30", "is not valid YAML: a value out of range"),
+        ("YAML", "[" * 100 + "]" * 100, "is not valid YAML: nesting deeper than 64 levels"),
+        ("ARRAY", "[" * 5000, 'is not a list (like ["a", "b"])'),
+        ("FILE", "file://[", "is not a file URI (like file:///tmp/data.csv)"),
+        ("JSON", {(1, 2): "a key JSON cannot hold"}, "this dict cannot be stored as JSON"),
+    ],
+)
 def test_a_value_that_once_crashed_coercion_is_an_inputs_error(type_, value, message):
     spec = InputSpec(id="x", type=type_, item_type="STRING" if type_ == "ARRAY" else None)
     with pytest.raises(InputsError) as caught:

@@ -1,8 +1,9 @@
 """The planner stepped by hand: a fake worker ends task runs, the planner says what comes next."""
+
 from __future__ import annotations
 
 import itertools
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -13,7 +14,7 @@ from flows_app.engine.snapshot import ExecutionSnapshot
 from flows_app.engine.states import IllegalTransition, State, check_transition
 from flows_app.spec.flow import load_flow
 
-NOW = datetime(2024, 1, 1, 12, 0, tzinfo=timezone.utc)
+NOW = datetime(2024, 1, 1, 12, 0, tzinfo=UTC)
 
 
 class Sim:
@@ -35,8 +36,12 @@ class Sim:
         """A worker ends an attempt: it is decided (an end, or a retry at a time) as the services do."""
         run = self.run_of(task_id)
         decision = decide(self.flow, self.flow.task(task_id), state, run.attempts + 1, True, NOW, self.snapshot.now)
-        runs = tuple(r.evolve(state=decision.state, attempts=r.attempts + 1, next_attempt_at=decision.next_attempt_at)
-                     if r.id == run.id else r for r in self.snapshot.runs)
+        runs = tuple(
+            r.evolve(state=decision.state, attempts=r.attempts + 1, next_attempt_at=decision.next_attempt_at)
+            if r.id == run.id
+            else r
+            for r in self.snapshot.runs
+        )
         self.snapshot = self.snapshot.with_runs(runs)
 
     def at(self, moment):
@@ -52,8 +57,10 @@ class Sim:
 
     def finish(self, task_id, state=State.SUCCESS, outputs=None):
         run = self.run_of(task_id)
-        runs = tuple(r.evolve(state=state, attempts=r.attempts + 1, outputs=outputs or {}) if r.id == run.id else r
-                     for r in self.snapshot.runs)
+        runs = tuple(
+            r.evolve(state=state, attempts=r.attempts + 1, outputs=outputs or {}) if r.id == run.id else r
+            for r in self.snapshot.runs
+        )
         self.snapshot = self.snapshot.with_runs(runs)
 
     @property
@@ -94,7 +101,11 @@ def test_a_failure_stops_the_sequence_and_fails_the_execution():
 
 
 def test_errors_run_after_a_failure_and_the_execution_stays_failed():
-    sim = Sim(flow(f"  - id: a\n{LOG}  - id: b\n{LOG}", f"errors:\n  - id: e1\n{LOG.replace('    ', '    ')}  - id: e2\n{LOG}"))
+    sim = Sim(
+        flow(
+            f"  - id: a\n{LOG}  - id: b\n{LOG}", f"errors:\n  - id: e1\n{LOG.replace('    ', '    ')}  - id: e2\n{LOG}"
+        )
+    )
     sim.step()
     sim.finish("a", State.FAILED)
     sim.step()
@@ -109,7 +120,8 @@ def test_errors_run_after_a_failure_and_the_execution_stays_failed():
 
 
 def test_parallel_starts_its_children_together_and_a_nested_flowable_at_once():
-    source = flow("""  - id: par
+    source = flow(
+        """  - id: par
     type: io.kestra.plugin.core.flow.Parallel
     tasks:
       - id: seq
@@ -122,7 +134,9 @@ def test_parallel_starts_its_children_together_and_a_nested_flowable_at_once():
         type: io.kestra.plugin.core.log.Log
         message: y
   - id: last
-""" + LOG.replace("    type", "    type", 1))
+"""
+        + LOG.replace("    type", "    type", 1)
+    )
     sim = Sim(source)
     sim.step()
     assert sim.states()["par"] == State.RUNNING and sim.states()["seq"] == State.RUNNING
@@ -137,8 +151,12 @@ def test_parallel_starts_its_children_together_and_a_nested_flowable_at_once():
 
 
 def test_parallel_concurrent_limits_how_many_run_at_once():
-    children = "".join(f"      - id: c{i}\n        type: io.kestra.plugin.core.log.Log\n        message: m\n" for i in range(5))
-    sim = Sim(flow(f"  - id: par\n    type: io.kestra.plugin.core.flow.Parallel\n    concurrent: 2\n    tasks:\n{children}"))
+    children = "".join(
+        f"      - id: c{i}\n        type: io.kestra.plugin.core.log.Log\n        message: m\n" for i in range(5)
+    )
+    sim = Sim(
+        flow(f"  - id: par\n    type: io.kestra.plugin.core.flow.Parallel\n    concurrent: 2\n    tasks:\n{children}")
+    )
     sim.step()
     assert sim.queued() == ["c0", "c1"]
     sim.finish("c0")
@@ -147,8 +165,12 @@ def test_parallel_concurrent_limits_how_many_run_at_once():
 
 
 def test_a_failed_parallel_child_starts_no_new_child_and_fails_the_parent():
-    children = "".join(f"      - id: c{i}\n        type: io.kestra.plugin.core.log.Log\n        message: m\n" for i in range(3))
-    sim = Sim(flow(f"  - id: par\n    type: io.kestra.plugin.core.flow.Parallel\n    concurrent: 2\n    tasks:\n{children}"))
+    children = "".join(
+        f"      - id: c{i}\n        type: io.kestra.plugin.core.log.Log\n        message: m\n" for i in range(3)
+    )
+    sim = Sim(
+        flow(f"  - id: par\n    type: io.kestra.plugin.core.flow.Parallel\n    concurrent: 2\n    tasks:\n{children}")
+    )
     sim.step()
     sim.finish("c0", State.FAILED)
     sim.step()
@@ -212,7 +234,7 @@ def test_disabled_tasks_are_left_out():
 
 
 def test_run_if_false_skips_the_task_and_the_flow_goes_on():
-    sim = Sim(flow(f"  - id: a\n    runIf: \"{{{{ inputs.go }}}}\"\n{LOG}  - id: b\n{LOG}"), inputs={"go": False})
+    sim = Sim(flow(f'  - id: a\n    runIf: "{{{{ inputs.go }}}}"\n{LOG}  - id: b\n{LOG}'), inputs={"go": False})
     sim.step()
     assert sim.states() == {"a": State.SKIPPED, "b": State.QUEUED}
 
@@ -232,7 +254,11 @@ def test_a_due_retry_is_requeued_and_a_later_one_sets_the_wake_time():
 
 
 def test_killing_drops_queued_work_and_ends_killed():
-    sim = Sim(flow(f"  - id: par\n    type: io.kestra.plugin.core.flow.Parallel\n    tasks:\n      - id: a\n        type: io.kestra.plugin.core.log.Log\n        message: x\n      - id: b\n        type: io.kestra.plugin.core.log.Log\n        message: y\n"))
+    sim = Sim(
+        flow(
+            "  - id: par\n    type: io.kestra.plugin.core.flow.Parallel\n    tasks:\n      - id: a\n        type: io.kestra.plugin.core.log.Log\n        message: x\n      - id: b\n        type: io.kestra.plugin.core.log.Log\n        message: y\n"
+        )
+    )
     sim.step()
     runs = tuple(r.evolve(state=State.RUNNING) if r.task_id == "a" else r for r in sim.snapshot.runs)
     sim.snapshot = sim.snapshot.with_runs(runs, State.KILLING)
@@ -245,8 +271,12 @@ def test_killing_drops_queued_work_and_ends_killed():
 
 
 def test_a_bad_template_in_a_flowable_property_fails_it_with_the_task_and_property_named():
-    sim = Sim(flow("  - id: par\n    type: io.kestra.plugin.core.flow.Parallel\n    concurrent: \"{{ nope.x }}\"\n    tasks:\n"
-                   "      - id: a\n        type: io.kestra.plugin.core.log.Log\n        message: x\n"))
+    sim = Sim(
+        flow(
+            '  - id: par\n    type: io.kestra.plugin.core.flow.Parallel\n    concurrent: "{{ nope.x }}"\n    tasks:\n'
+            "      - id: a\n        type: io.kestra.plugin.core.log.Log\n        message: x\n"
+        )
+    )
     result = sim.step()
     failure = [a for a in result.actions if isinstance(a, SetTaskRunState) and a.state == State.FAILED]
     assert failure and "par" in failure[0].message and "concurrent" in failure[0].message
@@ -254,8 +284,12 @@ def test_a_bad_template_in_a_flowable_property_fails_it_with_the_task_and_proper
 
 
 def test_flow_outputs_are_rendered_when_the_execution_ends():
-    sim = Sim(flow("  - id: r\n    type: io.kestra.plugin.core.debug.Return\n    format: x\n",
-                   "outputs:\n  - id: out\n    type: STRING\n    value: \"{{ outputs.r.value }}!\"\n"))
+    sim = Sim(
+        flow(
+            "  - id: r\n    type: io.kestra.plugin.core.debug.Return\n    format: x\n",
+            'outputs:\n  - id: out\n    type: STRING\n    value: "{{ outputs.r.value }}!"\n',
+        )
+    )
     sim.step()
     sim.finish("r", outputs={"value": "hey"})
     result = sim.step()
@@ -263,7 +297,9 @@ def test_flow_outputs_are_rendered_when_the_execution_ends():
 
 
 def test_a_failing_flow_output_fails_the_execution():
-    sim = Sim(flow(f"  - id: a\n{LOG}", "outputs:\n  - id: out\n    type: STRING\n    value: \"{{ outputs.missing.value }}\"\n"))
+    sim = Sim(
+        flow(f"  - id: a\n{LOG}", 'outputs:\n  - id: out\n    type: STRING\n    value: "{{ outputs.missing.value }}"\n')
+    )
     sim.step()
     sim.finish("a")
     sim.step()
@@ -271,8 +307,10 @@ def test_a_failing_flow_output_fails_the_execution():
 
 
 def test_flow_outputs_are_typed_like_inputs_and_a_wrong_type_fails_the_execution():
-    outputs = ("outputs:\n  - id: n\n    type: INT\n    value: \"{{ outputs.r.value }}\"\n"
-               "  - id: cfg\n    type: JSON\n    value: '{\"a\": 1}'\n")
+    outputs = (
+        'outputs:\n  - id: n\n    type: INT\n    value: "{{ outputs.r.value }}"\n'
+        "  - id: cfg\n    type: JSON\n    value: '{\"a\": 1}'\n"
+    )
     sim = Sim(flow("  - id: r\n    type: io.kestra.plugin.core.debug.Return\n    format: x\n", outputs))
     sim.step()
     sim.finish("r", outputs={"value": "42"})
@@ -294,6 +332,7 @@ def test_created_runs_keep_their_order_and_parents():
 
 # ---- outcomes of attempts ------------------------------------------------------------------------
 
+
 def retry_flow(retry: str, extra: str = "") -> str:
     return flow(f"  - id: a\n{LOG}{extra}    retry:\n{retry}")
 
@@ -306,16 +345,26 @@ def test_a_failed_attempt_is_retried_after_the_constant_interval():
 
 
 def test_exponential_retries_grow_and_stop_at_max_interval():
-    spec = load_flow(retry_flow("      type: exponential\n      interval: PT1S\n      maxInterval: PT5S\n      delayFactor: 2\n      maxAttempt: 10\n"))
-    waits = [(decide(spec, spec.task("a"), State.FAILED, n, True, NOW, NOW).next_attempt_at - NOW).total_seconds()
-             for n in range(1, 6)]
+    spec = load_flow(
+        retry_flow(
+            "      type: exponential\n      interval: PT1S\n      maxInterval: PT5S\n      delayFactor: 2\n      maxAttempt: 10\n"
+        )
+    )
+    waits = [
+        (decide(spec, spec.task("a"), State.FAILED, n, True, NOW, NOW).next_attempt_at - NOW).total_seconds()
+        for n in range(1, 6)
+    ]
     assert waits == [1, 2, 4, 5, 5]
 
 
 def test_random_retries_wait_between_their_bounds():
-    spec = load_flow(retry_flow("      type: random\n      minInterval: PT1S\n      maxInterval: PT2S\n      maxAttempt: 50\n"))
-    waits = {(decide(spec, spec.task("a"), State.FAILED, 1, True, NOW, NOW).next_attempt_at - NOW).total_seconds()
-             for _ in range(30)}
+    spec = load_flow(
+        retry_flow("      type: random\n      minInterval: PT1S\n      maxInterval: PT2S\n      maxAttempt: 50\n")
+    )
+    waits = {
+        (decide(spec, spec.task("a"), State.FAILED, 1, True, NOW, NOW).next_attempt_at - NOW).total_seconds()
+        for _ in range(30)
+    }
     assert all(1 <= w <= 2 for w in waits) and len(waits) > 1
 
 
@@ -326,13 +375,17 @@ def test_max_duration_ends_retries():
 
 
 def test_allow_failure_turns_a_final_failure_into_a_warning_but_retries_first():
-    spec = load_flow(retry_flow("      type: constant\n      interval: PT1S\n      maxAttempt: 2\n", "    allowFailure: true\n"))
+    spec = load_flow(
+        retry_flow("      type: constant\n      interval: PT1S\n      maxAttempt: 2\n", "    allowFailure: true\n")
+    )
     assert decide(spec, spec.task("a"), State.FAILED, 1, True, NOW, NOW).state == State.RETRYING
     assert decide(spec, spec.task("a"), State.FAILED, 2, True, NOW, NOW).state == State.WARNING
 
 
 def test_warning_on_retry_marks_a_late_success_as_warning():
-    spec = load_flow(retry_flow("      type: constant\n      interval: PT1S\n      maxAttempt: 3\n      warningOnRetry: true\n"))
+    spec = load_flow(
+        retry_flow("      type: constant\n      interval: PT1S\n      maxAttempt: 3\n      warningOnRetry: true\n")
+    )
     assert decide(spec, spec.task("a"), State.SUCCESS, 1, True, NOW, NOW).state == State.SUCCESS
     assert decide(spec, spec.task("a"), State.SUCCESS, 2, True, NOW, NOW).state == State.WARNING
 
@@ -355,8 +408,10 @@ RETRY_10S = "      type: constant\n      interval: PT10S\n      maxAttempt: 2\n"
 def seq_flow(retry: str = RETRY_10S, child_retry: str = "", errors: bool = False) -> str:
     child = f"      - id: a\n        type: io.kestra.plugin.core.log.Log\n        message: x\n{child_retry}"
     handler = "    errors:\n      - id: h\n        type: io.kestra.plugin.core.log.Log\n        message: y\n"
-    return flow(f"  - id: seq\n    type: io.kestra.plugin.core.flow.Sequential\n    retry:\n{retry}"
-                f"    tasks:\n{child}" + (handler if errors else ""))
+    return flow(
+        f"  - id: seq\n    type: io.kestra.plugin.core.flow.Sequential\n    retry:\n{retry}"
+        f"    tasks:\n{child}" + (handler if errors else "")
+    )
 
 
 def test_a_child_inherits_the_retry_of_the_nearest_flowable_around_it():
@@ -369,8 +424,12 @@ def test_a_child_inherits_the_retry_of_the_nearest_flowable_around_it():
 def test_only_a_tasks_own_warning_on_retry_marks_its_late_success():
     inherited = load_flow(seq_flow(RETRY_10S + "      warningOnRetry: true\n"))
     assert decide(inherited, inherited.task("a"), State.SUCCESS, 2, True, NOW, NOW).state == State.SUCCESS
-    own = load_flow(seq_flow(child_retry="        retry:\n          type: constant\n          interval: PT1S\n"
-                                         "          warningOnRetry: true\n"))
+    own = load_flow(
+        seq_flow(
+            child_retry="        retry:\n          type: constant\n          interval: PT1S\n"
+            "          warningOnRetry: true\n"
+        )
+    )
     assert decide(own, own.task("a"), State.SUCCESS, 2, True, NOW, NOW).state == State.WARNING
 
 
@@ -435,9 +494,16 @@ def test_a_childs_own_retry_keeps_its_flowables_errors_waiting():
 
 # ---- the state table -------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("current,target", [
-    (State.SUCCESS, State.RUNNING), (State.FAILED, State.SUCCESS), (State.QUEUED, State.SUCCESS), (State.KILLED, State.QUEUED),
-])
+
+@pytest.mark.parametrize(
+    "current,target",
+    [
+        (State.SUCCESS, State.RUNNING),
+        (State.FAILED, State.SUCCESS),
+        (State.QUEUED, State.SUCCESS),
+        (State.KILLED, State.QUEUED),
+    ],
+)
 def test_illegal_moves_are_refused(current, target):
     with pytest.raises(IllegalTransition):
         check_transition("x", current, target)
@@ -449,8 +515,12 @@ def test_legal_moves_pass():
 
 
 def test_a_pause_with_a_delay_pauses_the_execution_until_its_time_then_runs_its_tasks():
-    sim = Sim(flow("  - id: p\n    type: io.kestra.plugin.core.flow.Pause\n    delay: PT10S\n    tasks:\n"
-                   "      - id: inside\n        type: io.kestra.plugin.core.log.Log\n        message: x\n"))
+    sim = Sim(
+        flow(
+            "  - id: p\n    type: io.kestra.plugin.core.flow.Pause\n    delay: PT10S\n    tasks:\n"
+            "      - id: inside\n        type: io.kestra.plugin.core.log.Log\n        message: x\n"
+        )
+    )
     result = sim.step()
     assert sim.states() == {"p": State.PAUSED} and sim.state == State.PAUSED
     assert result.wake_at == NOW + timedelta(seconds=10)
@@ -464,9 +534,13 @@ def test_a_pause_with_a_delay_pauses_the_execution_until_its_time_then_runs_its_
 
 
 def test_an_execution_is_not_paused_while_other_work_runs():
-    sim = Sim(flow("  - id: par\n    type: io.kestra.plugin.core.flow.Parallel\n    tasks:\n"
-                   "      - id: p\n        type: io.kestra.plugin.core.flow.Pause\n"
-                   "      - id: busy\n        type: io.kestra.plugin.core.log.Log\n        message: x\n"))
+    sim = Sim(
+        flow(
+            "  - id: par\n    type: io.kestra.plugin.core.flow.Parallel\n    tasks:\n"
+            "      - id: p\n        type: io.kestra.plugin.core.flow.Pause\n"
+            "      - id: busy\n        type: io.kestra.plugin.core.log.Log\n        message: x\n"
+        )
+    )
     sim.step()
     assert sim.states()["p"] == State.PAUSED and sim.state == State.RUNNING  # busy is still queued
     sim.finish("busy")

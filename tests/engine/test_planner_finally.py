@@ -1,4 +1,5 @@
 """`finally` and `afterExecution` stepped by hand, as Kestra runs them: the planner says what comes next."""
+
 from __future__ import annotations
 
 from dataclasses import replace
@@ -96,7 +97,8 @@ def test_a_failed_error_handler_still_lets_finally_run():
 
 
 def test_a_flowables_finally_runs_inside_it_before_it_ends():
-    sim = Sim(source("""
+    sim = Sim(
+        source("""
     tasks:
       - id: par
         type: io.kestra.plugin.core.flow.Parallel
@@ -118,7 +120,8 @@ def test_a_flowables_finally_runs_inside_it_before_it_ends():
       - id: after
         type: io.kestra.plugin.core.log.Log
         message: next
-    """))
+    """)
+    )
     sim.step()
     sim.finish("p1", State.FAILED)
     sim.step()
@@ -136,7 +139,8 @@ def test_a_flowables_finally_runs_inside_it_before_it_ends():
 
 
 def test_a_loops_finally_runs_once_after_every_value():
-    sim = Sim(source("""
+    sim = Sim(
+        source("""
     tasks:
       - id: each
         type: io.kestra.plugin.core.flow.ForEach
@@ -150,7 +154,8 @@ def test_a_loops_finally_runs_once_after_every_value():
           - id: f1
             type: io.kestra.plugin.core.log.Log
             message: "{{ taskrun.value }}"
-    """))
+    """)
+    )
     sim.step()
     runs = tuple(r.evolve(state=State.SUCCESS) if r.task_id == "t" else r for r in sim.snapshot.runs)
     sim.snapshot = sim.snapshot.with_runs(runs)
@@ -162,7 +167,8 @@ def test_a_loops_finally_runs_once_after_every_value():
 
 
 def test_an_allow_failure_block_runs_its_finally_and_ends_warning():
-    sim = Sim(source("""
+    sim = Sim(
+        source("""
     tasks:
       - id: safe
         type: io.kestra.plugin.core.flow.AllowFailure
@@ -173,7 +179,8 @@ def test_an_allow_failure_block_runs_its_finally_and_ends_warning():
           - id: f1
             type: io.kestra.plugin.core.log.Log
             message: cleanup
-    """))
+    """)
+    )
     sim.step()
     sim.finish("ko", State.FAILED)
     sim.step()
@@ -248,7 +255,8 @@ def test_after_execution_tasks_see_a_failure_and_do_not_change_the_state():
 
 
 def test_a_failed_after_execution_task_leaves_a_success_a_success():
-    sim = Sim(source("""
+    sim = Sim(
+        source("""
     tasks:
       - id: a
         type: io.kestra.plugin.core.log.Log
@@ -256,7 +264,8 @@ def test_a_failed_after_execution_task_leaves_a_success_a_success():
     afterExecution:
       - id: notify
         type: io.kestra.plugin.core.execution.Fail
-    """))
+    """)
+    )
     sim.step()
     sim.finish("a")
     sim.step()
@@ -266,7 +275,8 @@ def test_a_failed_after_execution_task_leaves_a_success_a_success():
 
 
 def test_flow_outputs_are_kept_before_the_after_execution_tasks_and_they_read_them():
-    sim = Sim(source("""
+    sim = Sim(
+        source("""
     tasks:
       - id: a
         type: io.kestra.plugin.core.debug.Return
@@ -280,7 +290,8 @@ def test_flow_outputs_are_kept_before_the_after_execution_tasks_and_they_read_th
         runIf: "{{ execution.outputs.final == 'result' }}"
         type: io.kestra.plugin.core.log.Log
         message: "{{ execution.outputs.final }}"
-    """))
+    """)
+    )
     sim.step()
     sim.finish("a", outputs={"value": "result"})
     result = sim.step()
@@ -291,7 +302,8 @@ def test_flow_outputs_are_kept_before_the_after_execution_tasks_and_they_read_th
 
 
 def test_flow_outputs_that_cannot_be_rendered_fail_the_execution_and_after_execution_tasks_see_it():
-    sim = Sim(source("""
+    sim = Sim(
+        source("""
     tasks:
       - id: a
         type: io.kestra.plugin.core.log.Log
@@ -304,7 +316,8 @@ def test_flow_outputs_that_cannot_be_rendered_fail_the_execution_and_after_execu
       - id: report
         type: io.kestra.plugin.core.log.Log
         message: "{{ execution.state }}"
-    """))
+    """)
+    )
     sim.step()
     sim.finish("a")
     kept = [a for a in sim.step().actions if isinstance(a, SetExecutionOutputs)]
@@ -316,7 +329,8 @@ def test_flow_outputs_that_cannot_be_rendered_fail_the_execution_and_after_execu
 
 
 def test_after_an_exit_the_after_execution_tasks_run_and_see_the_exits_state():
-    sim = Sim(source("""
+    sim = Sim(
+        source("""
     tasks:
       - id: stop
         type: io.kestra.plugin.core.execution.Exit
@@ -328,7 +342,8 @@ def test_after_an_exit_the_after_execution_tasks_run_and_see_the_exits_state():
       - id: report
         type: io.kestra.plugin.core.log.Log
         message: "{{ execution.state }}"
-    """))
+    """)
+    )
     sim.step()
     assert sim.states()["stop"] == State.SUCCESS and sim.run_of("stop").outputs == {"state": "WARNING"}
     assert sim.queued() == ["report"] and sim.state == State.RUNNING

@@ -6,7 +6,7 @@ import base64
 import re
 import subprocess
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -38,25 +38,37 @@ def test_it_imports_neither_django_nor_celery():
         "flows_app.engine.operators, flows_app.engine.pebble_runtime, flows_app.engine.template_functions; "
         "bad = [m for m in ('django', 'celery') if m in sys.modules]; print(bad); sys.exit(bool(bad))"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            cwd=Path(__file__).resolve().parents[2])
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=Path(__file__).resolve().parents[2]
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
 # --- rendering values --------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("value, expected", [
-    ("{{ x }}", True), ("{% if x %}{% endif %}", True), ("plain", False), ("{ x }", False), ("{#c#}", False),
-])
+@pytest.mark.parametrize(
+    "value, expected",
+    [("{{ x }}", True), ("{% if x %}{% endif %}", True), ("plain", False), ("{ x }", False), ("{#c#}", False)],
+)
 def test_is_template_spots_expressions_and_statements(value, expected):
     assert is_template(value) is expected
 
 
-@pytest.mark.parametrize("value, expected", [
-    (None, ""), (True, "true"), (False, "false"), ({"a": 1, "b": [1, 2]}, '{"a":1,"b":[1,2]}'),
-    ([1, "x"], '[1,"x"]'), ({"é": "ü"}, '{"é":"ü"}'), (3, "3"), (2.5, "2.5"), ("text", "text"),
-])
+@pytest.mark.parametrize(
+    "value, expected",
+    [
+        (None, ""),
+        (True, "true"),
+        (False, "false"),
+        ({"a": 1, "b": [1, 2]}, '{"a":1,"b":[1,2]}'),
+        ([1, "x"], '[1,"x"]'),
+        ({"é": "ü"}, '{"é":"ü"}'),
+        (3, "3"),
+        (2.5, "2.5"),
+        ("text", "text"),
+    ],
+)
 def test_it_prints_values_the_way_pebble_does(value, expected):
     assert render("{{ v }}", {"v": value}) == expected
 
@@ -76,7 +88,9 @@ def test_it_keeps_whitespace_control_and_comments():
 def test_render_value_renders_keys_values_and_list_items_recursively():
     value = {"{{ k }}": ["{{ 1 + 1 }}", 3, None, {"nested": "{{ flag }}"}], "plain": "no {template}", "n": 7}
     assert render_value(value, {"k": "key", "flag": False}) == {
-        "key": ["2", 3, None, {"nested": "false"}], "plain": "no {template}", "n": 7,
+        "key": ["2", 3, None, {"nested": "false"}],
+        "plain": "no {template}",
+        "n": 7,
     }
 
 
@@ -104,28 +118,43 @@ def test_an_undefined_variable_fails_naming_the_expression_and_the_cause():
 
 
 def test_a_missing_attribute_names_the_variable_path():
-    assert str(fails("{{ outputs.nope.value }}", OUTPUTS)) == "{{ outputs.nope.value }}: 'outputs' has no attribute 'nope'"
+    assert (
+        str(fails("{{ outputs.nope.value }}", OUTPUTS)) == "{{ outputs.nope.value }}: 'outputs' has no attribute 'nope'"
+    )
     assert fails("{{ outputs.first['other'] }}", OUTPUTS).cause == "'outputs.first' has no attribute 'other'"
     assert fails("{{ items[5] }}", {"items": [1]}).cause == "'items' has no element 5"
 
 
-@pytest.mark.parametrize("template", [
-    "{% for x in missing %}{% endfor %}", "{{ outputs.nope == 2 }}", "{% if missing %}{% endif %}",
-    "{{ missing | upper }}", "{{ missing | length }}", "{{ missing | json }}", "{{ 'x' ~ missing }}",
-    "{{ missing is null }}", "{{ missing + 1 }}", "{{ missing contains 'a' }}",
-])
+@pytest.mark.parametrize(
+    "template",
+    [
+        "{% for x in missing %}{% endfor %}",
+        "{{ outputs.nope == 2 }}",
+        "{% if missing %}{% endif %}",
+        "{{ missing | upper }}",
+        "{{ missing | length }}",
+        "{{ missing | json }}",
+        "{{ 'x' ~ missing }}",
+        "{{ missing is null }}",
+        "{{ missing + 1 }}",
+        "{{ missing contains 'a' }}",
+    ],
+)
 def test_using_an_undefined_value_fails(template):
     cause = fails(template, OUTPUTS).cause
     assert "'missing' is undefined" in cause or "'outputs' has no attribute 'nope'" in cause
 
 
-@pytest.mark.parametrize("template, expected", [
-    ("{{ a.b.c ?? 'fallback' }}", "fallback"),
-    ("{{ a.b.c | default('fallback') }}", "fallback"),
-    ("{{ a.b.c is defined }}", "false"),
-    ("{{ outputs.first.value is defined }}", "true"),
-    ("{{ outputs.empty.value }}", ""),
-])
+@pytest.mark.parametrize(
+    "template, expected",
+    [
+        ("{{ a.b.c ?? 'fallback' }}", "fallback"),
+        ("{{ a.b.c | default('fallback') }}", "fallback"),
+        ("{{ a.b.c is defined }}", "false"),
+        ("{{ outputs.first.value is defined }}", "true"),
+        ("{{ outputs.empty.value }}", ""),
+    ],
+)
 def test_chained_access_on_undefined_waits_for_coalescing_default_or_defined(template, expected):
     assert render(template, OUTPUTS) == expected
 
@@ -143,16 +172,19 @@ def test_jinja_syntax_that_is_not_pebble_still_works():
 # --- Pebble operators ----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("template, expected", [
-    ("{{ missing ?? 'x' }}", "x"),
-    ("{{ outputs.empty.value ?? 'x' }}", "x"),
-    ("{{ missing ?? outputs.empty.value ?? outputs.first.value }}", "one"),
-    ("{{ zero ?? 1 }}{{ blank ?? 1 }}{{ no ?? 1 }}", "0false"),
-    ("{{ missing ??? 'x' }}", "x"),
-    ("{{ outputs.empty.value ??? 'x' }}", ""),
-    ("{{ (missing ?? 'NONE') == 'NONE' ? 'yes' : 'no' }}", "yes"),
-    ("{{ missing ?? 'a' | upper }}", "A"),  # ?? binds tighter than a filter in Kestra
-])
+@pytest.mark.parametrize(
+    "template, expected",
+    [
+        ("{{ missing ?? 'x' }}", "x"),
+        ("{{ outputs.empty.value ?? 'x' }}", "x"),
+        ("{{ missing ?? outputs.empty.value ?? outputs.first.value }}", "one"),
+        ("{{ zero ?? 1 }}{{ blank ?? 1 }}{{ no ?? 1 }}", "0false"),
+        ("{{ missing ??? 'x' }}", "x"),
+        ("{{ outputs.empty.value ??? 'x' }}", ""),
+        ("{{ (missing ?? 'NONE') == 'NONE' ? 'yes' : 'no' }}", "yes"),
+        ("{{ missing ?? 'a' | upper }}", "A"),  # ?? binds tighter than a filter in Kestra
+    ],
+)
 def test_null_coalescing(template, expected):
     assert render(template, {**OUTPUTS, "zero": 0, "blank": "", "no": False}) == expected
 
@@ -176,39 +208,51 @@ def test_the_ternary_only_evaluates_the_branch_it_takes():
 
 @pytest.mark.parametrize("value, expected", [(None, "create"), (0, "create"), (1, "update"), (2, "delete")])
 def test_nested_ternaries_choose_like_kestras_state_flow(value, expected):
-    template = ("{{ (outputs.state.data.value ?? 0) == 0 ? 'create' : "
-                "( outputs.state.data.value == 1 ? 'update' : 'delete') }}")
+    template = (
+        "{{ (outputs.state.data.value ?? 0) == 0 ? 'create' : ( outputs.state.data.value == 1 ? 'update' : 'delete') }}"
+    )
     assert render(template, {"outputs": {"state": {"data": {"value": value}}}}) == expected
 
 
-@pytest.mark.parametrize("template, expected", [
-    ("{{ value equals 'value 2' }}", "true"),
-    ("{{ 'abcd' contains 'bc' }}", "true"),
-    ("{{ [1, 2, 3] contains 2 }}", "true"),
-    ("{{ [1, 2, 3] contains [1, 3] }}", "true"),
-    ("{{ {'k': 1} contains 'k' }}", "true"),
-    ("{{ 'abc' contains 'x' }}", "false"),
-    ("{{ 2 in [1, 2] and 'z' not in 'abc' }}", "true"),
-    ("{{ not false }}", "true"),
-    ("{{ 'a' ~ 'b' | upper }}", "AB"),  # Pebble: ~ binds tighter than |
-    ("{{ 'a' ~ none ~ 1 ~ true }}", "a1true"),
-    ("{{ 1..3 }}", "[1,2,3]"),
-    ("{{ 2 + 3 * 4 }}", "14"),
-    ("{{ value == 'value 2' ? 'same' : 'other' }}", "same"),
-])
+@pytest.mark.parametrize(
+    "template, expected",
+    [
+        ("{{ value equals 'value 2' }}", "true"),
+        ("{{ 'abcd' contains 'bc' }}", "true"),
+        ("{{ [1, 2, 3] contains 2 }}", "true"),
+        ("{{ [1, 2, 3] contains [1, 3] }}", "true"),
+        ("{{ {'k': 1} contains 'k' }}", "true"),
+        ("{{ 'abc' contains 'x' }}", "false"),
+        ("{{ 2 in [1, 2] and 'z' not in 'abc' }}", "true"),
+        ("{{ not false }}", "true"),
+        ("{{ 'a' ~ 'b' | upper }}", "AB"),  # Pebble: ~ binds tighter than |
+        ("{{ 'a' ~ none ~ 1 ~ true }}", "a1true"),
+        ("{{ 1..3 }}", "[1,2,3]"),
+        ("{{ 2 + 3 * 4 }}", "14"),
+        ("{{ value == 'value 2' ? 'same' : 'other' }}", "same"),
+    ],
+)
 def test_pebble_operators(template, expected):
     assert render(template, {"value": "value 2"}) == expected
 
 
-@pytest.mark.parametrize("template, expected", [
-    ("{{ n is null }}{{ n is not null }}{{ s is null }}", "truefalsefalse"),
-    ("{{ '' is empty }}{{ '  ' is empty }}{{ [] is empty }}{{ {} is empty }}{{ n is empty }}{{ 'x' is empty }}",
-     "truetruetruetruetruefalse"),
-    ("{{ '{\"a\": 1}' is json }}{{ '[1]' is json }}{{ 'value 1' is json }}{{ {'a': 1} is json }}", "truetruefalsetrue"),
-    ("{{ [1] is iterable }}{{ 'abc' is iterable }}", "truefalse"),
-    ("{{ 2 is even }}{{ 3 is odd }}{{ 3 is even }}", "truetruefalse"),
-    ("{{ s is defined }}{{ nope is defined }}{{ nope is not defined }}", "truefalsetrue"),
-])
+@pytest.mark.parametrize(
+    "template, expected",
+    [
+        ("{{ n is null }}{{ n is not null }}{{ s is null }}", "truefalsefalse"),
+        (
+            "{{ '' is empty }}{{ '  ' is empty }}{{ [] is empty }}{{ {} is empty }}{{ n is empty }}{{ 'x' is empty }}",
+            "truetruetruetruetruefalse",
+        ),
+        (
+            "{{ '{\"a\": 1}' is json }}{{ '[1]' is json }}{{ 'value 1' is json }}{{ {'a': 1} is json }}",
+            "truetruefalsetrue",
+        ),
+        ("{{ [1] is iterable }}{{ 'abc' is iterable }}", "truefalse"),
+        ("{{ 2 is even }}{{ 3 is odd }}{{ 3 is even }}", "truetruefalse"),
+        ("{{ s is defined }}{{ nope is defined }}{{ nope is not defined }}", "truefalsetrue"),
+    ],
+)
 def test_pebble_tests(template, expected):
     assert render(template, {"n": None, "s": "x"}) == expected
 
@@ -227,8 +271,10 @@ def test_a_for_loop_over_a_map_with_one_variable_gives_entries():
 
 
 def test_loop_index_counts_from_zero_as_in_pebble():
-    template = ("{% for x in outer %}{% for y in inner %}{{ loop.index }}{{ loop.revindex }}{% endfor %}"
-                "|{{ loop.index }}{{ loop.first }}{{ loop.length }} {% endfor %}")
+    template = (
+        "{% for x in outer %}{% for y in inner %}{{ loop.index }}{{ loop.revindex }}{% endfor %}"
+        "|{{ loop.index }}{{ loop.first }}{{ loop.length }} {% endfor %}"
+    )
     assert render(template, {"outer": "ab", "inner": [1, 2]}) == "0110|0true2 0110|1false2 "
 
 
@@ -240,13 +286,16 @@ def test_a_for_loop_over_null_runs_no_iteration_and_else_runs():
     assert render("{% for x in n %}x{% else %}empty{% endfor %}", {"n": None}) == "empty"
 
 
-@pytest.mark.parametrize("template, expected", [
-    ("{% if v == 1 %}one{% elseif v == 2 %}two{% else %}many{% endif %}", "two"),
-    ("{% set doubled = v * 2 %}{{ doubled }}", "4"),
-    ("{% verbatim %}{{ v ?? 1 }}{% endverbatim %}", "{{ v ?? 1 }}"),
-    ("{% raw %}{{ v }}{% endraw %}", "{{ v }}"),
-    ("{%- if v is not null -%} set {%- endif -%}", "set"),
-])
+@pytest.mark.parametrize(
+    "template, expected",
+    [
+        ("{% if v == 1 %}one{% elseif v == 2 %}two{% else %}many{% endif %}", "two"),
+        ("{% set doubled = v * 2 %}{{ doubled }}", "4"),
+        ("{% verbatim %}{{ v ?? 1 }}{% endverbatim %}", "{{ v ?? 1 }}"),
+        ("{% raw %}{{ v }}{% endraw %}", "{{ v }}"),
+        ("{%- if v is not null -%} set {%- endif -%}", "set"),
+    ],
+)
 def test_pebble_statements(template, expected):
     assert render(template, {"v": 2}) == expected
 
@@ -254,19 +303,23 @@ def test_pebble_statements(template, expected):
 # --- sandbox and errors --------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("template", [
-    "{{ ''.__class__.__mro__ }}", "{{ x.__init__.__globals__ }}", "{{ ''.__class__.__mro__[1].__subclasses__() }}",
-])
+@pytest.mark.parametrize(
+    "template",
+    ["{{ ''.__class__.__mro__ }}", "{{ x.__init__.__globals__ }}", "{{ ''.__class__.__mro__[1].__subclasses__() }}"],
+)
 def test_the_sandbox_blocks_python_internals(template):
     assert "unsafe" in fails(template, {"x": object()}).cause
 
 
-@pytest.mark.parametrize("template, message", [
-    ("{{ foo( }}", "syntax error"),
-    ("{% if %}{% endif %}", "syntax error"),
-    ("{{ x | nosuchfilter }}", "No filter named 'nosuchfilter'"),
-    ("{% for x in [1] %}", "syntax error"),
-])
+@pytest.mark.parametrize(
+    "template, message",
+    [
+        ("{{ foo( }}", "syntax error"),
+        ("{% if %}{% endif %}", "syntax error"),
+        ("{{ x | nosuchfilter }}", "No filter named 'nosuchfilter'"),
+        ("{% for x in [1] %}", "syntax error"),
+    ],
+)
 def test_syntax_errors_say_what_is_wrong(template, message):
     error = fails(template, {"x": 1})
     assert error.expression == template
@@ -295,25 +348,28 @@ def test_a_failure_in_a_callable_names_its_type():
 # --- functions -----------------------------------------------------------------------------------
 
 
-@time_machine.travel(datetime(2024, 1, 2, 3, 4, 5, 123456, tzinfo=timezone.utc), tick=False)
+@time_machine.travel(datetime(2024, 1, 2, 3, 4, 5, 123456, tzinfo=UTC), tick=False)
 def test_now_is_an_iso_instant_in_utc_or_the_given_zone():
     assert render("{{ now() }}", {}) == "2024-01-02T03:04:05.123456Z"
     assert render("{{ now(timeZone='Europe/Paris') }}", {}) == "2024-01-02T04:04:05.123456+01:00"
     assert render("{{ now(format='yyyy-MM-dd') }}", {}) == "2024-01-02"
 
 
-@pytest.mark.parametrize("template, expected", [
-    ("{{ json(s).a.b }}", "1"),
-    ("{{ fromJson(s).a }}", '{"b":1}'),
-    ("{{ toJson(m) }}", '{"k":[1,true,null]}'),
-    ("{{ m | json }}", '{"k":[1,true,null]}'),
-    ("{{ m | toJson }}", '{"k":[1,true,null]}'),
-    ("{{ yaml('a: [1, 2]').a[1] }}", "2"),
-    ("{{ range(1, 3) }}", "[1,2,3]"),
-    ("{{ range(0, 10, 5) }}", "[0,5,10]"),
-    ("{{ max(1, 7, 3) }}{{ min([4, 2]) }}", "72"),
-    ("{{ kv('k') }}", "value-of-k"),
-])
+@pytest.mark.parametrize(
+    "template, expected",
+    [
+        ("{{ json(s).a.b }}", "1"),
+        ("{{ fromJson(s).a }}", '{"b":1}'),
+        ("{{ toJson(m) }}", '{"k":[1,true,null]}'),
+        ("{{ m | json }}", '{"k":[1,true,null]}'),
+        ("{{ m | toJson }}", '{"k":[1,true,null]}'),
+        ("{{ yaml('a: [1, 2]').a[1] }}", "2"),
+        ("{{ range(1, 3) }}", "[1,2,3]"),
+        ("{{ range(0, 10, 5) }}", "[0,5,10]"),
+        ("{{ max(1, 7, 3) }}{{ min([4, 2]) }}", "72"),
+        ("{{ kv('k') }}", "value-of-k"),
+    ],
+)
 def test_functions(template, expected):
     variables = {"s": '{"a": {"b": 1}}', "m": {"k": [1, True, None]}, "kv": lambda key: f"value-of-{key}"}
     assert render(template, variables) == expected
@@ -339,8 +395,11 @@ def test_a_missing_secret_fails_naming_it(monkeypatch):
 
 def test_current_each_output_follows_the_parents_values():
     outputs = {"CUMULATIVE": {"a": {"value": "found"}}}
-    variables = {"outputs": {"get": outputs}, "parents": [{"taskrun": {"value": "CUMULATIVE"}}],
-                 "taskrun": {"value": "a"}}
+    variables = {
+        "outputs": {"get": outputs},
+        "parents": [{"taskrun": {"value": "CUMULATIVE"}}],
+        "taskrun": {"value": "a"},
+    }
     assert render("{{ currentEachOutput(outputs.get).value }}", variables) == "found"
     assert render("{{ (currentEachOutput(outputs.get).nope ?? 'null') ~ '-' ~ taskrun.value }}", variables) == "null-a"
 
@@ -348,46 +407,56 @@ def test_current_each_output_follows_the_parents_values():
 # --- filters -------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("template, expected", [
-    ("{{ 'Hello' | upper }}{{ 'Hello' | lower }}", "HELLOhello"),
-    ("{{ 'hello wORLD' | title }}|{{ 'hello wORLD' | capitalize }}", "Hello WORLD|Hello wORLD"),
-    ("[{{ '  x  ' | trim }}]", "[x]"),
-    ("{{ n | default('d') }}{{ '' | default('d') }}{{ 0 | default('d') }}{{ missing | default('d') }}", "dd0d"),
-    ("{{ -3 | abs }}", "3"),
-    ("{{ '42' | number + 1 }}{{ ' 1.5' | number }}{{ '7' | number('DOUBLE') }}", "431.57.0"),
-    ("{{ items | first }}{{ items | last }}{{ 'abc' | first }}", "31a"),
-    ("{{ items | join(', ') }}|{{ [true, none, 'x'] | join }}", "3, 2, 1|truex"),
-    ("{{ m | keys }}{{ m | values }}", '["a","b"][1,2]'),
-    ("{{ items | length }}{{ 'abcd' | length }}{{ m | length }}{{ n | length }}", "3420"),
-    ("{{ 'a,b,,c' | split(',') }}{{ 'a.b.c' | split('.', 2) }}", '["a","b","","c"]["a","b.c"]'),
-    ("{{ 'Hello' | replace({'H': 'J', 'o': '0'}) }}", "Jell0"),
-    ("{{ 'aaa' | replace('a', 'b') }}{{ 'aaa' | replace('a', 'b', 1) }}", "bbbbaa"),
-    ("{{ 'a1b22' | replace({'[0-9]+': '#'}, regexp=true) }}", "a#b#"),
-    ("{{ 'Héllo, World!' | slugify }}", "hello-world"),
-    ("{{ 'a.b.c' | substringBefore('.') }}|{{ 'a.b.c' | substringAfter('.') }}", "a|b.c"),
-    ("{{ 'a.b.c' | substringBeforeLast('.') }}|{{ 'a.b.c' | substringAfterLast('.') }}", "a.b|c"),
-    ("{{ 'abc' | substringBefore('x') }}|{{ 'abc' | substringAfter('x') }}", "abc|"),
-    ("{{ 'abc' | startsWith('ab') }}{{ 'abc' | endsWith('x') }}", "truefalse"),
-    ("{{ items | sort }}{{ items | rsort }}{{ items | reverse }}{{ 'abc' | reverse }}", "[1,2,3][3,2,1][1,2,3]cba"),
-    ("{{ items | slice(1, 3) }}{{ 'abcdef' | slice(2) }}", "[2,1]cdef"),
-    ("{{ q | escapeChar('single') }}|{{ q | escapeChar('double') }}|{{ q | escapeChar('shell') }}",
-     "it\\'s \"x\"|it's \\\"x\\\"|it'\\''s \"x\""),
-    ("{{ 'héllo' | base64encode }}|{{ 'aMOpbGxv' | base64decode }}", "aMOpbGxv|héllo"),
-    ("{{ 'abc' | sha256 }}", "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"),
-    ("{{ 'abc' | md5 }}", "900150983cd24fb0d6963f7d28e17f72"),
-    ("{{ 'a b&c=é' | urlencode }}", "a+b%26c%3D%C3%A9"),
-    ("{{ [[1, 2], 3, [4]] | flatten }}", "[1,2,3,4]"),
-    ("{{ [1, 2, 3, 4, 5] | chunk(2) }}", "[[1,2],[3,4],[5]]"),
-    ("{{ [1, 2, 1, 3, 2] | distinct }}", "[1,2,3]"),
-    ("{{ 'a\nb' | indent(2) }}|{{ 'a\nb' | nindent(2) }}", "a\n  b|\n  a\n  b"),
-    ("{{ 'x' | className }}{{ 1 | className }}", "java.lang.Stringjava.lang.Integer"),
-    ("{{ m | jsonpath('$.b') }}{{ '{\"l\": [1, 2]}' | jsonpath('$.l[*]') }}", "2[1,2]"),
-    ("{{ '{\"key\": \"my-key\"}' | jq('.key') }}{{ deep | jq('.a[].b') }}", '["my-key"][1,2]'),
-    ("{{ n | upper }}", ""),
-])
+@pytest.mark.parametrize(
+    "template, expected",
+    [
+        ("{{ 'Hello' | upper }}{{ 'Hello' | lower }}", "HELLOhello"),
+        ("{{ 'hello wORLD' | title }}|{{ 'hello wORLD' | capitalize }}", "Hello WORLD|Hello wORLD"),
+        ("[{{ '  x  ' | trim }}]", "[x]"),
+        ("{{ n | default('d') }}{{ '' | default('d') }}{{ 0 | default('d') }}{{ missing | default('d') }}", "dd0d"),
+        ("{{ -3 | abs }}", "3"),
+        ("{{ '42' | number + 1 }}{{ ' 1.5' | number }}{{ '7' | number('DOUBLE') }}", "431.57.0"),
+        ("{{ items | first }}{{ items | last }}{{ 'abc' | first }}", "31a"),
+        ("{{ items | join(', ') }}|{{ [true, none, 'x'] | join }}", "3, 2, 1|truex"),
+        ("{{ m | keys }}{{ m | values }}", '["a","b"][1,2]'),
+        ("{{ items | length }}{{ 'abcd' | length }}{{ m | length }}{{ n | length }}", "3420"),
+        ("{{ 'a,b,,c' | split(',') }}{{ 'a.b.c' | split('.', 2) }}", '["a","b","","c"]["a","b.c"]'),
+        ("{{ 'Hello' | replace({'H': 'J', 'o': '0'}) }}", "Jell0"),
+        ("{{ 'aaa' | replace('a', 'b') }}{{ 'aaa' | replace('a', 'b', 1) }}", "bbbbaa"),
+        ("{{ 'a1b22' | replace({'[0-9]+': '#'}, regexp=true) }}", "a#b#"),
+        ("{{ 'Héllo, World!' | slugify }}", "hello-world"),
+        ("{{ 'a.b.c' | substringBefore('.') }}|{{ 'a.b.c' | substringAfter('.') }}", "a|b.c"),
+        ("{{ 'a.b.c' | substringBeforeLast('.') }}|{{ 'a.b.c' | substringAfterLast('.') }}", "a.b|c"),
+        ("{{ 'abc' | substringBefore('x') }}|{{ 'abc' | substringAfter('x') }}", "abc|"),
+        ("{{ 'abc' | startsWith('ab') }}{{ 'abc' | endsWith('x') }}", "truefalse"),
+        ("{{ items | sort }}{{ items | rsort }}{{ items | reverse }}{{ 'abc' | reverse }}", "[1,2,3][3,2,1][1,2,3]cba"),
+        ("{{ items | slice(1, 3) }}{{ 'abcdef' | slice(2) }}", "[2,1]cdef"),
+        (
+            "{{ q | escapeChar('single') }}|{{ q | escapeChar('double') }}|{{ q | escapeChar('shell') }}",
+            'it\\\'s "x"|it\'s \\"x\\"|it\'\\\'\'s "x"',
+        ),
+        ("{{ 'héllo' | base64encode }}|{{ 'aMOpbGxv' | base64decode }}", "aMOpbGxv|héllo"),
+        ("{{ 'abc' | sha256 }}", "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"),
+        ("{{ 'abc' | md5 }}", "900150983cd24fb0d6963f7d28e17f72"),
+        ("{{ 'a b&c=é' | urlencode }}", "a+b%26c%3D%C3%A9"),
+        ("{{ [[1, 2], 3, [4]] | flatten }}", "[1,2,3,4]"),
+        ("{{ [1, 2, 3, 4, 5] | chunk(2) }}", "[[1,2],[3,4],[5]]"),
+        ("{{ [1, 2, 1, 3, 2] | distinct }}", "[1,2,3]"),
+        ("{{ 'a\nb' | indent(2) }}|{{ 'a\nb' | nindent(2) }}", "a\n  b|\n  a\n  b"),
+        ("{{ 'x' | className }}{{ 1 | className }}", "java.lang.Stringjava.lang.Integer"),
+        ("{{ m | jsonpath('$.b') }}{{ '{\"l\": [1, 2]}' | jsonpath('$.l[*]') }}", "2[1,2]"),
+        ("{{ '{\"key\": \"my-key\"}' | jq('.key') }}{{ deep | jq('.a[].b') }}", '["my-key"][1,2]'),
+        ("{{ n | upper }}", ""),
+    ],
+)
 def test_filters(template, expected):
-    variables = {"n": None, "items": [3, 2, 1], "m": {"a": 1, "b": 2}, "q": "it's \"x\"",
-                 "deep": {"a": [{"b": 1}, {"b": 2}]}}
+    variables = {
+        "n": None,
+        "items": [3, 2, 1],
+        "m": {"a": 1, "b": 2},
+        "q": 'it\'s "x"',
+        "deep": {"a": [{"b": 1}, {"b": 2}]},
+    }
     assert render(template, variables) == expected
 
 
@@ -400,32 +469,38 @@ def test_an_unsupported_jq_expression_says_so():
 MOMENT = "2024-03-05T07:08:09.123456Z"
 
 
-@pytest.mark.parametrize("pattern, expected", [
-    ("yyyy-MM-dd HH:mm:ss", "2024-03-05 07:08:09"),
-    ("yy/M/d H:m:s", "24/3/5 7:8:9"),
-    ("MMM MMMM EEE EEEE", "Mar March Tue Tuesday"),
-    ("hh:mm a", "07:08 AM"),
-    ("SSS SSSSSS", "123 123456"),
-    ("yyyyMMdd'T'HHmm", "20240305T0708"),
-    ("'o''clock' ''", "o'clock '"),
-    ("XXX Z z", "Z +0000 UTC"),
-    ("iso", "2024-03-05T07:08:09.123456Z"),
-    ("iso_sec", "2024-03-05T07:08:09Z"),
-    ("sql", "2024-03-05 07:08:09.123456"),
-])
+@pytest.mark.parametrize(
+    "pattern, expected",
+    [
+        ("yyyy-MM-dd HH:mm:ss", "2024-03-05 07:08:09"),
+        ("yy/M/d H:m:s", "24/3/5 7:8:9"),
+        ("MMM MMMM EEE EEEE", "Mar March Tue Tuesday"),
+        ("hh:mm a", "07:08 AM"),
+        ("SSS SSSSSS", "123 123456"),
+        ("yyyyMMdd'T'HHmm", "20240305T0708"),
+        ("'o''clock' ''", "o'clock '"),
+        ("XXX Z z", "Z +0000 UTC"),
+        ("iso", "2024-03-05T07:08:09.123456Z"),
+        ("iso_sec", "2024-03-05T07:08:09Z"),
+        ("sql", "2024-03-05 07:08:09.123456"),
+    ],
+)
 def test_date_formats_with_java_patterns(pattern, expected):
     assert render("{{ d | date(p) }}", {"d": MOMENT, "p": pattern}) == expected
 
 
-@pytest.mark.parametrize("value", [MOMENT, datetime(2024, 3, 5, 7, 8, 9, 123456, tzinfo=timezone.utc),
-                                   "2024-03-05T08:08:09.123456+01:00"])
+@pytest.mark.parametrize(
+    "value", [MOMENT, datetime(2024, 3, 5, 7, 8, 9, 123456, tzinfo=UTC), "2024-03-05T08:08:09.123456+01:00"]
+)
 def test_date_reads_iso_strings_and_datetimes(value):
     assert render("{{ d | date('yyyy-MM-dd HH:mm:ss.SSS') }}", {"d": value}) == "2024-03-05 07:08:09.123"
 
 
 def test_date_reads_epoch_seconds_and_an_existing_format():
     assert render("{{ 0 | date('yyyy-MM-dd HH:mm') }}", {}) == "1970-01-01 00:00"
-    assert render("{{ '05/03/2024 10:00' | date('yyyy-MM-dd', existingFormat='dd/MM/yyyy HH:mm') }}", {}) == "2024-03-05"
+    assert (
+        render("{{ '05/03/2024 10:00' | date('yyyy-MM-dd', existingFormat='dd/MM/yyyy HH:mm') }}", {}) == "2024-03-05"
+    )
 
 
 def test_date_converts_to_the_given_time_zone():
@@ -434,13 +509,16 @@ def test_date_converts_to_the_given_time_zone():
     assert render("{{ d | date(timeZone='America/New_York') }}", {"d": MOMENT}) == "2024-03-05T02:08:09.123456-05:00"
 
 
-@pytest.mark.parametrize("amount, unit, expected", [
-    (1, "DAYS", "2024-03-06T07:08:09.123456Z"),
-    (-2, "HOURS", "2024-03-05T05:08:09.123456Z"),
-    (30, "MINUTES", "2024-03-05T07:38:09.123456Z"),
-    (1, "WEEKS", "2024-03-12T07:08:09.123456Z"),
-    (1, "YEARS", "2025-03-05T07:08:09.123456Z"),
-])
+@pytest.mark.parametrize(
+    "amount, unit, expected",
+    [
+        (1, "DAYS", "2024-03-06T07:08:09.123456Z"),
+        (-2, "HOURS", "2024-03-05T05:08:09.123456Z"),
+        (30, "MINUTES", "2024-03-05T07:38:09.123456Z"),
+        (1, "WEEKS", "2024-03-12T07:08:09.123456Z"),
+        (1, "YEARS", "2025-03-05T07:08:09.123456Z"),
+    ],
+)
 def test_date_add(amount, unit, expected):
     assert render("{{ d | dateAdd(a, u) }}", {"d": MOMENT, "a": amount, "u": unit}) == expected
 
@@ -455,8 +533,9 @@ def test_date_add_clamps_months_and_keeps_the_wall_clock_across_daylight_saving(
 
 def test_timestamps():
     variables = {"d": "2024-01-01T00:00:01.5Z"}
-    rendered = render("{{ d | timestamp }} {{ d | timestampMilli }} {{ d | timestampMicro }} {{ d | timestampNano }}",
-                      variables)
+    rendered = render(
+        "{{ d | timestamp }} {{ d | timestampMilli }} {{ d | timestampMicro }} {{ d | timestampNano }}", variables
+    )
     assert rendered == "1704067201 1704067201500 1704067201500000 1704067201500000000"
 
 
@@ -469,8 +548,9 @@ def test_a_bad_date_or_pattern_fails_with_the_reason():
 # --- truthiness ----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("value", ["", "  ", "false", "False", "FALSE", "0", "-0", "null", "None", " false\n",
-                                   False, 0, None, [], {}])
+@pytest.mark.parametrize(
+    "value", ["", "  ", "false", "False", "FALSE", "0", "-0", "null", "None", " false\n", False, 0, None, [], {}]
+)
 def test_falsy_conditions(value):
     assert truthy(value) is False
 
@@ -504,10 +584,12 @@ def _template_strings(value):
 def _corpus_templates():
     if not CORPUS.is_dir():
         return []
-    return [(path.name, template)
-            for path in sorted(CORPUS.glob("*.y*ml"))
-            for document in yaml.safe_load_all(path.read_text())
-            for template in _template_strings(document)]
+    return [
+        (path.name, template)
+        for path in sorted(CORPUS.glob("*.y*ml"))
+        for document in yaml.safe_load_all(path.read_text())
+        for template in _template_strings(document)
+    ]
 
 
 @pytest.mark.skipif(not CORPUS.is_dir(), reason="the Kestra corpus is not beside the repository")
@@ -526,18 +608,35 @@ def _compiles(template: str) -> bool:
     return True
 
 
-@pytest.mark.parametrize("template, variables, expected", [
-    ("{{ outputs.default.value ?? outputs['error-t1'].value }}", {"outputs": {"error-t1": {"value": "e"}}}, "e"),
-    ("{{outputs['1-2-1_return'].s1['a a'].value}}", {"outputs": {"1-2-1_return": {"s1": {"a a": {"value": 1}}}}}, "1"),
-    ("{{ flow.namespace ~ '.' ~ flow.id }}", {"flow": {"namespace": "io.kestra.tests", "id": "f"}}, "io.kestra.tests.f"),
-    ("{{ trigger | json }}", {"trigger": {"state": "SUCCESS", "n": 1}}, '{"state":"SUCCESS","n":1}'),
-    ("{{ taskrun.value is json }}", {"taskrun": {"value": "value 1"}}, "false"),
-    ("{{ parent.taskrun.value | jq('.value') }}", {"parent": {"taskrun": {"value": '{"key": "k", "value": {"sub": 1}}'}}},
-     '[{"sub":1}]'),
-    ("{{ outputs.state.data.value + 1 }}", {"outputs": {"state": {"data": {"value": 1}}}}, "2"),
-    ("{{ (inputs.failed ?? 'NONE') == 'FIRST' ? ko : '0'}}", {"inputs": {}}, "0"),
-    ("{%- for log in errorLogs() -%}{{ log.taskId }}:{{ log.message }}{%- endfor -%}",
-     {"errorLogs": lambda: [{"taskId": "t", "message": "m"}]}, "t:m"),
-])
+@pytest.mark.parametrize(
+    "template, variables, expected",
+    [
+        ("{{ outputs.default.value ?? outputs['error-t1'].value }}", {"outputs": {"error-t1": {"value": "e"}}}, "e"),
+        (
+            "{{outputs['1-2-1_return'].s1['a a'].value}}",
+            {"outputs": {"1-2-1_return": {"s1": {"a a": {"value": 1}}}}},
+            "1",
+        ),
+        (
+            "{{ flow.namespace ~ '.' ~ flow.id }}",
+            {"flow": {"namespace": "io.kestra.tests", "id": "f"}},
+            "io.kestra.tests.f",
+        ),
+        ("{{ trigger | json }}", {"trigger": {"state": "SUCCESS", "n": 1}}, '{"state":"SUCCESS","n":1}'),
+        ("{{ taskrun.value is json }}", {"taskrun": {"value": "value 1"}}, "false"),
+        (
+            "{{ parent.taskrun.value | jq('.value') }}",
+            {"parent": {"taskrun": {"value": '{"key": "k", "value": {"sub": 1}}'}}},
+            '[{"sub":1}]',
+        ),
+        ("{{ outputs.state.data.value + 1 }}", {"outputs": {"state": {"data": {"value": 1}}}}, "2"),
+        ("{{ (inputs.failed ?? 'NONE') == 'FIRST' ? ko : '0'}}", {"inputs": {}}, "0"),
+        (
+            "{%- for log in errorLogs() -%}{{ log.taskId }}:{{ log.message }}{%- endfor -%}",
+            {"errorLogs": lambda: [{"taskId": "t", "message": "m"}]},
+            "t:m",
+        ),
+    ],
+)
 def test_kestra_corpus_expressions_render_as_kestra_does(template, variables, expected):
     assert render(template, variables) == expected

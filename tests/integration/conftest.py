@@ -1,4 +1,5 @@
 """Real parts: a real Redis and real Celery worker processes, on the test database (SQLite or PostgreSQL)."""
+
 from __future__ import annotations
 
 import os
@@ -61,18 +62,46 @@ class Workers:
 
     def env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST")}
-        env.update(DATABASE_URL=database_url(), REDIS_URL=self.redis_url, TERN_DATA_DIR=str(self.tmp_path),
-                   TERN_DB_CONN_MAX_AGE="60", TERN_HEARTBEAT_SECONDS="1", **self.extra_env)
+        env.update(
+            DATABASE_URL=database_url(),
+            REDIS_URL=self.redis_url,
+            TERN_DATA_DIR=str(self.tmp_path),
+            TERN_DB_CONN_MAX_AGE="60",
+            TERN_HEARTBEAT_SECONDS="1",
+            **self.extra_env,
+        )
         return env
 
     def start(self, queues: str = "tern", concurrency: int = 8, wait: bool = True) -> subprocess.Popen:
         """`wait`: until it answers a ping (not for a worker that may die on its first task)."""
-        log = open(self.tmp_path / f"worker-{len(self.processes)}.log", "w")
+        log = open(self.tmp_path / f"worker-{len(self.processes)}.log", "w")  # noqa: SIM115  (the worker's, while it lives)
         process = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "orchestrator.celery", "worker", "--pool", "threads",
-             "--concurrency", str(concurrency), "--queues", queues, "--without-gossip", "--without-mingle",
-             "--without-heartbeat", "--loglevel", "WARNING", "--hostname", f"w{len(self.processes)}@%h"],
-            cwd=ROOT, env=self.env(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "orchestrator.celery",
+                "worker",
+                "--pool",
+                "threads",
+                "--concurrency",
+                str(concurrency),
+                "--queues",
+                queues,
+                "--without-gossip",
+                "--without-mingle",
+                "--without-heartbeat",
+                "--loglevel",
+                "WARNING",
+                "--hostname",
+                f"w{len(self.processes)}@%h",
+            ],
+            cwd=ROOT,
+            env=self.env(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         self.processes.append(process)
         if wait:

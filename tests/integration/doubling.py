@@ -1,4 +1,5 @@
 """A dispatcher that sends every message twice: proof that duplicates change nothing."""
+
 from flows_app.dispatch import CeleryDispatcher
 
 

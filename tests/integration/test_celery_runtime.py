@@ -1,6 +1,8 @@
 """Executions carried by real Celery worker processes over a real Redis."""
+
 from __future__ import annotations
 
+import itertools
 import time
 from datetime import datetime
 from pathlib import Path
@@ -23,6 +25,7 @@ def start(name: str, inputs=None) -> Execution:
 
 def wait_ended(execution: Execution, timeout: float = 60, ticking: bool = False) -> Execution:
     """Wait until the execution ends; `ticking` also plays the scheduler's housekeeping tick."""
+
     def ended():
         if ticking:
             tick()
@@ -70,7 +73,7 @@ def test_retries_wait_their_interval_between_attempts(celery_runtime):
     flaky = runs(execution)["flaky"]
     assert execution.state == "FAILED" and flaky.state == "FAILED" and len(flaky.attempts) == 3
     starts = [datetime.fromisoformat(a["startDate"]) for a in flaky.attempts]
-    gaps = [(b - a).total_seconds() for a, b in zip(starts, starts[1:])]
+    gaps = [(b - a).total_seconds() for a, b in itertools.pairwise(starts)]
     assert all(gap >= 0.2 for gap in gaps), gaps
 
 

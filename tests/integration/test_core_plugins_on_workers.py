@@ -1,4 +1,5 @@
 """Every core plugin run by a real Celery worker process, failure paths included: one worker serves the module."""
+
 from __future__ import annotations
 
 import json
@@ -19,6 +20,7 @@ RETURN = "io.kestra.plugin.core.debug.Return"
 
 
 # ---- one worker for the module, an HTTP server, and helpers ---------------------------------------
+
 
 @pytest.fixture(scope="module")
 def worker(django_db_setup, redis_url, tmp_path_factory):
@@ -53,9 +55,11 @@ class Handler(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
     def do_GET(self):
-        replies = {"/items": (200, b'{"items": ["a", "b", "c"]}', "application/json"),
-                   "/boom": (500, b"the server broke", "text/plain"),
-                   "/data.csv": (200, b"name,n\nalice,3\n", "text/csv")}
+        replies = {
+            "/items": (200, b'{"items": ["a", "b", "c"]}', "application/json"),
+            "/boom": (500, b"the server broke", "text/plain"),
+            "/data.csv": (200, b"name,n\nalice,3\n", "text/csv"),
+        }
         self._reply(*replies.get(self.path, (404, b"{}", "application/json")))
 
 
@@ -115,13 +119,19 @@ def states(execution: Execution, task_id: str) -> list[str]:
 
 
 def errors(execution: Execution, task_id: str) -> list[str]:
-    return list(LogEntry.objects.filter(execution=execution, task_id=task_id, level="ERROR")
-                .order_by("id").values_list("message", flat=True))
+    return list(
+        LogEntry.objects.filter(execution=execution, task_id=task_id, level="ERROR")
+        .order_by("id")
+        .values_list("message", flat=True)
+    )
 
 
 def infos(execution: Execution, task_id: str) -> list[str]:
-    return list(LogEntry.objects.filter(execution=execution, task_id=task_id, level="INFO")
-                .order_by("id").values_list("message", flat=True))
+    return list(
+        LogEntry.objects.filter(execution=execution, task_id=task_id, level="INFO")
+        .order_by("id")
+        .values_list("message", flat=True)
+    )
 
 
 def overlapping(intervals) -> int:
@@ -136,7 +146,9 @@ def overlapping(intervals) -> int:
 
 # ---- Switch and If --------------------------------------------------------------------------------
 
-SWITCH = flow("switch", f"""  - id: route
+SWITCH = flow(
+    "switch",
+    f"""  - id: route
     type: io.kestra.plugin.core.flow.Switch
     value: "{{{{ inputs.kind }}}}"
     cases:
@@ -154,7 +166,9 @@ SWITCH = flow("switch", f"""  - id: route
   - id: after
     type: {RETURN}
     format: "{{{{ outputs.route.value }}}} defaults={{{{ outputs.route.defaults }}}}"
-""", "inputs:\n  - id: kind\n    type: STRING\n")
+""",
+    "inputs:\n  - id: kind\n    type: STRING\n",
+)
 
 
 def test_a_switch_runs_the_matching_case_or_else_its_defaults(on_worker):
@@ -178,7 +192,9 @@ def test_a_switch_runs_the_matching_case_or_else_its_defaults(on_worker):
     assert found["after"].outputs == {"value": "XML defaults=true"}
 
 
-IF = flow("if", f"""  - id: check
+IF = flow(
+    "if",
+    f"""  - id: check
     type: io.kestra.plugin.core.flow.If
     condition: "{{{{ inputs.n > 10 }}}}"
     then:
@@ -189,7 +205,9 @@ IF = flow("if", f"""  - id: check
       - id: small
         type: {RETURN}
         format: "small {{{{ inputs.n }}}}"
-""", "inputs:\n  - id: n\n    type: INT\n")
+""",
+    "inputs:\n  - id: n\n    type: INT\n",
+)
 
 
 def test_if_runs_then_when_the_condition_holds_and_else_when_not(on_worker):
@@ -205,8 +223,12 @@ def test_if_runs_then_when_the_condition_holds_and_else_when_not(on_worker):
 
 # ---- loops ----------------------------------------------------------------------------------------
 
+
 def test_each_sequential_and_each_parallel_give_each_child_its_value_and_key_outputs_by_it(on_worker):
-    execution = run(flow("each", f"""  - id: seq
+    execution = run(
+        flow(
+            "each",
+            f"""  - id: seq
     type: io.kestra.plugin.core.flow.EachSequential
     value: ["a", "b", "c"]
     tasks:
@@ -226,7 +248,9 @@ def test_each_sequential_and_each_parallel_give_each_child_its_value_and_key_out
   - id: read
     type: {RETURN}
     format: "{{{{ outputs.shout.b.value }}}} {{{{ outputs.shout['c'].value }}}} {{{{ outputs.twice['y'].value }}}}"
-"""))
+""",
+        )
+    )
     assert execution.state == "SUCCESS"
     shout = by_value(execution, "shout")
     assert {v: r.outputs["value"] for v, r in shout.items()} == {"a": "A", "b": "B", "c": "C"}
@@ -241,7 +265,10 @@ def test_each_sequential_and_each_parallel_give_each_child_its_value_and_key_out
 
 
 def test_for_each_keeps_to_its_concurrency_limit(on_worker):
-    execution = run(flow("for-each", f"""  - id: each
+    execution = run(
+        flow(
+            "for-each",
+            f"""  - id: each
     type: io.kestra.plugin.core.flow.ForEach
     values: [1, 2, 3, 4]
     concurrencyLimit: 2
@@ -255,7 +282,9 @@ def test_for_each_keeps_to_its_concurrency_limit(on_worker):
       - id: done
         type: {RETURN}
         format: "{{{{ outputs.first[taskrun.value].value }}}}!"
-"""))
+""",
+        )
+    )
     assert execution.state == "SUCCESS"
     first, naps, done = (by_value(execution, t) for t in ("first", "nap", "done"))
     assert sorted(first) == sorted(naps) == sorted(done) == ["1", "2", "3", "4"]
@@ -267,7 +296,10 @@ def test_for_each_keeps_to_its_concurrency_limit(on_worker):
 
 
 def test_nested_loops_read_their_parents_values_and_outputs_by_outer_then_inner_value(on_worker):
-    execution = run(flow("nested", f"""  - id: outer
+    execution = run(
+        flow(
+            "nested",
+            f"""  - id: outer
     type: io.kestra.plugin.core.flow.ForEach
     values: ["x", "y"]
     concurrencyLimit: 0
@@ -282,18 +314,23 @@ def test_nested_loops_read_their_parents_values_and_outputs_by_outer_then_inner_
   - id: read
     type: {RETURN}
     format: "{{{{ outputs.pair.x['2'].value }}}} {{{{ outputs.pair['y']['1'].value }}}}"
-"""))
+""",
+        )
+    )
     assert execution.state == "SUCCESS"
     pairs = by_value(execution, "pair")
-    assert {v: r.outputs["value"] for v, r in pairs.items()} == {
-        "x/1": "x-1", "x/2": "x-2", "y/1": "y-1", "y/2": "y-2"}
+    assert {v: r.outputs["value"] for v, r in pairs.items()} == {"x/1": "x-1", "x/2": "x-2", "y/1": "y-1", "y/2": "y-2"}
     assert execution.task_runs.get(task_id="read").outputs == {"value": "x-2 y-1"}
 
 
 # ---- Dag ------------------------------------------------------------------------------------------
 
+
 def test_a_dag_starts_each_task_after_its_dependencies_and_independent_ones_together(on_worker):
-    execution = run(flow("dag", f"""  - id: build
+    execution = run(
+        flow(
+            "dag",
+            f"""  - id: build
     type: io.kestra.plugin.core.flow.Dag
     tasks:
       - task:
@@ -315,7 +352,9 @@ def test_a_dag_starts_each_task_after_its_dependencies_and_independent_ones_toge
           id: fetch
           type: {RETURN}
           format: fetched
-"""))
+""",
+        )
+    )
     assert execution.state == "SUCCESS"
     found = runs(execution)
     assert all(r.state == "SUCCESS" for r in found.values())
@@ -329,8 +368,12 @@ def test_a_dag_starts_each_task_after_its_dependencies_and_independent_ones_toge
 
 # ---- AllowFailure, Fail, Sleep, OutputValues, Labels ----------------------------------------------
 
+
 def test_allow_failure_turns_a_failing_child_into_a_warning_and_the_flow_goes_on(on_worker):
-    execution = run(flow("allow", f"""  - id: best-effort
+    execution = run(
+        flow(
+            "allow",
+            f"""  - id: best-effort
     type: io.kestra.plugin.core.flow.AllowFailure
     tasks:
       - id: flaky
@@ -347,7 +390,9 @@ def test_allow_failure_turns_a_failing_child_into_a_warning_and_the_flow_goes_on
   - id: goes-on
     type: {RETURN}
     format: on
-"""))
+""",
+        )
+    )
     assert execution.state == "WARNING"
     found = runs(execution)
     assert found["flaky"].state == "FAILED" and found["flaky"].attempts[-1]["state"] == "FAILED"
@@ -358,7 +403,10 @@ def test_allow_failure_turns_a_failing_child_into_a_warning_and_the_flow_goes_on
 
 
 def test_sleep_output_values_and_labels_on_a_worker(on_worker):
-    execution = run(flow("facts", f"""  - id: nap
+    execution = run(
+        flow(
+            "facts",
+            f"""  - id: nap
     type: io.kestra.plugin.core.flow.Sleep
     duration: PT0.5S
   - id: facts
@@ -375,26 +423,44 @@ def test_sleep_output_values_and_labels_on_a_worker(on_worker):
   - id: read
     type: {RETURN}
     format: "{{{{ outputs.facts.values.who }}}} {{{{ outputs.facts.values.answer }}}} {{{{ outputs.facts.values['items'][0] }}}}"
-""", "labels:\n  team: data\n  stage: draft\ninputs:\n  - id: who\n    type: STRING\n"), {"who": "alice"})
+""",
+            "labels:\n  team: data\n  stage: draft\ninputs:\n  - id: who\n    type: STRING\n",
+        ),
+        {"who": "alice"},
+    )
     assert execution.state == "SUCCESS"
     found = runs(execution)
     assert (found["nap"].ended_at - found["nap"].started_at).total_seconds() >= 0.5
     assert found["facts"].outputs == {"values": {"who": "alice", "answer": 42, "items": ["facts", "static"]}}
     assert found["read"].outputs == {"value": "alice 42 facts"}
-    assert execution.labels == {"team": "data", "stage": "final", "owner": "alice",
-                                "system.correlationId": execution.id}
+    assert execution.labels == {
+        "team": "data",
+        "stage": "final",
+        "owner": "alice",
+        "system.correlationId": execution.id,
+    }
 
 
 def test_a_reserved_label_or_a_task_timeout_fails_the_task_with_a_message(on_worker):
-    reserved = start(flow("reserved", """  - id: tag
+    reserved = start(
+        flow(
+            "reserved",
+            """  - id: tag
     type: io.kestra.plugin.core.execution.Labels
     labels: '{"system.correlationId": "x"}'
-"""))
-    slow = start(flow("slow", """  - id: nap
+""",
+        )
+    )
+    slow = start(
+        flow(
+            "slow",
+            """  - id: nap
     type: io.kestra.plugin.core.flow.Sleep
     duration: PT30S
     timeout: PT0.3S
-"""))
+""",
+        )
+    )
     wait_ended(reserved, slow)
 
     assert reserved.state == "FAILED" and runs(reserved)["tag"].state == "FAILED"
@@ -409,8 +475,12 @@ def test_a_reserved_label_or_a_task_timeout_fails_the_task_with_a_message(on_wor
 
 # ---- KV -------------------------------------------------------------------------------------------
 
+
 def test_kv_set_get_a_template_and_delete_share_the_namespaced_store(on_worker):
-    execution = run(flow("kv", f"""  - id: set
+    execution = run(
+        flow(
+            "kv",
+            f"""  - id: set
     type: io.kestra.plugin.core.kv.Set
     key: answer
     value:
@@ -432,7 +502,9 @@ def test_kv_set_get_a_template_and_delete_share_the_namespaced_store(on_worker):
     type: io.kestra.plugin.core.kv.Get
     key: answer
     errorOnMissing: true
-"""))
+""",
+        )
+    )
     found = runs(execution)
     assert found["set"].state == "SUCCESS"
     assert found["get"].outputs == {"value": {"n": "42", "by": "kv"}}
@@ -447,8 +519,12 @@ def test_kv_set_get_a_template_and_delete_share_the_namespaced_store(on_worker):
 
 # ---- HTTP -----------------------------------------------------------------------------------------
 
+
 def test_an_http_body_is_read_by_the_next_task_and_a_500_runs_the_errors_branch(on_worker, server):
-    execution = run(flow("http", f"""  - id: get
+    execution = run(
+        flow(
+            "http",
+            f"""  - id: get
     type: io.kestra.plugin.core.http.Request
     uri: {server}/items
   - id: use
@@ -464,7 +540,9 @@ errors:
   - id: handler
     type: {RETURN}
     format: "handled: {{{{ errorLogs()[0].message }}}}"
-"""))
+""",
+        )
+    )
     assert execution.state == "FAILED"
     found = runs(execution)
     assert found["get"].state == "SUCCESS" and found["get"].outputs["code"] == 200
@@ -478,13 +556,18 @@ errors:
 
 
 def test_a_download_is_read_back_by_the_next_task(on_worker, server):
-    execution = run(flow("download", f"""  - id: dl
+    execution = run(
+        flow(
+            "download",
+            f"""  - id: dl
     type: io.kestra.plugin.core.http.Download
     uri: {server}/data.csv
   - id: show
     type: {RETURN}
     format: "{{{{ read(outputs.dl.uri) | trim }}}}"
-"""))
+""",
+        )
+    )
     assert execution.state == "SUCCESS"
     dl = runs(execution)["dl"].outputs
     assert dl["uri"].startswith(f"kestra:///tests/workers/download/executions/{execution.id}/")
@@ -494,8 +577,12 @@ def test_a_download_is_read_back_by_the_next_task(on_worker, server):
 
 # ---- scripts --------------------------------------------------------------------------------------
 
+
 def test_shell_and_python_scripts_set_outputs_and_a_failing_script_records_its_exit_code(on_worker):
-    execution = run(flow("scripts", f"""  - id: shell
+    execution = run(
+        flow(
+            "scripts",
+            f"""  - id: shell
     type: io.kestra.plugin.scripts.shell.Commands
     env:
       WHO: "{{{{ flow.id }}}}"
@@ -520,7 +607,9 @@ def test_shell_and_python_scripts_set_outputs_and_a_failing_script_records_its_e
   - id: never
     type: {LOG}
     message: not reached
-"""))
+""",
+        )
+    )
     assert execution.state == "FAILED"
     found = runs(execution)
     assert found["shell"].outputs == {"exitCode": 0, "vars": {"n": 3}}
@@ -538,8 +627,12 @@ def test_shell_and_python_scripts_set_outputs_and_a_failing_script_records_its_e
 
 # ---- properties wrong once rendered, and missing files --------------------------------------------
 
+
 def test_a_property_wrong_once_rendered_fails_its_task_naming_the_property(on_worker, server):
-    execution = run(flow("bad-props", f"""  - id: size
+    execution = run(
+        flow(
+            "bad-props",
+            f"""  - id: size
     type: {RETURN}
     format: lots
   - id: limited
@@ -551,16 +644,31 @@ errors:
   - id: handler
     type: {RETURN}
     format: handled
-"""))
-    bad_duration = start(flow("bad-duration", """  - id: nap
+""",
+        )
+    )
+    bad_duration = start(
+        flow(
+            "bad-duration",
+            """  - id: nap
     type: io.kestra.plugin.core.flow.Sleep
     duration: "{{ 'soon' }}"
-"""))
-    missing_output = start(flow("missing-output", f"""  - id: bad
+""",
+        )
+    )
+    missing_output = start(
+        flow(
+            "missing-output",
+            f"""  - id: bad
     type: {RETURN}
     format: "{{{{ outputs.nothing.value }}}}"
-"""))
-    bad_switch = start(flow("bad-switch", f"""  - id: route
+""",
+        )
+    )
+    bad_switch = start(
+        flow(
+            "bad-switch",
+            f"""  - id: route
     type: io.kestra.plugin.core.flow.Switch
     value: "{{{{ outputs.nope.value }}}}"
     cases:
@@ -572,7 +680,9 @@ errors:
   - id: handler
     type: {RETURN}
     format: handled
-"""))
+""",
+        )
+    )
     wait_ended(execution, bad_duration, missing_output, bad_switch)
 
     found = runs(execution)
@@ -592,19 +702,25 @@ errors:
 
     found = runs(bad_switch)  # a flowable's properties are rendered by the executor step, on the worker too
     assert bad_switch.state == "FAILED" and found["route"].state == "FAILED" and "never" not in found
-    assert errors(bad_switch, "route") == ["task 'route', property 'value': {{ outputs.nope.value }}: "
-                                           "'outputs' has no attribute 'nope'"]
+    assert errors(bad_switch, "route") == [
+        "task 'route', property 'value': {{ outputs.nope.value }}: 'outputs' has no attribute 'nope'"
+    ]
     assert found["handler"].state == "SUCCESS"
 
 
 def test_reading_a_missing_storage_file_fails_the_task_with_a_clear_message(on_worker):
-    execution = run(flow("missing-file", f"""  - id: show
+    execution = run(
+        flow(
+            "missing-file",
+            f"""  - id: show
     type: {RETURN}
     format: "{{{{ read('kestra:///tests/workers/missing-file/nothing.csv') }}}}"
   - id: never
     type: {LOG}
     message: not reached
-"""))
+""",
+        )
+    )
     assert execution.state == "FAILED"
     found = runs(execution)
     assert found["show"].state == "FAILED" and "never" not in found
@@ -614,7 +730,10 @@ def test_reading_a_missing_storage_file_fails_the_task_with_a_clear_message(on_w
 
 
 def test_loop_values_wrong_once_rendered_fail_the_loop_with_a_message(on_worker):
-    execution = run(flow("bad-values", f"""  - id: text
+    execution = run(
+        flow(
+            "bad-values",
+            f"""  - id: text
     type: {RETURN}
     format: not a list
   - id: each
@@ -624,7 +743,9 @@ def test_loop_values_wrong_once_rendered_fail_the_loop_with_a_message(on_worker)
       - id: never
         type: {LOG}
         message: not reached
-"""))
+""",
+        )
+    )
     assert execution.state == "FAILED"
     found = runs(execution)
     assert found["each"].state == "FAILED" and "never" not in found
@@ -634,38 +755,55 @@ def test_loop_values_wrong_once_rendered_fail_the_loop_with_a_message(on_worker)
 
 # ---- templates: where Tern's arithmetic differs from Pebble's (bugs in flows_app/engine/templating.py) ----
 
+
 def test_multiplying_a_loop_value_which_is_text_fails_the_task_as_in_pebble(on_worker):
-    execution = run(flow("text-times", f"""  - id: each
+    execution = run(
+        flow(
+            "text-times",
+            f"""  - id: each
     type: io.kestra.plugin.core.flow.ForEach
     values: [1]
     tasks:
       - id: times
         type: {RETURN}
         format: "{{{{ taskrun.value * 3 }}}}"
-"""))
+""",
+        )
+    )
     assert by_value(execution, "times")["1"].outputs != {"value": "111"}
     assert execution.state == "FAILED" and "property 'format'" in errors(execution, "times")[0]
 
 
 def test_adding_a_number_to_text_concatenates_as_in_pebble(on_worker):
-    execution = run(flow("text-plus", f"""  - id: name
+    execution = run(
+        flow(
+            "text-plus",
+            f"""  - id: name
     type: {RETURN}
     format: "{{{{ 'item-' + 1 }}}}"
-"""))
+""",
+        )
+    )
     assert execution.state == "SUCCESS" and runs(execution)["name"].outputs == {"value": "item-1"}
 
 
 # ---- bugs found here first (each fixed since) --------------------------------------------------------
 
+
 def test_the_attempt_of_an_ended_flowable_run_has_ended_too(on_worker):
-    execution = run(flow("flowable-attempt", f"""  - id: each
+    execution = run(
+        flow(
+            "flowable-attempt",
+            f"""  - id: each
     type: io.kestra.plugin.core.flow.EachSequential
     value: ["a"]
     tasks:
       - id: show
         type: {LOG}
         message: "{{{{ taskrun.value }}}}"
-"""))
+""",
+        )
+    )
     assert execution.state == "SUCCESS"
     each = runs(execution)["each"]
     assert each.state == "SUCCESS"
@@ -673,7 +811,10 @@ def test_the_attempt_of_an_ended_flowable_run_has_ended_too(on_worker):
 
 
 def test_a_script_output_file_is_read_by_the_next_task(on_worker):
-    execution = run(flow("output-files", f"""  - id: make
+    execution = run(
+        flow(
+            "output-files",
+            f"""  - id: make
     type: io.kestra.plugin.scripts.shell.Commands
     inputFiles:
       in.txt: "hello {{{{ flow.id }}}}"
@@ -683,13 +824,18 @@ def test_a_script_output_file_is_read_by_the_next_task(on_worker):
   - id: show
     type: {RETURN}
     format: "{{{{ read(outputs.make.outputFiles['up.out']) }}}}"
-"""))
+""",
+        )
+    )
     assert runs(execution)["make"].outputs["outputFiles"]["up.out"].startswith("kestra:///")
     assert execution.state == "SUCCESS" and runs(execution)["show"].outputs == {"value": "HELLO OUTPUT-FILES"}
 
 
 def test_exit_ends_the_execution_on_the_worker_and_kills_a_running_branch(on_worker):
-    execution = run(flow("exit-killed", f"""  - id: both
+    execution = run(
+        flow(
+            "exit-killed",
+            f"""  - id: both
     type: io.kestra.plugin.core.flow.Parallel
     tasks:
       - id: slow
@@ -707,7 +853,10 @@ def test_exit_ends_the_execution_on_the_worker_and_kills_a_running_branch(on_wor
   - id: never
     type: {LOG}
     message: never
-"""), timeout=20)
+""",
+        ),
+        timeout=20,
+    )
     by_task = runs(execution)
     assert execution.state == "KILLED" and by_task["slow"].state == "KILLED"
     assert by_task["stop"].outputs == {"state": "KILLED"} and "never" not in by_task

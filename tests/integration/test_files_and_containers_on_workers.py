@@ -1,4 +1,5 @@
 """Files through internal storage, LocalFiles, the state store and the Docker runner, on a real worker."""
+
 from __future__ import annotations
 
 from flows_app.services.executions import start_execution
@@ -15,11 +16,12 @@ def shared_storage(celery_runtime, settings, tmp_path) -> None:
     celery_runtime.extra_env["TERN_STORAGE_DIR"] = str(tmp_path / "storage")
 
 
-def test_a_container_task_runs_on_a_worker_and_its_output_file_is_read_next(celery_runtime, settings, tmp_path,
-                                                                             engine):  # noqa: F811
+def test_a_container_task_runs_on_a_worker_and_its_output_file_is_read_next(celery_runtime, settings, tmp_path, engine):  # noqa: F811
     shared_storage(celery_runtime, settings, tmp_path)
     celery_runtime.start(concurrency=4)
-    execution = wait_ended(start_execution(save_flow(f"""id: in-container
+    execution = wait_ended(
+        start_execution(
+            save_flow(f"""id: in-container
 namespace: tests.workers
 tasks:
   - id: make
@@ -32,7 +34,10 @@ tasks:
   - id: show
     type: io.kestra.plugin.core.debug.Return
     format: "{{{{ read(outputs.make.outputFiles['report.txt']) | trim }}}}"
-""").flow), timeout=60)
+""").flow
+        ),
+        timeout=60,
+    )
     by_task = runs(execution)
     assert execution.state == "SUCCESS", {t: r.state for t, r in by_task.items()}
     assert by_task["make"].outputs["vars"] == {"made": 1}
@@ -43,7 +48,9 @@ tasks:
 def test_local_files_and_the_state_store_on_a_worker(celery_runtime, settings, tmp_path):
     shared_storage(celery_runtime, settings, tmp_path)
     celery_runtime.start(concurrency=4)
-    execution = wait_ended(start_execution(save_flow("""id: files-and-state
+    execution = wait_ended(
+        start_execution(
+            save_flow("""id: files-and-state
 namespace: tests.workers
 tasks:
   - id: wd
@@ -73,7 +80,10 @@ tasks:
     type: io.kestra.plugin.core.state.Get
     name: never-set
     errorOnMissing: true
-""").flow), timeout=60)
+""").flow
+        ),
+        timeout=60,
+    )
     by_task = runs(execution)
     assert execution.state == "FAILED" and by_task["missing"].state == "FAILED"  # the failure path
     uri = by_task["keep"].outputs["uris"]["out.txt"]

@@ -1,4 +1,5 @@
 """ForEachItem through real workers: each batch's child execution runs on them, the parent waits for all."""
+
 from __future__ import annotations
 
 from flows_app.models import Execution
@@ -54,5 +55,9 @@ def test_each_batch_runs_as_a_child_execution_on_the_workers(celery_runtime, set
     assert execution.task_runs.get(task_id="total").outputs == {"value": "4 of 4"}
     children = Execution.objects.filter(parent=execution)
     assert sorted(c.outputs["items"] for c in children) == [
-        "item 0\nitem 1\nitem 2\n", "item 3\nitem 4\nitem 5\n", "item 6\nitem 7\nitem 8\n", "item 9\n"]
+        "item 0\nitem 1\nitem 2\n",
+        "item 3\nitem 4\nitem 5\n",
+        "item 6\nitem 7\nitem 8\n",
+        "item 9\n",
+    ]
     assert {c.state for c in children} == {"SUCCESS"}

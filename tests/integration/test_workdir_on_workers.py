@@ -1,4 +1,5 @@
 """A WorkingDirectory's children stay on the worker that holds their directory, as on separate machines."""
+
 from __future__ import annotations
 
 import socket
@@ -48,8 +49,10 @@ def test_children_and_their_retries_run_where_the_directory_is(celery_runtime, t
     celery_runtime.extra_env["TERN_WORK_DIR"] = str(tmp_path / "work-b")
     celery_runtime.start(queues="tern.idle", concurrency=4)
     execution = start_execution(save_flow(FLOW).flow)
-    wait_until(lambda: TaskRun.objects.filter(execution=execution, task_id="flaky", state="RETRYING").exists(),
-               what="flaky's first failure")
+    wait_until(
+        lambda: TaskRun.objects.filter(execution=execution, task_id="flaky", state="RETRYING").exists(),
+        what="flaky's first failure",
+    )
     host = socket.gethostname()
     app.control.cancel_consumer("tern", destination=[f"w0@{host}"], reply=True)
     app.control.add_consumer("tern", destination=[f"w1@{host}"], reply=True)

@@ -1,5 +1,6 @@
 """Workers killed with SIGKILL while they run tasks: every execution still ends as it would have without the
 fault. A dead worker's task is resubmitted to a live one, without spending a retry."""
+
 from __future__ import annotations
 
 import random
@@ -25,7 +26,8 @@ def test_a_killed_workers_task_goes_on_on_another_worker_without_spending_a_retr
     assert execution.state == "SUCCESS" and long.state == "SUCCESS"
     [attempt] = long.attempts  # no retry spent: the one attempt went on elsewhere
     assert attempt["state"] == "SUCCESS" and [s["worker"].split(":")[-1] for s in attempt["resubmitted"]] == [
-        str(first.pid)]
+        str(first.pid)
+    ]
     assert LogEntry.objects.filter(execution=execution, task_id="long", message="again on another worker").exists()
     assert LogEntry.objects.filter(execution=execution, level="WARN", message__contains="sent again").exists()
 
@@ -33,14 +35,16 @@ def test_a_killed_workers_task_goes_on_on_another_worker_without_spending_a_retr
 def test_a_task_that_kills_its_worker_every_time_ends_failed_instead_of_looping(celery_runtime, settings):
     settings.TERN = {**settings.TERN, "MAX_RESUBMITS": 1}
     worker = celery_runtime.start()
-    execution = start_execution(save_flow("""id: worker-killer
+    execution = start_execution(
+        save_flow("""id: worker-killer
 namespace: tests.workers
 tasks:
   - id: oom
     type: io.kestra.plugin.scripts.shell.Commands
     commands:
       - kill -9 $PPID   # as the kernel's OOM killer would: the worker dies with the task
-""").flow)
+""").flow
+    )
 
     def ended_with_a_worker_alive():
         nonlocal worker
@@ -54,8 +58,9 @@ tasks:
     oom = runs(execution)["oom"]
     assert execution.state == "FAILED" and oom.state == "FAILED" and len(oom.attempts) == 1
     assert len(oom.attempts[0]["resubmitted"]) == 1
-    assert LogEntry.objects.filter(execution=execution, level="ERROR",
-                                   message__contains="already sent again 1 times").exists()
+    assert LogEntry.objects.filter(
+        execution=execution, level="ERROR", message__contains="already sent again 1 times"
+    ).exists()
 
 
 CHAOS = """id: chaos
@@ -89,6 +94,7 @@ def test_ten_kills_of_two_workers_leave_every_execution_as_it_would_have_ended(c
     executions = [start_execution(flow) for _ in range(100)]
     ids = [e.id for e in executions]
     chance = random.Random(9)
+
     def a_task_running():
         tick()  # as the scheduler does: dead workers' runs are sent again
         return TaskRun.objects.filter(execution_id__in=ids, state="RUNNING", heartbeat_at__isnull=False).exists()
@@ -109,12 +115,16 @@ def test_ten_kills_of_two_workers_leave_every_execution_as_it_would_have_ended(c
     wait_until(all_ended, timeout=240, interval=0.5, what="the end of the 100 executions")
     states = dict(Execution.objects.filter(id__in=ids).values_list("id", "state"))
     failed = [i for i, state in states.items() if state != "SUCCESS"]
-    assert not failed, LogEntry.objects.filter(execution_id__in=failed, level="ERROR").values_list("message",
-                                                                                                     flat=True)[:5]
+    assert not failed, LogEntry.objects.filter(execution_id__in=failed, level="ERROR").values_list(
+        "message", flat=True
+    )[:5]
     outputs = Execution.objects.filter(id__in=ids).values_list("task_runs__task_id", "task_runs__outputs")
     assert all(out == {"value": "1"} for task, out in outputs if task == "last")
-    resubmitted = sum(len(a.get("resubmitted", ())) for attempts in TaskRun.objects.filter(
-        execution_id__in=ids).values_list("attempts", flat=True) for a in attempts)
+    resubmitted = sum(
+        len(a.get("resubmitted", ()))
+        for attempts in TaskRun.objects.filter(execution_id__in=ids).values_list("attempts", flat=True)
+        for a in attempts
+    )
     assert resubmitted >= 1  # the kills did hit running tasks
     for attempts in TaskRun.objects.filter(execution_id__in=ids).values_list("attempts", flat=True):
         assert len(attempts) == 1  # no task declared a retry, and none was spent

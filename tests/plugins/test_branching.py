@@ -1,9 +1,10 @@
 """Switch, If, AllowFailure, Dag, OutputValues and Sleep: the planner stepped by hand, then flows run for real."""
+
 from __future__ import annotations
 
 import itertools
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from types import SimpleNamespace
 
 import pytest
@@ -18,7 +19,7 @@ from plugins_app.base import PluginError
 from plugins_app.core.branching import Dag, Switch
 from plugins_app.core.misc import OutputValues, Sleep
 
-NOW = datetime(2024, 1, 1, 12, 0, tzinfo=timezone.utc)
+NOW = datetime(2024, 1, 1, 12, 0, tzinfo=UTC)
 LOG = "io.kestra.plugin.core.log.Log"
 
 
@@ -45,8 +46,9 @@ class Sim:
 
     def finish(self, task_id, state=State.SUCCESS):
         run = self.run_of(task_id)
-        runs = tuple(r.evolve(state=state, attempts=r.attempts + 1) if r.id == run.id else r
-                     for r in self.snapshot.runs)
+        runs = tuple(
+            r.evolve(state=state, attempts=r.attempts + 1) if r.id == run.id else r for r in self.snapshot.runs
+        )
         self.snapshot = self.snapshot.with_runs(runs)
         self.step()
 
@@ -69,14 +71,17 @@ def log(task_id: str, indent: int) -> str:
 
 # ---- Switch ---------------------------------------------------------------------------------------
 
-SWITCH = flow(f"""  - id: route
+SWITCH = flow(
+    f"""  - id: route
     type: io.kestra.plugin.core.flow.Switch
     value: "{{{{ inputs.kind }}}}"
     cases:
       A:
 {log("a1", 8)}{log("a2", 8)}      1:
 {log("one", 8)}    defaults:
-{log("other", 6)}{log("after", 2)}""", "inputs:\n  - id: kind\n    type: STRING\n")
+{log("other", 6)}{log("after", 2)}""",
+    "inputs:\n  - id: kind\n    type: STRING\n",
+)
 
 
 def test_switch_runs_the_matching_case_in_order_and_outputs_its_value():
@@ -105,25 +110,29 @@ def test_switch_falls_back_to_defaults_and_says_so():
 
 
 def test_switch_without_a_match_or_defaults_fails_and_stops_the_flow():
-    sim = Sim(flow(f"""  - id: route
+    sim = Sim(
+        flow(f"""  - id: route
     type: io.kestra.plugin.core.flow.Switch
     value: nope
     cases:
       A:
-{log("a1", 8)}{log("after", 2)}"""))
+{log("a1", 8)}{log("after", 2)}""")
+    )
     sim.step()
     assert sim.states() == {"route": State.FAILED}
     assert sim.state == State.FAILED
 
 
 def test_a_failing_case_runs_the_switch_errors_and_fails_it():
-    sim = Sim(flow(f"""  - id: route
+    sim = Sim(
+        flow(f"""  - id: route
     type: io.kestra.plugin.core.flow.Switch
     value: A
     cases:
       A:
 {log("a1", 8)}{log("a2", 8)}    errors:
-{log("handler", 6)}"""))
+{log("handler", 6)}""")
+    )
     sim.step()
     sim.finish("a1", State.FAILED)
     assert sim.queued() == ["handler"]
@@ -143,12 +152,15 @@ def test_a_switch_with_no_cases_and_no_defaults_is_invalid():
 
 # ---- If -------------------------------------------------------------------------------------------
 
-IF = flow(f"""  - id: check
+IF = flow(
+    f"""  - id: check
     type: io.kestra.plugin.core.flow.If
     condition: "{{{{ inputs.flag }}}}"
     then:
 {log("yes1", 6)}{log("yes2", 6)}    else:
-{log("no1", 6)}""", "inputs:\n  - id: flag\n    type: STRING\n")
+{log("no1", 6)}""",
+    "inputs:\n  - id: flag\n    type: STRING\n",
+)
 
 
 @pytest.mark.parametrize("flag", ["true", "True", "1", "yes", "anything"])
@@ -169,11 +181,13 @@ def test_if_runs_else_when_the_condition_renders_false(flag):
 
 
 def test_if_without_else_and_false_succeeds_with_no_children():
-    sim = Sim(flow(f"""  - id: check
+    sim = Sim(
+        flow(f"""  - id: check
     type: io.kestra.plugin.core.flow.If
     condition: "{{{{ 1 > 2 }}}}"
     then:
-{log("never", 6)}{log("after", 2)}"""))
+{log("never", 6)}{log("after", 2)}""")
+    )
     sim.step()
     assert sim.states() == {"check": State.SUCCESS, "after": State.QUEUED}
 
@@ -214,12 +228,14 @@ def test_allow_failure_that_does_not_fail_succeeds():
 
 # ---- Dag ------------------------------------------------------------------------------------------
 
+
 def dag_flow(deps: dict[str, list[str]], concurrent: int = 0) -> FlowSpec:
     """Built by hand: the flow parser cannot read a Dag's `{task, dependsOn}` entries yet."""
     children = tuple(TaskSpec(id=t, type=LOG, properties={"message": t}) for t in deps)
     entries = [{"task": {"id": t, "type": LOG, "message": t}, "dependsOn": d} for t, d in deps.items()]
-    dag = TaskSpec(id="dag", type=Dag.type, properties={"tasks": entries, "concurrent": concurrent},
-                   branches={"tasks": children})
+    dag = TaskSpec(
+        id="dag", type=Dag.type, properties={"tasks": entries, "concurrent": concurrent}, branches={"tasks": children}
+    )
     after = TaskSpec(id="after", type=LOG, properties={"message": "after"})
     return FlowSpec(id="f", namespace="tests", tasks=(dag, after))
 
@@ -303,12 +319,15 @@ def test_a_dag_with_an_unknown_or_circular_dependency_is_invalid(deps, message):
 @pytest.mark.django_db(transaction=True)
 def test_a_dag_runs_through_the_real_services(run_flow, tmp_path):
     path = tmp_path / "dag.yml"
-    path.write_text(DAG_SOURCE + """      - task:
+    path.write_text(
+        DAG_SOURCE
+        + """      - task:
           id: done
           type: io.kestra.plugin.core.debug.Return
           format: "{{ task.id }} ran"
         dependsOn: [compile]
-""")
+"""
+    )
     outcome = run_flow(path)
     runs = {run["taskId"]: run for run in outcome.summary["taskRuns"]}
     assert outcome.execution.state == "SUCCESS"
@@ -343,6 +362,7 @@ tasks:
 
 
 # ---- OutputValues and Sleep -----------------------------------------------------------------------
+
 
 class Ctx(SimpleNamespace):
     """A RunContext stand-in for runnables."""
@@ -380,6 +400,7 @@ def test_a_bad_sleep_duration_is_a_validation_error():
 
 
 # ---- through the real services --------------------------------------------------------------------
+
 
 def runs_by_task(outcome):
     return {run["taskId"]: run for run in outcome.summary["taskRuns"]}
@@ -437,6 +458,9 @@ class TestFlowRuns:
         runs = runs_by_task(outcome)
         assert outcome.execution.state == "SUCCESS" and runs["nap"]["state"] == "SUCCESS"
         assert runs["facts"]["outputs"]["values"] == {
-            "flow": "branching-output-values", "answer": 42, "items": ["facts", "static"],
-            "nested": {"key": "tests.branching"}}
+            "flow": "branching-output-values",
+            "answer": 42,
+            "items": ["facts", "static"],
+            "nested": {"key": "tests.branching"},
+        }
         assert runs["read"]["outputs"] == {"value": "branching-output-values 42 facts tests.branching"}

@@ -3,6 +3,7 @@
 The engine is DOCKER_HOST's (or the default socket's); `compose/test-docker-engine.sh start DIR` starts one.
 Without an engine these tests are skipped, except under CI=true, where they fail.
 """
+
 from __future__ import annotations
 
 import io
@@ -24,8 +25,25 @@ from plugins_app.core.shell import Commands
 from plugins_app.core.sizes import parse_bytes
 
 IMAGE = "tern-test/busybox:latest"
-APPLETS = ("sh", "echo", "cat", "ls", "sleep", "mkdir", "env", "printf", "pwd", "touch", "id", "test", "true",
-           "false", "rm", "head", "wc")
+APPLETS = (
+    "sh",
+    "echo",
+    "cat",
+    "ls",
+    "sleep",
+    "mkdir",
+    "env",
+    "printf",
+    "pwd",
+    "touch",
+    "id",
+    "test",
+    "true",
+    "false",
+    "rm",
+    "head",
+    "wc",
+)
 DOCKER = "io.kestra.plugin.scripts.runner.docker.Docker"
 RUNNER = f"""
     containerImage: {IMAGE}
@@ -111,14 +129,19 @@ def wait_until(condition, seconds: float) -> bool:
 
 
 def test_commands_run_in_a_container_log_lines_and_set_outputs(engine, run_flow, tmp_path):
-    outcome = run_flow(write_flow(tmp_path, f"""
+    outcome = run_flow(
+        write_flow(
+            tmp_path,
+            f"""
   - id: hello
     type: io.kestra.plugin.scripts.shell.Commands{RUNNER}
     commands:
       - echo "hello from $(cat /proc/1/cmdline | head -c 7)"
       - test "$(pwd)" = "$WORKING_DIR"
       - echo '::{{"outputs":{{"answer":42,"where":"container"}}}}::'
-"""))
+""",
+        )
+    )
 
     run = only_run(outcome)
     assert outcome.execution.state == "SUCCESS", messages(outcome)
@@ -128,7 +151,10 @@ def test_commands_run_in_a_container_log_lines_and_set_outputs(engine, run_flow,
 
 
 def test_container_stderr_is_logged_at_error_and_exit_0_is_a_success(engine, run_flow, tmp_path):
-    outcome = run_flow(write_flow(tmp_path, f"""
+    outcome = run_flow(
+        write_flow(
+            tmp_path,
+            f"""
   - id: noisy
     type: io.kestra.plugin.scripts.shell.Commands{RUNNER}
     commands:
@@ -139,7 +165,9 @@ def test_container_stderr_is_logged_at_error_and_exit_0_is_a_success(engine, run
     warningOnStdErr: true
     commands:
       - echo again >&2
-"""))
+""",
+        )
+    )
 
     runs = {r["taskId"]: r for r in outcome.summary["taskRuns"]}
     assert runs["noisy"]["state"] == "SUCCESS", messages(outcome)  # Kestra 0.23 on: the exit code decides
@@ -150,14 +178,19 @@ def test_container_stderr_is_logged_at_error_and_exit_0_is_a_success(engine, run
 
 
 def test_a_non_zero_exit_fails_the_task_with_its_exit_code(engine, run_flow, tmp_path):
-    outcome = run_flow(write_flow(tmp_path, f"""
+    outcome = run_flow(
+        write_flow(
+            tmp_path,
+            f"""
   - id: broken
     type: io.kestra.plugin.scripts.shell.Commands{RUNNER}
     commands:
       - echo before
       - exit 3
       - echo after
-"""))
+""",
+        )
+    )
 
     run = only_run(outcome)
     assert run["state"] == "FAILED" and run["outputs"]["exitCode"] == 3
@@ -166,7 +199,10 @@ def test_a_non_zero_exit_fails_the_task_with_its_exit_code(engine, run_flow, tmp
 
 
 def test_input_files_env_and_output_files_cross_the_container_boundary(engine, run_flow, tmp_path):
-    outcome = run_flow(write_flow(tmp_path, f"""
+    outcome = run_flow(
+        write_flow(
+            tmp_path,
+            f"""
   - id: files
     type: io.kestra.plugin.scripts.shell.Commands{RUNNER}
     env:
@@ -182,7 +218,9 @@ def test_input_files_env_and_output_files_cross_the_container_boundary(engine, r
       - echo "$GREETING $PORT"
       - echo "$GREETING" > greeting.txt
       - mkdir -p out/deep && echo deep > out/deep/result.json
-"""))
+""",
+        )
+    )
 
     run = only_run(outcome)
     assert run["state"] == "SUCCESS", messages(outcome)
@@ -193,7 +231,10 @@ def test_input_files_env_and_output_files_cross_the_container_boundary(engine, r
 
 
 def test_output_files_of_one_container_are_input_files_of_the_next(engine, run_flow, tmp_path):
-    outcome = run_flow(write_flow(tmp_path, f"""
+    outcome = run_flow(
+        write_flow(
+            tmp_path,
+            f"""
   - id: a
     type: io.kestra.plugin.scripts.shell.Commands{RUNNER}
     outputFiles: ["x.txt"]
@@ -206,7 +247,9 @@ def test_output_files_of_one_container_are_input_files_of_the_next(engine, run_f
     script: |
       echo "read {{{{ read(outputs.a.outputFiles['x.txt']) | trim }}}}"
       echo "cat $(cat x.txt)"
-"""))
+""",
+        )
+    )
 
     assert outcome.execution.state == "SUCCESS", messages(outcome)
     runs = {r["taskId"]: r for r in outcome.summary["taskRuns"]}
@@ -216,36 +259,51 @@ def test_output_files_of_one_container_are_input_files_of_the_next(engine, run_f
 
 def test_the_worker_environment_stays_out_of_the_container(engine, run_flow, tmp_path, monkeypatch):
     monkeypatch.setenv("TERN_WORKER_SECRET", "do-not-leak")
-    outcome = run_flow(write_flow(tmp_path, f"""
+    outcome = run_flow(
+        write_flow(
+            tmp_path,
+            f"""
   - id: env
     type: io.kestra.plugin.scripts.shell.Commands{RUNNER}
     commands:
       - echo "secret=${{TERN_WORKER_SECRET:-none}}"
-"""))
+""",
+        )
+    )
 
     assert "secret=none" in messages(outcome, "INFO")
 
 
 def test_a_timeout_kills_the_container_and_removes_it(engine, run_flow, tmp_path):
     started = time.monotonic()
-    outcome = run_flow(write_flow(tmp_path, f"""
+    outcome = run_flow(
+        write_flow(
+            tmp_path,
+            f"""
   - id: slow
     type: io.kestra.plugin.scripts.shell.Commands{RUNNER}
     timeout: PT1S
     commands:
       - sleep 60
-"""))
+""",
+        )
+    )
 
     run = only_run(outcome)
     assert run["state"] == "FAILED"
     assert time.monotonic() - started < 20
     [error] = messages(outcome, "ERROR")
-    assert error.startswith("Timeout after PT") and error != "Timeout after PT0S"  # about 1s: what was left at the start
+    assert (
+        error.startswith("Timeout after PT") and error != "Timeout after PT0S"
+    )  # about 1s: what was left at the start
     assert containers_of(engine, run["id"]) == []
 
 
 def test_pull_policy_never_with_a_missing_image_fails_clearly(engine, run_flow, tmp_path):
-    outcome = run_flow(write_flow(tmp_path, f"""
+    outcome = run_flow(
+        write_flow(
+            tmp_path,
+            f"""
   - id: missing
     type: io.kestra.plugin.scripts.shell.Commands
     containerImage: tern-test/not-there:1.0
@@ -254,14 +312,21 @@ def test_pull_policy_never_with_a_missing_image_fails_clearly(engine, run_flow, 
       pullPolicy: NEVER
     commands:
       - "true"
-"""))
+""",
+        )
+    )
 
     assert only_run(outcome)["state"] == "FAILED"
-    assert messages(outcome, "ERROR") == ["image 'tern-test/not-there:1.0' is not on the Docker engine and pullPolicy is NEVER"]
+    assert messages(outcome, "ERROR") == [
+        "image 'tern-test/not-there:1.0' is not on the Docker engine and pullPolicy is NEVER"
+    ]
 
 
 def test_a_bad_image_name_is_a_clear_error(engine, run_flow, tmp_path):
-    outcome = run_flow(write_flow(tmp_path, f"""
+    outcome = run_flow(
+        write_flow(
+            tmp_path,
+            f"""
   - id: bad
     type: io.kestra.plugin.scripts.shell.Commands
     containerImage: "Not An Image!"
@@ -269,27 +334,37 @@ def test_a_bad_image_name_is_a_clear_error(engine, run_flow, tmp_path):
       type: {DOCKER}
     commands:
       - "true"
-"""))
+""",
+        )
+    )
 
     [error] = messages(outcome, "ERROR")
     assert error.startswith("image 'Not An Image!': ") and "invalid reference format" in error
 
 
 def test_python_tasks_default_to_kestras_python_image(engine, run_flow, tmp_path):
-    outcome = run_flow(write_flow(tmp_path, f"""
+    outcome = run_flow(
+        write_flow(
+            tmp_path,
+            f"""
   - id: py
     type: io.kestra.plugin.scripts.python.Script
     taskRunner:
       type: {DOCKER}
       pullPolicy: NEVER
     script: print("never runs here")
-"""))
+""",
+        )
+    )
 
     assert messages(outcome, "ERROR") == ["image 'python' is not on the Docker engine and pullPolicy is NEVER"]
 
 
 def test_memory_and_cpu_limits_are_applied_and_delete_false_keeps_the_container(engine, run_flow, tmp_path):
-    outcome = run_flow(write_flow(tmp_path, f"""
+    outcome = run_flow(
+        write_flow(
+            tmp_path,
+            f"""
   - id: limited
     type: io.kestra.plugin.scripts.shell.Commands{RUNNER}
       memory:
@@ -300,7 +375,9 @@ def test_memory_and_cpu_limits_are_applied_and_delete_false_keeps_the_container(
       shmSize: 1MB
     commands:
       - echo limited
-"""))
+""",
+        )
+    )
 
     run = only_run(outcome)
     assert run["state"] == "SUCCESS", messages(outcome)
@@ -316,7 +393,10 @@ def test_memory_and_cpu_limits_are_applied_and_delete_false_keeps_the_container(
 
 
 def test_the_deprecated_runner_docker_form_and_bash_docker_options_run_in_containers(engine, run_flow, tmp_path):
-    outcome = run_flow(write_flow(tmp_path, f"""
+    outcome = run_flow(
+        write_flow(
+            tmp_path,
+            f"""
   - id: old
     type: io.kestra.plugin.scripts.shell.Commands
     runner: DOCKER
@@ -336,7 +416,9 @@ def test_the_deprecated_runner_docker_form_and_bash_docker_options_run_in_contai
     commands:
       - echo '::{{"outputs":{{"shell":"'$0'"}}}}::'
       - ls /bin/busybox
-"""))
+""",
+        )
+    )
 
     runs = {r["taskId"]: r for r in outcome.summary["taskRuns"]}
     assert outcome.execution.state == "SUCCESS", messages(outcome)
@@ -346,7 +428,10 @@ def test_the_deprecated_runner_docker_form_and_bash_docker_options_run_in_contai
 
 
 def test_an_unreachable_engine_is_a_clear_retryable_error(run_flow, tmp_path):
-    outcome = run_flow(write_flow(tmp_path, f"""
+    outcome = run_flow(
+        write_flow(
+            tmp_path,
+            f"""
   - id: nowhere
     type: io.kestra.plugin.scripts.shell.Commands
     containerImage: {IMAGE}
@@ -355,7 +440,9 @@ def test_an_unreachable_engine_is_a_clear_retryable_error(run_flow, tmp_path):
       host: unix://{tmp_path}/no-engine.sock
     commands:
       - "true"
-"""))
+""",
+        )
+    )
 
     assert only_run(outcome)["state"] == "FAILED"
     [error] = messages(outcome, "ERROR")
@@ -365,15 +452,22 @@ def test_an_unreachable_engine_is_a_clear_retryable_error(run_flow, tmp_path):
 
 # ---- the runner itself, on the engine ---------------------------------------------------------------
 
+
 def test_should_stop_kills_the_container(engine, tmp_path):
     started = tmp_path / "started"
     lines = []
     began = time.monotonic()
 
     ended = run_in_container(
-        ["/bin/sh", "-c", "touch started; echo up; sleep 60"], DockerOptions(IMAGE, "NEVER", network_mode="none"),
-        workdir=tmp_path, env={}, labels={LABEL: "stop-test"}, on_line=lambda line, err: lines.append(line),
-        log=lambda level, message: None, should_stop=started.exists)
+        ["/bin/sh", "-c", "touch started; echo up; sleep 60"],
+        DockerOptions(IMAGE, "NEVER", network_mode="none"),
+        workdir=tmp_path,
+        env={},
+        labels={LABEL: "stop-test"},
+        on_line=lambda line, err: lines.append(line),
+        log=lambda level, message: None,
+        should_stop=started.exists,
+    )
 
     assert ended.reason == STOPPED
     assert time.monotonic() - began < 15
@@ -386,23 +480,31 @@ def test_lines_are_split_across_chunks_and_a_last_line_without_newline_is_kept(e
 
     ended = run_in_container(
         ["/bin/sh", "-c", "printf 'a\\nb'; sleep 0.2; printf 'c\\nd'; printf 'e' >&2"],
-        DockerOptions(IMAGE, "NEVER", network_mode="none"), workdir=tmp_path, env={}, labels={LABEL: "split-test"},
-        on_line=lambda line, err: lines.append((line, err)), log=lambda level, message: None)
+        DockerOptions(IMAGE, "NEVER", network_mode="none"),
+        workdir=tmp_path,
+        env={},
+        labels={LABEL: "split-test"},
+        on_line=lambda line, err: lines.append((line, err)),
+        log=lambda level, message: None,
+    )
 
     assert (ended.reason, ended.exit_code) == (EXITED, 0)
     assert [line for line, err in lines if not err] == ["a", "bc", "d"]  # stdout and stderr are separate streams:
-    assert [line for line, err in lines if err] == ["e"]                 # only the order within each is known
+    assert [line for line, err in lines if err] == ["e"]  # only the order within each is known
 
 
 def test_a_bad_volume_spec_is_a_clear_error_before_anything_runs(tmp_path):
     with pytest.raises(PluginError, match=r"taskRunner.volumes\[0\]: 'nonsense' is not 'host:container"):
-        Commands().run(Commands.Properties.model_validate({
-            "commands": ["true"], "containerImage": IMAGE,
-            "taskRunner": {"type": DOCKER, "volumes": ["nonsense"]},
-        }), _Ctx(tmp_path))
+        Commands().run(
+            Commands.Properties.model_validate(
+                {"commands": ["true"], "containerImage": IMAGE, "taskRunner": {"type": DOCKER, "volumes": ["nonsense"]}}
+            ),
+            _Ctx(tmp_path),
+        )
 
 
 # ---- no engine needed -------------------------------------------------------------------------------
+
 
 class _Ctx:
     task_id, task_run_id, execution_id, attempt, timeout = "t", "r", "e", 1, None
@@ -424,20 +526,36 @@ class _Ctx:
 def test_a_bad_memory_spec_is_a_clear_error_naming_the_property(tmp_path):
     ctx = _Ctx(tmp_path)
     with pytest.raises(PluginError) as error:
-        Commands().run(Commands.Properties.model_validate({
-            "commands": ["touch ran"], "containerImage": IMAGE,
-            "taskRunner": {"type": DOCKER, "memory": {"memory": "lots"}},
-        }), ctx)
+        Commands().run(
+            Commands.Properties.model_validate(
+                {
+                    "commands": ["touch ran"],
+                    "containerImage": IMAGE,
+                    "taskRunner": {"type": DOCKER, "memory": {"memory": "lots"}},
+                }
+            ),
+            ctx,
+        )
 
     assert str(error.value) == "taskRunner.memory.memory: 'lots' is not a size such as 512MB, 1GB or 512Mi"
     assert error.value.retryable is False
     assert not (tmp_path / "ran").exists()
 
 
-@pytest.mark.parametrize("text, size", [
-    ("512MB", 512 * 2 ** 20), ("512Mb", 512 * 2 ** 20), ("512mi", 512 * 2 ** 20), ("1GB", 2 ** 30),
-    ("0.5GB", 2 ** 29), ("6m", 6 * 2 ** 20), ("1024", 1024), (2048, 2048), ("64 KiB", 64 * 1024),
-])
+@pytest.mark.parametrize(
+    "text, size",
+    [
+        ("512MB", 512 * 2**20),
+        ("512Mb", 512 * 2**20),
+        ("512mi", 512 * 2**20),
+        ("1GB", 2**30),
+        ("0.5GB", 2**29),
+        ("6m", 6 * 2**20),
+        ("1024", 1024),
+        (2048, 2048),
+        ("64 KiB", 64 * 1024),
+    ],
+)
 def test_memory_sizes_are_read_as_kestra_and_docker_write_them(text, size):
     assert parse_bytes(text, "memory") == size
 
@@ -449,10 +567,15 @@ def test_bad_memory_sizes_are_refused(text):
 
 
 def test_other_task_runners_fail_instead_of_running_locally(tmp_path):
-    with pytest.raises(PluginError, match="task runner 'io.kestra.plugin.ee.kubernetes.runner.Kubernetes' is not available"):
-        Commands().run(Commands.Properties.model_validate({
-            "commands": ["touch ran"], "taskRunner": {"type": "io.kestra.plugin.ee.kubernetes.runner.Kubernetes"},
-        }), _Ctx(tmp_path))
+    with pytest.raises(
+        PluginError, match="task runner 'io.kestra.plugin.ee.kubernetes.runner.Kubernetes' is not available"
+    ):
+        Commands().run(
+            Commands.Properties.model_validate(
+                {"commands": ["touch ran"], "taskRunner": {"type": "io.kestra.plugin.ee.kubernetes.runner.Kubernetes"}}
+            ),
+            _Ctx(tmp_path),
+        )
 
     assert not (tmp_path / "ran").exists()
 
@@ -462,9 +585,13 @@ def test_volumes_are_refused_unless_the_worker_turns_them_on(tmp_path, monkeypat
 
     raw = {"type": DOCKER, "volumes": ["/srv/data:/data:ro"]}
     monkeypatch.delenv("TERN_DOCKER_VOLUMES", raising=False)
-    with pytest.raises(PluginError, match=r"taskRunner.volumes: volumes are turned off on this worker; "
-                                          r"TERN_DOCKER_VOLUMES=true turns them on"):
+    with pytest.raises(
+        PluginError,
+        match=r"taskRunner.volumes: volumes are turned off on this worker; "
+        r"TERN_DOCKER_VOLUMES=true turns them on",
+    ):
         docker_options(raw, image=IMAGE, where="taskRunner", warn=lambda message: None)
     monkeypatch.setenv("TERN_DOCKER_VOLUMES", "true")
     assert docker_options(raw, image=IMAGE, where="taskRunner", warn=lambda message: None).volumes == (
-        "/srv/data:/data:ro",)
+        "/srv/data:/data:ro",
+    )

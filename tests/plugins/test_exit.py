@@ -1,4 +1,5 @@
 """Exit: the execution ends now, in the state asked for."""
+
 from __future__ import annotations
 
 import time
@@ -17,7 +18,10 @@ def run(run_flow, tmp_path, tasks: str):
 
 @pytest.mark.parametrize("state", ["SUCCESS", "WARNING", "FAILED"])
 def test_exit_ends_the_execution_in_its_state_and_nothing_after_it_runs(run_flow, tmp_path, state):
-    execution, runs = run(run_flow, tmp_path, f"""  - id: check
+    execution, runs = run(
+        run_flow,
+        tmp_path,
+        f"""  - id: check
     type: io.kestra.plugin.core.flow.If
     condition: "true"
     then:
@@ -30,7 +34,8 @@ def test_exit_ends_the_execution_in_its_state_and_nothing_after_it_runs(run_flow
   - id: later
     type: io.kestra.plugin.core.log.Log
     message: never
-""")
+""",
+    )
     assert execution.state == state
     assert runs["stop"].state == "SUCCESS" and runs["stop"].outputs == {"state": state}
     assert runs["check"].state == state
@@ -39,7 +44,10 @@ def test_exit_ends_the_execution_in_its_state_and_nothing_after_it_runs(run_flow
 
 def test_exit_killed_kills_the_tasks_still_running(run_flow, tmp_path):
     started = time.monotonic()
-    execution, runs = run(run_flow, tmp_path, """  - id: both
+    execution, runs = run(
+        run_flow,
+        tmp_path,
+        """  - id: both
     type: io.kestra.plugin.core.flow.Parallel
     tasks:
       - id: slow
@@ -54,13 +62,17 @@ def test_exit_killed_kills_the_tasks_still_running(run_flow, tmp_path):
           - id: stop
             type: io.kestra.plugin.core.execution.Exit
             state: KILLED
-""")
+""",
+    )
     assert execution.state == "KILLED" and runs["slow"].state == "KILLED"
     assert time.monotonic() - started < 15
 
 
 def test_exit_with_another_state_lets_a_running_branch_finish_without_changing_the_end(run_flow, tmp_path):
-    execution, runs = run(run_flow, tmp_path, """  - id: both
+    execution, runs = run(
+        run_flow,
+        tmp_path,
+        """  - id: both
     type: io.kestra.plugin.core.flow.Parallel
     tasks:
       - id: slow
@@ -75,15 +87,20 @@ def test_exit_with_another_state_lets_a_running_branch_finish_without_changing_t
           - id: stop
             type: io.kestra.plugin.core.execution.Exit
             state: WARNING
-""")
+""",
+    )
     assert execution.state == "WARNING" and runs["both"].state == "WARNING" and runs["later"].state == "WARNING"
     assert runs["slow"].state == "SUCCESS"  # it finished on its worker; the execution had already ended
     assert runs["slow"].ended_at > execution.ended_at
 
 
 def test_kestras_canceled_ends_the_execution_killed(run_flow, tmp_path):
-    execution, runs = run(run_flow, tmp_path, """  - id: stop
+    execution, runs = run(
+        run_flow,
+        tmp_path,
+        """  - id: stop
     type: io.kestra.plugin.core.execution.Exit
     state: CANCELED
-""")
+""",
+    )
     assert execution.state == "KILLED" and runs["stop"].outputs == {"state": "KILLED"}

@@ -1,4 +1,5 @@
 """ForEachItem: a file from internal storage cut into batches, one subflow execution per batch."""
+
 from __future__ import annotations
 
 import json
@@ -63,8 +64,9 @@ def run_items(run_flow, tmp_path, settings):
     def run(lines: list[str], batch: str = "{rows: 2}", extra: str = ""):
         (tmp_path / "orders.txt").write_text("".join(line + "\n" for line in lines))
         (tmp_path / "parent.yml").write_text(parent(batch, extra))
-        return run_flow(tmp_path / "parent.yml", inputs={"orders": str(tmp_path / "orders.txt")},
-                        flows_dir=flows).execution
+        return run_flow(
+            tmp_path / "parent.yml", inputs={"orders": str(tmp_path / "orders.txt")}, flows_dir=flows
+        ).execution
 
     return run
 
@@ -78,7 +80,10 @@ def test_each_batch_runs_as_a_child_execution_and_the_outputs_are_gathered(run_i
     assert sorted(c.outputs["seen"] for c in children) == ["1:a,b", "2:c,d", "3:e"]
     lines = [json.loads(line) for line in storage().read(each.outputs["uri"]).splitlines()]
     assert [(line["iteration"], line["state"], line["outputs"]) for line in lines] == [
-        (1, "SUCCESS", {"seen": "1:a,b"}), (2, "SUCCESS", {"seen": "2:c,d"}), (3, "SUCCESS", {"seen": "3:e"})]
+        (1, "SUCCESS", {"seen": "1:a,b"}),
+        (2, "SUCCESS", {"seen": "2:c,d"}),
+        (3, "SUCCESS", {"seen": "3:e"}),
+    ]
     assert all(c.parent_task_run_id == each.id for c in children)
 
 
@@ -98,7 +103,10 @@ def test_without_transmit_failed_the_task_succeeds_anyway(run_items):
 def test_partitions_spread_the_items_evenly(run_items):
     execution = run_items([str(n) for n in range(7)], batch="{partitions: 3}")
     assert sorted(c.outputs["seen"] for c in Execution.objects.filter(parent=execution)) == [
-        "1:0,1,2", "2:3,4", "3:5,6"]
+        "1:0,1,2",
+        "2:3,4",
+        "3:5,6",
+    ]
 
 
 def test_an_empty_file_has_no_batches_and_succeeds(run_items):
@@ -120,7 +128,9 @@ tasks:
 """)
     execution = run_flow(tmp_path / "flow.yml").execution
     assert execution.state == "FAILED"
-    assert LogEntry.objects.filter(level="ERROR", message__contains="'/etc/passwd' is not an internal storage URI").exists()
+    assert LogEntry.objects.filter(
+        level="ERROR", message__contains="'/etc/passwd' is not an internal storage URI"
+    ).exists()
 
 
 def test_a_missing_subflow_fails_the_task_naming_it(run_items, tmp_path):

@@ -1,4 +1,5 @@
 """HTTP Request and Download against a real HTTP server on this machine."""
+
 from __future__ import annotations
 
 import base64
@@ -62,7 +63,10 @@ def runs(execution):
 
 
 def test_requests_give_code_headers_and_body_and_send_json_form_and_basic_auth(run_flow, tmp_path, server):
-    execution = run_flow(flow_file(tmp_path, f"""  - id: get
+    execution = run_flow(
+        flow_file(
+            tmp_path,
+            f"""  - id: get
     type: io.kestra.plugin.core.http.Request
     uri: {server}/items
   - id: post
@@ -88,7 +92,9 @@ def test_requests_give_code_headers_and_body_and_send_json_form_and_basic_auth(r
   - id: use
     type: io.kestra.plugin.core.debug.Return
     format: "{{{{ outputs.get.body | jsonpath('$.items[2]') }}}}"
-""")).execution
+""",
+        )
+    ).execution
     by_task = runs(execution)
     assert execution.state == "SUCCESS"
     assert by_task["get"].outputs["code"] == 200 and by_task["get"].outputs["headers"]["x-test"] == ["yes"]
@@ -99,14 +105,19 @@ def test_requests_give_code_headers_and_body_and_send_json_form_and_basic_auth(r
 
 
 def test_an_error_status_fails_the_task_unless_allowed(run_flow, tmp_path, server):
-    execution = run_flow(flow_file(tmp_path, f"""  - id: tolerated
+    execution = run_flow(
+        flow_file(
+            tmp_path,
+            f"""  - id: tolerated
     type: io.kestra.plugin.core.http.Request
     uri: {server}/missing
     allowFailed: true
   - id: missing
     type: io.kestra.plugin.core.http.Request
     uri: {server}/missing
-""")).execution
+""",
+        )
+    ).execution
     by_task = runs(execution)
     assert by_task["tolerated"].state == "SUCCESS" and by_task["tolerated"].outputs["code"] == 404
     assert by_task["missing"].state == "FAILED" and by_task["missing"].outputs["code"] == 404
@@ -114,7 +125,10 @@ def test_an_error_status_fails_the_task_unless_allowed(run_flow, tmp_path, serve
 
 
 def test_a_download_lands_in_internal_storage_and_read_gets_it_back(run_flow, tmp_path, server):
-    execution = run_flow(flow_file(tmp_path, f"""  - id: fetch
+    execution = run_flow(
+        flow_file(
+            tmp_path,
+            f"""  - id: fetch
     type: io.kestra.plugin.core.http.Download
     uri: {server}/data.csv
   - id: show
@@ -123,7 +137,9 @@ def test_a_download_lands_in_internal_storage_and_read_gets_it_back(run_flow, tm
   - id: broken
     type: io.kestra.plugin.core.http.Download
     uri: {server}/nothing.csv
-""")).execution
+""",
+        )
+    ).execution
     by_task = runs(execution)
     fetch = by_task["fetch"].outputs
     assert fetch["uri"].startswith("kestra:///tests/http/http/executions/") and fetch["uri"].endswith("/data.csv")
@@ -133,10 +149,15 @@ def test_a_download_lands_in_internal_storage_and_read_gets_it_back(run_flow, tm
 
 
 def test_a_refused_connection_fails_with_a_clear_message(run_flow, tmp_path):
-    execution = run_flow(flow_file(tmp_path, """  - id: nobody
+    execution = run_flow(
+        flow_file(
+            tmp_path,
+            """  - id: nobody
     type: io.kestra.plugin.core.http.Request
     uri: http://127.0.0.1:9/
-""")).execution
+""",
+        )
+    ).execution
     assert execution.state == "FAILED"
     [message] = LogEntry.objects.filter(task_id="nobody", level="ERROR").values_list("message", flat=True)
     assert message.startswith("GET http://127.0.0.1:9/:")

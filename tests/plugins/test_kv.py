@@ -1,4 +1,5 @@
 """The KV store: Set, Get and Delete tasks, a time to live, and `kv()` in templates."""
+
 from __future__ import annotations
 
 from datetime import timedelta

@@ -1,4 +1,5 @@
 """The Labels task sets labels on its execution, from a map, a list or JSON."""
+
 from __future__ import annotations
 
 import pytest
@@ -33,14 +34,22 @@ tasks:
 """)
     execution = run_flow(flow, {"extra": '{"source": "json"}'}).execution
     assert execution.state == "SUCCESS"
-    assert execution.labels == {"team": "data", "stage": "final", "source": "json", "labels-key": "42", "ok": "true",
-                                "system.correlationId": execution.id}
+    assert execution.labels == {
+        "team": "data",
+        "stage": "final",
+        "source": "json",
+        "labels-key": "42",
+        "ok": "true",
+        "system.correlationId": execution.id,
+    }
 
 
 def test_a_reserved_label_fails_the_task_and_the_system_labels_stay(run_flow, tmp_path):
     flow = tmp_path / "reserved.yml"
-    flow.write_text("id: reserved\nnamespace: tests.labels\ntasks:\n  - id: bad\n"
-                    "    type: io.kestra.plugin.core.execution.Labels\n"
-                    "    labels:\n      system.correlationId: forged\n")
+    flow.write_text(
+        "id: reserved\nnamespace: tests.labels\ntasks:\n  - id: bad\n"
+        "    type: io.kestra.plugin.core.execution.Labels\n"
+        "    labels:\n      system.correlationId: forged\n"
+    )
     execution = run_flow(flow).execution
     assert execution.state == "FAILED" and execution.labels == {"system.correlationId": execution.id}

@@ -1,9 +1,10 @@
 """EachSequential, EachParallel and ForEach: stepped by hand through the planner, then run through the services."""
+
 from __future__ import annotations
 
 import itertools
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -15,7 +16,7 @@ from flows_app.spec.flow import load_flow
 from plugins_app.base import FlowableError
 from plugins_app.core.loops import loop_values
 
-NOW = datetime(2024, 1, 1, 12, 0, tzinfo=timezone.utc)
+NOW = datetime(2024, 1, 1, 12, 0, tzinfo=UTC)
 
 
 class Sim:
@@ -37,10 +38,11 @@ class Sim:
 
     def finish(self, task_id, value=None, state=State.SUCCESS, outputs=None):
         """End the queued run of `task_id` for `value`, then let the planner move on."""
-        [run] = [r for r in self.snapshot.runs
-                 if r.task_id == task_id and r.value == value and r.state == State.QUEUED]
-        runs = tuple(r.evolve(state=state, attempts=1, outputs=outputs or {}) if r.id == run.id else r
-                     for r in self.snapshot.runs)
+        [run] = [r for r in self.snapshot.runs if r.task_id == task_id and r.value == value and r.state == State.QUEUED]
+        runs = tuple(
+            r.evolve(state=state, attempts=1, outputs=outputs or {}) if r.id == run.id else r
+            for r in self.snapshot.runs
+        )
         self.snapshot = self.snapshot.with_runs(runs)
         self.step()
 
@@ -55,18 +57,27 @@ def flow(loop: str) -> str:
 
 def loop(kind: str, values: str, tasks=("a",), extra: str = "", errors=()) -> str:
     text = f"  - id: loop\n    type: io.kestra.plugin.core.flow.{kind}\n    {values}\n{extra}    tasks:\n"
-    text += "".join(f"      - id: {t}\n        type: io.kestra.plugin.core.log.Log\n        message: hi\n" for t in tasks)
+    text += "".join(
+        f"      - id: {t}\n        type: io.kestra.plugin.core.log.Log\n        message: hi\n" for t in tasks
+    )
     if errors:
         text += "    errors:\n"
-        text += "".join(f"      - id: {t}\n        type: io.kestra.plugin.core.log.Log\n        message: hi\n" for t in errors)
+        text += "".join(
+            f"      - id: {t}\n        type: io.kestra.plugin.core.log.Log\n        message: hi\n" for t in errors
+        )
     return flow(text)
 
 
 # ---- values ---------------------------------------------------------------------------------------
 
+
 def test_values_come_from_a_list_or_its_json_text_objects_as_compact_json():
     assert loop_values(["a", {"key": "k", "value": {"sub": 1}}, 3, True]) == (
-        "a", '{"key":"k","value":{"sub":1}}', "3", "true")
+        "a",
+        '{"key":"k","value":{"sub":1}}',
+        "3",
+        "true",
+    )
     assert loop_values('["a", {"key": "k"}]') == ("a", '{"key":"k"}')
 
 
@@ -74,19 +85,23 @@ def test_a_value_given_twice_runs_once():
     assert loop_values(["a", "b", "a"]) == ("a", "b")
 
 
-@pytest.mark.parametrize("raw, message", [
-    (None, "null"),
-    ('[1, null, {"key": "k"}]', "1 null value"),
-    ("not json", "not the JSON text of a list"),
-    ('{"a": 1}', "must be a JSON list"),
-    (12, "must be a list"),
-])
+@pytest.mark.parametrize(
+    "raw, message",
+    [
+        (None, "null"),
+        ('[1, null, {"key": "k"}]', "1 null value"),
+        ("not json", "not the JSON text of a list"),
+        ('{"a": 1}', "must be a JSON list"),
+        (12, "must be a list"),
+    ],
+)
 def test_bad_values_fail_the_loop(raw, message):
     with pytest.raises(FlowableError, match=message):
         loop_values(raw)
 
 
 # ---- EachSequential and ForEach -------------------------------------------------------------------
+
 
 def test_each_sequential_runs_the_tasks_in_order_value_after_value():
     sim = Sim(loop("EachSequential", 'value: ["x", "y"]', tasks=("a", "b")))
@@ -162,6 +177,7 @@ def test_a_warning_child_makes_the_loop_end_in_warning():
 
 
 # ---- EachParallel ---------------------------------------------------------------------------------
+
 
 def test_each_parallel_runs_every_value_and_task_side_by_side():
     sim = Sim(loop("EachParallel", 'value: ["x", "y"]', tasks=("a", "b")))
@@ -249,6 +265,7 @@ def test_a_templated_value_is_rendered_with_the_execution_variables():
 
 
 # ---- through the services -------------------------------------------------------------------------
+
 
 def runs_by_task(outcome):
     found: dict[str, list] = {}

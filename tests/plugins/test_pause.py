@@ -1,4 +1,5 @@
 """Pause: a timer kept in the database, or a wait for a resume with typed `onResume` inputs."""
+
 from __future__ import annotations
 
 import time
@@ -54,9 +55,11 @@ def test_a_pause_without_delay_waits_and_a_resume_with_inputs_lets_it_go_on(run_
 
 def test_a_pause_whose_timeout_passes_fails(run_flow, tmp_path):
     flow = tmp_path / "timeout.yml"
-    flow.write_text("id: pause-timeout\nnamespace: tests.pause\ntasks:\n  - id: wait\n"
-                    "    type: io.kestra.plugin.core.flow.Pause\n    timeout: PT0.3S\n"
-                    "  - id: never\n    type: io.kestra.plugin.core.log.Log\n    message: no\n")
+    flow.write_text(
+        "id: pause-timeout\nnamespace: tests.pause\ntasks:\n  - id: wait\n"
+        "    type: io.kestra.plugin.core.flow.Pause\n    timeout: PT0.3S\n"
+        "  - id: never\n    type: io.kestra.plugin.core.log.Log\n    message: no\n"
+    )
     execution = run_flow(flow).execution
     assert execution.state == "FAILED" and runs(execution)["wait"].state == "FAILED"
     assert "never" not in runs(execution)

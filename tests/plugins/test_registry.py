@@ -1,4 +1,5 @@
 """The plugin registry: Kestra names of both eras, close-name suggestions, entry points, JSON Schemas."""
+
 from __future__ import annotations
 
 import pytest

@@ -1,4 +1,5 @@
 """Python and Node script tasks, and script files through internal storage, through the real services."""
+
 from __future__ import annotations
 
 import shutil
@@ -96,8 +97,10 @@ tasks:
     execution = run_flow(flow).execution
     by_task = runs(execution)
     assert by_task["noisy"].state == "SUCCESS"  # Kestra 0.23 on: stderr alone makes no WARNING
+
     def lines(task_id, level):
         return list(execution.logs.filter(task_id=task_id, level=level).values_list("message", flat=True))
+
     assert lines("noisy", "INFO") == ["to stdout"] and lines("noisy", "ERROR") == ["to stderr"]
     assert by_task["old-style"].state == "WARNING"  # warningOnStdErr: true, written out
     assert by_task["broken"].state == "FAILED"
@@ -107,14 +110,17 @@ tasks:
 @pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed on this machine")
 def test_node_script_sets_outputs(run_flow, tmp_path):
     flow = tmp_path / "node.yml"
-    flow.write_text("id: node\nnamespace: tests.scripts\ntasks:\n  - id: js\n"
-                    "    type: io.kestra.plugin.scripts.node.Script\n    script: |\n"
-                    "      console.log('::' + JSON.stringify({outputs: {answer: 40 + 2}}) + '::');\n")
+    flow.write_text(
+        "id: node\nnamespace: tests.scripts\ntasks:\n  - id: js\n"
+        "    type: io.kestra.plugin.scripts.node.Script\n    script: |\n"
+        "      console.log('::' + JSON.stringify({outputs: {answer: 40 + 2}}) + '::');\n"
+    )
     execution = run_flow(flow).execution
     assert runs(execution)["js"].outputs == {"exitCode": 0, "vars": {"answer": 42}}
 
 
 # ---- files through internal storage -----------------------------------------------------------------
+
 
 def test_a_script_output_file_is_read_by_a_later_task_with_read_and_as_an_input_file(run_flow, tmp_path):
     flow = tmp_path / "files.yml"
@@ -146,7 +152,8 @@ tasks:
 
 def test_a_downloaded_file_is_an_input_file_of_a_script(run_flow, tmp_path, server):
     flow = tmp_path / "download.yml"
-    flow.write_text("""id: download
+    flow.write_text(
+        """id: download
 namespace: tests.scripts
 tasks:
   - id: dl
@@ -160,7 +167,8 @@ tasks:
       import csv, json
       rows = list(csv.DictReader(open("data.csv")))
       print("::" + json.dumps({"outputs": {"names": [r["name"] for r in rows]}}) + "::")
-""".replace("SERVER", server))
+""".replace("SERVER", server)
+    )
     execution = run_flow(flow).execution
     assert execution.state == "SUCCESS"
     assert runs(execution)["count"].outputs["vars"] == {"names": ["ada", "grace"]}
@@ -182,4 +190,5 @@ tasks:
     assert execution.state == "FAILED" and runs(execution)["use"].state == "FAILED"
     assert list(LogEntry.objects.filter(task_id="use", level="ERROR").values_list("message", flat=True)) == [
         "inputFiles: 'data.csv' cannot be copied from internal storage: "
-        "'kestra:///tests/scripts/nowhere/data.csv': no such file in the internal storage"]
+        "'kestra:///tests/scripts/nowhere/data.csv': no such file in the internal storage"
+    ]

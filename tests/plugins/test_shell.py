@@ -1,4 +1,5 @@
 """The shell plugins run real processes: output, outputs, failures, timeouts and kills, files in the working directory."""
+
 from __future__ import annotations
 
 import os
@@ -6,9 +7,10 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 from pydantic import ValidationError
@@ -99,6 +101,7 @@ def read_pid(path: Path) -> int:
 
 # ---- output ---------------------------------------------------------------------------------------
 
+
 def test_it_logs_stdout_lines_as_info_and_ends_in_success(ctx):
     result = run(Commands, ctx, commands=["echo hello", "echo world"])
 
@@ -109,9 +112,11 @@ def test_it_logs_stdout_lines_as_info_and_ends_in_success(ctx):
 
 def test_it_streams_lines_while_the_process_runs(ctx):
     seen_before_end = []
+
     def log(level, message):
         if level == "INFO":
             seen_before_end.append((message, (ctx.working_dir / "done").exists()))
+
     ctx.log = log
 
     run(Commands, ctx, commands=["echo first", "sleep 0.3", "touch done"])
@@ -120,27 +125,38 @@ def test_it_streams_lines_while_the_process_runs(ctx):
 
 
 def test_it_parses_outputs_lines_into_vars_without_logging_them(ctx):
-    result = run(Commands, ctx, commands=[
-        """echo '::{"outputs":{"test":"value","int":2}}::'""",
-        """echo '::{"outputs":{"bool":true}}::'""",
-        """echo '::{"metrics":[{"name":"count","type":"counter","value":1}]}::'""",
-    ])
+    result = run(
+        Commands,
+        ctx,
+        commands=[
+            """echo '::{"outputs":{"test":"value","int":2}}::'""",
+            """echo '::{"outputs":{"bool":true}}::'""",
+            """echo '::{"metrics":[{"name":"count","type":"counter","value":1}]}::'""",
+        ],
+    )
 
     assert result["vars"] == {"test": "value", "int": 2, "bool": True}
     assert ctx.lines("INFO") == []
 
 
 def test_metrics_lines_are_logged_at_debug(ctx):
-    run(Commands, ctx, commands=[
-        """echo '::{"metrics":[{"name":"rows","type":"counter","value":5,"tags":{"table":"users"}},'"""
-        """'{"name":"load","type":"timer","value":1.5}]}::'""",
-        """echo '::{"metrics":{"name":"rows"}}::'""",
-    ])
+    run(
+        Commands,
+        ctx,
+        commands=[
+            """echo '::{"metrics":[{"name":"rows","type":"counter","value":5,"tags":{"table":"users"}},'"""
+            """'{"name":"load","type":"timer","value":1.5}]}::'""",
+            """echo '::{"metrics":{"name":"rows"}}::'""",
+        ],
+    )
 
     assert [m for m in ctx.lines("DEBUG") if m.startswith("metric ")] == [
-        'metric rows counter = 5 {"table": "users"}', "metric load timer = 1.5"]
+        'metric rows counter = 5 {"table": "users"}',
+        "metric load timer = 1.5",
+    ]
     assert ctx.lines("WARN") == [
-        """Invalid metrics '{"metrics":{"name":"rows"}}': `metrics` must be a list of objects with a `name`"""]
+        """Invalid metrics '{"metrics":{"name":"rows"}}': `metrics` must be a list of objects with a `name`"""
+    ]
 
 
 def test_it_warns_about_a_malformed_outputs_line_and_goes_on(ctx):
@@ -152,14 +168,19 @@ def test_it_warns_about_a_malformed_outputs_line_and_goes_on(ctx):
 
 
 def test_it_passes_env_and_working_dir_to_the_process(ctx):
-    result = run(Commands, ctx, env={"GREETING": "hi", "PORT": 8080},
-                 commands=['echo "$GREETING $PORT"', 'echo "$WORKING_DIR"', "pwd"])
+    result = run(
+        Commands,
+        ctx,
+        env={"GREETING": "hi", "PORT": 8080},
+        commands=['echo "$GREETING $PORT"', 'echo "$WORKING_DIR"', "pwd"],
+    )
 
     assert result["exitCode"] == 0
     assert ctx.lines("INFO") == ["hi 8080", str(ctx.working_dir), str(ctx.working_dir.resolve())]
 
 
 # Kestra 0.21 on: stderr lines are ERROR log entries; Kestra 0.23 on: the exit code alone decides the state.
+
 
 def test_stderr_lines_are_logged_at_error_and_exit_0_is_a_success(ctx):
     result = run(Commands, ctx, commands=["echo out", "echo oops >&2", "echo 'second line' >&2"])
@@ -207,6 +228,7 @@ def test_a_non_zero_exit_fails_whatever_warning_on_stderr_says(ctx):
 
 # ---- failures -------------------------------------------------------------------------------------
 
+
 def test_a_non_zero_exit_fails_with_the_exit_code(ctx):
     with pytest.raises(PluginError) as error:
         run(Commands, ctx, commands=["""echo '::{"outputs":{"step":1}}::'""", "exit 3"])
@@ -245,8 +267,13 @@ def test_a_missing_interpreter_fails_without_retry(ctx):
 def test_a_docker_task_runner_never_falls_back_to_a_local_process(ctx):
     engine = f"unix://{ctx.working_dir}/no-engine.sock"
     with pytest.raises(PluginError, match=f"Cannot reach the Docker engine at {engine}") as error:
-        run(Commands, ctx, taskRunner={"type": "io.kestra.plugin.scripts.runner.docker.Docker", "host": engine},
-            containerImage="ubuntu", commands=["touch ran"])
+        run(
+            Commands,
+            ctx,
+            taskRunner={"type": "io.kestra.plugin.scripts.runner.docker.Docker", "host": engine},
+            containerImage="ubuntu",
+            commands=["touch ran"],
+        )
 
     assert error.value.retryable is True  # the worker's engine may come back
     assert not (ctx.working_dir / "ran").exists()
@@ -259,6 +286,7 @@ def test_the_process_task_runner_runs_locally(ctx):
 
 
 # ---- timeout and kill -----------------------------------------------------------------------------
+
 
 def test_a_timeout_kills_the_shell_and_its_children(ctx):
     ctx.timeout = 0.5
@@ -303,8 +331,9 @@ def test_a_group_that_ignores_sigterm_is_killed_after_the_grace(tmp_path):
     script = "trap '' TERM; sleep 60 & echo $! > child.pid; sleep 60"
     started = time.monotonic()
 
-    ended = run_process(["/bin/sh", "-c", script], cwd=tmp_path, env=os.environ, on_line=lambda *a: None,
-                        timeout=0.3, kill_grace=0.3)
+    ended = run_process(
+        ["/bin/sh", "-c", script], cwd=tmp_path, env=os.environ, on_line=lambda *a: None, timeout=0.3, kill_grace=0.3
+    )
 
     assert ended.reason != EXITED
     assert time.monotonic() - started < 2.5
@@ -322,9 +351,11 @@ def test_a_chatty_process_still_times_out(tmp_path):
 
 # ---- files ----------------------------------------------------------------------------------------
 
+
 def test_input_files_are_written_before_the_commands_run(ctx):
-    result = run(Commands, ctx, inputFiles={"data/in.txt": "from the flow\n", "skipped.txt": None},
-                 commands=["cat data/in.txt"])
+    result = run(
+        Commands, ctx, inputFiles={"data/in.txt": "from the flow\n", "skipped.txt": None}, commands=["cat data/in.txt"]
+    )
 
     assert result["exitCode"] == 0
     assert ctx.lines("INFO") == ["from the flow"]
@@ -345,10 +376,18 @@ def test_an_input_file_outside_the_working_dir_is_refused(ctx):
 
 
 def test_output_files_are_matched_by_glob(ctx):
-    result = run(Commands, ctx, outputFiles=["*.csv", "out/**"], commands=[
-        "echo a > one.csv", "echo b > two.txt", "mkdir -p out/deep", "echo c > out/deep/three.json",
-        "ln -s /etc/hostname out/link",
-    ])
+    result = run(
+        Commands,
+        ctx,
+        outputFiles=["*.csv", "out/**"],
+        commands=[
+            "echo a > one.csv",
+            "echo b > two.txt",
+            "mkdir -p out/deep",
+            "echo c > out/deep/three.json",
+            "ln -s /etc/hostname out/link",
+        ],
+    )
 
     files = result["outputFiles"]
     assert sorted(files) == ["one.csv", "out/deep/three.json"]
@@ -360,8 +399,12 @@ def test_an_internal_storage_uri_in_input_files_is_copied_in(ctx):
     (ctx.storage / "up").mkdir(parents=True)
     (ctx.storage / "up" / "data.csv").write_bytes(b"a,b\n1,2\n")
 
-    run(Commands, ctx, inputFiles={"in/data.csv": "kestra:///up/data.csv\n", "note.txt": "kestra:///up\nnot a URI"},
-        commands=["cat in/data.csv", "head -1 note.txt"])
+    run(
+        Commands,
+        ctx,
+        inputFiles={"in/data.csv": "kestra:///up/data.csv\n", "note.txt": "kestra:///up\nnot a URI"},
+        commands=["cat in/data.csv", "head -1 note.txt"],
+    )
 
     assert ctx.lines("INFO") == ["a,b", "1,2", "kestra:///up"]
 
@@ -370,21 +413,30 @@ def test_a_missing_storage_file_in_input_files_fails_naming_the_file(ctx):
     with pytest.raises(PluginError) as error:
         run(Script, ctx, inputFiles={"data.csv": "kestra:///gone/data.csv"}, script="touch ran")
 
-    assert str(error.value) == ("inputFiles: 'data.csv' cannot be copied from internal storage: "
-                                "'kestra:///gone/data.csv': no such file in the internal storage")
+    assert str(error.value) == (
+        "inputFiles: 'data.csv' cannot be copied from internal storage: "
+        "'kestra:///gone/data.csv': no such file in the internal storage"
+    )
     assert error.value.retryable is False
     assert not (ctx.working_dir / "ran").exists()
 
 
 # ---- Script and Bash ------------------------------------------------------------------------------
 
+
 def test_script_runs_a_multi_line_script(ctx):
-    result = run(Script, ctx, beforeCommands=["echo setup"], outputFiles=["*"], script="""
+    result = run(
+        Script,
+        ctx,
+        beforeCommands=["echo setup"],
+        outputFiles=["*"],
+        script="""
 for i in 1 2 3; do
   echo "line $i"
 done
 echo '::{"outputs":{"count":3}}::'
-""")
+""",
+    )
 
     assert ctx.lines("INFO") == ["setup", "line 1", "line 2", "line 3"]
     assert result["vars"] == {"count": 3}
@@ -399,7 +451,7 @@ def test_script_stops_at_a_failing_line(ctx):
 
 
 def test_bash_runs_seed_era_flows(ctx):
-    result = run(Bash, ctx, commands=["echo $0", "echo '::{\"outputs\":{\"ok\":true}}::'"])
+    result = run(Bash, ctx, commands=["echo $0", 'echo \'::{"outputs":{"ok":true}}::\''])
 
     assert ctx.lines("INFO") == ["/bin/sh"]
     assert result["vars"] == {"ok": True}
@@ -428,8 +480,14 @@ def test_bash_exit_on_failed_stops_at_the_first_failure(ctx):
 
 
 def test_bash_reads_every_old_output_files_name(ctx):
-    result = run(Bash, ctx, outputFiles=["a.txt"], outputsFiles=["b.txt"], files=["c.txt"],
-                 commands=["touch a.txt b.txt c.txt d.txt"])
+    result = run(
+        Bash,
+        ctx,
+        outputFiles=["a.txt"],
+        outputsFiles=["b.txt"],
+        files=["c.txt"],
+        commands=["touch a.txt b.txt c.txt d.txt"],
+    )
 
     assert sorted(result["outputFiles"]) == ["a.txt", "b.txt", "c.txt"]
 
@@ -442,6 +500,7 @@ def test_bash_docker_runner_needs_an_image(ctx):
 
 
 # ---- properties -----------------------------------------------------------------------------------
+
 
 def test_commands_are_required():
     with pytest.raises(ValidationError):
@@ -458,10 +517,17 @@ def test_a_script_is_required():
 
 
 def test_kestra_runner_properties_are_accepted():
-    props = Commands.Properties.model_validate({
-        "commands": ["echo"], "containerImage": "ubuntu", "taskRunner": {"type": "io.kestra.plugin.core.runner.Process"},
-        "docker": {"image": "ubuntu"}, "runner": "PROCESS", "targetOS": "LINUX", "namespaceFiles": {"enabled": False},
-    })
+    props = Commands.Properties.model_validate(
+        {
+            "commands": ["echo"],
+            "containerImage": "ubuntu",
+            "taskRunner": {"type": "io.kestra.plugin.core.runner.Process"},
+            "docker": {"image": "ubuntu"},
+            "runner": "PROCESS",
+            "targetOS": "LINUX",
+            "namespaceFiles": {"enabled": False},
+        }
+    )
 
     assert props.interpreter == ["/bin/sh", "-c"]
     assert props.warningOnStdErr is False  # Kestra 0.23 on: stderr alone never makes a WARNING
@@ -481,6 +547,7 @@ def test_a_failing_log_call_still_stops_the_process(ctx):
     def log(level, message):
         if message == "go":
             raise RuntimeError("log store down")
+
     ctx.log = log
     started = time.monotonic()
 

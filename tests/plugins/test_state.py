@@ -1,4 +1,5 @@
 """The older state store tasks: a named map per flow (or namespace), per loop value unless told otherwise."""
+
 from __future__ import annotations
 
 import pytest

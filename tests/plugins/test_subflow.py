@@ -1,4 +1,5 @@
 """Subflow: a child execution started by the engine, linked both ways, its end and outputs reported back."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -25,8 +26,11 @@ def test_a_subflow_runs_the_child_waits_for_it_and_takes_its_outputs(run_flow):
     assert child.parent_task_run_id == call.id and child.state == "SUCCESS"
     assert child.labels == {"team": "data", "caller": "parent", "system.correlationId": parent.id}
     assert child.inputs == {"fail": False}
-    assert call.outputs == {"executionId": child.id, "state": "SUCCESS",
-                            "outputs": {"result": "done by the child", "extracted": "DONE BY THE CHILD"}}
+    assert call.outputs == {
+        "executionId": child.id,
+        "state": "SUCCESS",
+        "outputs": {"result": "done by the child", "extracted": "DONE BY THE CHILD"},
+    }
     assert runs(parent)["after"].outputs == {"value": "done by the child / DONE BY THE CHILD / SUCCESS"}
 
 
@@ -51,8 +55,10 @@ def test_a_subflow_calling_its_own_flow_is_invalid():
     from flows_app.spec.flow import load_flow
 
     with pytest.raises(FlowValidationError) as info:
-        load_flow("id: loop\nnamespace: t\ntasks:\n  - id: again\n    type: io.kestra.plugin.core.flow.Subflow\n"
-                  "    namespace: t\n    flowId: loop\n")
+        load_flow(
+            "id: loop\nnamespace: t\ntasks:\n  - id: again\n    type: io.kestra.plugin.core.flow.Subflow\n"
+            "    namespace: t\n    flowId: loop\n"
+        )
     assert "cannot run its own flow" in str(info.value)
 
 

@@ -1,4 +1,5 @@
 """WorkingDirectory: children share one directory; input, output and cached files; LocalFiles."""
+
 from __future__ import annotations
 
 import pytest
@@ -31,7 +32,10 @@ def shared_dirs(tmp_path):
 
 
 def test_children_share_files_and_output_files_go_to_storage(run_flow, tmp_path):
-    execution = run_flow(flow_file(tmp_path, """  - id: wd
+    execution = run_flow(
+        flow_file(
+            tmp_path,
+            """  - id: wd
     type: io.kestra.plugin.core.flow.WorkingDirectory
     inputFiles:
       names.txt: |
@@ -51,7 +55,9 @@ def test_children_share_files_and_output_files_go_to_storage(run_flow, tmp_path)
   - id: after
     type: io.kestra.plugin.core.debug.Return
     format: "{{ read(outputs.wd.outputFiles['sorted.out']) | trim }}"
-""")).execution
+""",
+        )
+    ).execution
     by_task = runs(execution)
     assert execution.state == "SUCCESS", [(r.task_id, r.state) for r in by_task.values()]
     assert by_task["count"].outputs["vars"] == {"first": "ada"}
@@ -61,7 +67,10 @@ def test_children_share_files_and_output_files_go_to_storage(run_flow, tmp_path)
 
 
 def test_a_failing_child_runs_the_errors_in_the_same_directory(run_flow, tmp_path):
-    execution = run_flow(flow_file(tmp_path, """  - id: wd
+    execution = run_flow(
+        flow_file(
+            tmp_path,
+            """  - id: wd
     type: io.kestra.plugin.core.flow.WorkingDirectory
     tasks:
       - id: write
@@ -74,7 +83,9 @@ def test_a_failing_child_runs_the_errors_in_the_same_directory(run_flow, tmp_pat
         type: io.kestra.plugin.scripts.shell.Commands
         commands:
           - echo "::{\\"outputs\\":{\\"found\\":\\"$(cat state.txt)\\"}}::"
-""")).execution
+""",
+        )
+    ).execution
     by_task = runs(execution)
     assert execution.state == "FAILED"
     assert by_task["wd"].state == "FAILED" and by_task["write"].outputs["exitCode"] == 4
@@ -84,7 +95,10 @@ def test_a_failing_child_runs_the_errors_in_the_same_directory(run_flow, tmp_pat
 
 def test_local_files_write_inputs_from_text_and_storage_and_store_outputs(run_flow, tmp_path):
     uri = storage().put(["tests", "seed"], "seed.csv", b"a,b\n1,2\n")
-    execution = run_flow(flow_file(tmp_path, f"""  - id: wd
+    execution = run_flow(
+        flow_file(
+            tmp_path,
+            f"""  - id: wd
     type: io.kestra.plugin.core.flow.WorkingDirectory
     tasks:
       - id: put
@@ -101,7 +115,9 @@ def test_local_files_write_inputs_from_text_and_storage_and_store_outputs(run_fl
         outputs:
           - "*.txt"
           - conf/**
-""")).execution
+""",
+        )
+    ).execution
     by_task = runs(execution)
     assert execution.state == "SUCCESS"
     uris = by_task["keep"].outputs["uris"]
@@ -110,7 +126,10 @@ def test_local_files_write_inputs_from_text_and_storage_and_store_outputs(run_fl
 
 
 def test_a_script_output_file_is_an_input_file_of_a_working_directory(run_flow, tmp_path):
-    execution = run_flow(flow_file(tmp_path, """  - id: make
+    execution = run_flow(
+        flow_file(
+            tmp_path,
+            """  - id: make
     type: io.kestra.plugin.scripts.shell.Commands
     outputFiles: ["*.csv"]
     commands:
@@ -124,13 +143,17 @@ def test_a_script_output_file_is_an_input_file_of_a_working_directory(run_flow, 
         type: io.kestra.plugin.scripts.shell.Commands
         commands:
           - echo "::{\\"outputs\\":{\\"first\\":\\"$(sort in/names.csv | head -1)\\"}}::"
-""")).execution
+""",
+        )
+    ).execution
     assert execution.state == "SUCCESS"
     assert runs(execution)["sort"].outputs["vars"] == {"first": "a"}
 
 
 def test_a_cache_keeps_files_for_the_next_execution(run_flow, tmp_path):
-    path = flow_file(tmp_path, """  - id: wd
+    path = flow_file(
+        tmp_path,
+        """  - id: wd
     type: io.kestra.plugin.core.flow.WorkingDirectory
     cache:
       ttl: PT1H
@@ -141,7 +164,8 @@ def test_a_cache_keeps_files_for_the_next_execution(run_flow, tmp_path):
         type: io.kestra.plugin.scripts.shell.Commands
         commands:
           - if [ -f deps/lib.txt ]; then echo '::{"outputs":{"cached":true}}::'; else mkdir -p deps && echo v1 > deps/lib.txt && echo '::{"outputs":{"cached":false}}::'; fi
-""")
+""",
+    )
     first = runs(run_flow(path).execution)["install"]
     second = runs(run_flow(path).execution)["install"]
     assert first.outputs["vars"] == {"cached": False}
@@ -150,7 +174,10 @@ def test_a_cache_keeps_files_for_the_next_execution(run_flow, tmp_path):
 
 
 def test_children_see_the_working_directory_run_as_worker_taskrun(run_flow, tmp_path):
-    execution = run_flow(flow_file(tmp_path, """  - id: loop
+    execution = run_flow(
+        flow_file(
+            tmp_path,
+            """  - id: loop
     type: io.kestra.plugin.core.flow.ForEach
     values: ["a"]
     tasks:
@@ -160,13 +187,18 @@ def test_children_see_the_working_directory_run_as_worker_taskrun(run_flow, tmp_
           - id: show
             type: io.kestra.plugin.core.debug.Return
             format: "{{ workerTaskrun.taskId }} {{ workerTaskrun.value }} {{ taskrun.value }}"
-""")).execution
+""",
+        )
+    ).execution
     assert execution.state == "SUCCESS"
     assert runs(execution)["show"].outputs == {"value": "wd a a"}
 
 
 def test_a_bad_input_file_fails_the_first_child_with_the_reason(run_flow, tmp_path):
-    execution = run_flow(flow_file(tmp_path, """  - id: wd
+    execution = run_flow(
+        flow_file(
+            tmp_path,
+            """  - id: wd
     type: io.kestra.plugin.core.flow.WorkingDirectory
     inputFiles:
       ../escape.txt: nope
@@ -174,10 +206,13 @@ def test_a_bad_input_file_fails_the_first_child_with_the_reason(run_flow, tmp_pa
       - id: first
         type: io.kestra.plugin.core.log.Log
         message: never
-""")).execution
+""",
+        )
+    ).execution
     assert execution.state == "FAILED" and runs(execution)["first"].state == "FAILED"
-    assert LogEntry.objects.filter(task_id="first", level="ERROR",
-                                   message__contains="'../escape.txt' is not a path inside").exists()
+    assert LogEntry.objects.filter(
+        task_id="first", level="ERROR", message__contains="'../escape.txt' is not a path inside"
+    ).exists()
     assert list((tmp_path / "work").glob("*/escape.txt")) == []
 
 
@@ -199,24 +234,27 @@ tasks:
         load_flow(source)
     assert [str(e) for e in caught.value.errors] == [
         "tasks[0].tasks[1].type: 'io.kestra.plugin.core.flow.Pause' is a flowable task: a WorkingDirectory "
-        "runs only runnable tasks (they share a directory on one worker) (line 11)"]
+        "runs only runnable tasks (they share a directory on one worker) (line 11)"
+    ]
 
 
-def test_a_child_landing_on_another_worker_starts_a_new_directory_there_and_moves_the_pin(monkeypatch, settings,
-                                                                                             tmp_path):
+def test_a_child_landing_on_another_worker_starts_a_new_directory_there_and_moves_the_pin(
+    monkeypatch, settings, tmp_path
+):
     """The holder stopped answering; the tick re-sent the queued child to any worker: it goes on there."""
     from flows_app import dispatch
     from flows_app.models import TaskRun
+    from flows_app.services import identity
     from flows_app.services.executions import advance_execution, start_execution
     from flows_app.services.flows import save_flow
     from flows_app.services.taskruns import run_task_run
-    from flows_app.services import identity
     from tests.services.test_flows_and_state import Recorder
 
     settings.TERN = {**settings.TERN, "WORK_DIR": tmp_path / "work"}
     recorder = Recorder()
     with dispatch.using(recorder):
-        execution = start_execution(save_flow("""id: moved
+        execution = start_execution(
+            save_flow("""id: moved
 namespace: tests.wd
 tasks:
   - id: wd
@@ -228,7 +266,8 @@ tasks:
         type: io.kestra.plugin.scripts.shell.Commands
         commands:
           - echo "::{\\"outputs\\":{\\"in\\":\\"$(cat in.txt)\\"}}::"
-""").flow)
+""").flow
+        )
         advance_execution(execution.id)
         wd = TaskRun.objects.get(execution=execution, task_id="wd")
         TaskRun.objects.filter(id=wd.id).update(worker="gone@elsewhere")

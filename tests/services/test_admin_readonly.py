@@ -1,5 +1,6 @@
 """An admin that cannot corrupt state: service rows are read-only, deletes and KV writes go through the services,
 descriptions render as safe Markdown."""
+
 from __future__ import annotations
 
 from datetime import timedelta
@@ -35,8 +36,9 @@ def an_execution(state="SUCCESS", parent=None) -> Execution:
     execution = Execution.objects.create(flow=flow, flow_revision=flow.revisions.get(), state=state, parent=parent)
     loop = TaskRun.objects.create(execution=execution, task_id="loop", state=state)
     TaskRun.objects.create(execution=execution, task_id="a", parent=loop, state=state, order=1)
-    LogEntry.objects.create(execution=execution, task_id="a", level="INFO", message="hello from a",
-                            timestamp=timezone.now())
+    LogEntry.objects.create(
+        execution=execution, task_id="a", level="INFO", message="hello from a", timestamp=timezone.now()
+    )
     storage().put(execution_parts("tests.admin", "hello", execution.id), "out.txt", b"data")
     return execution
 
@@ -56,6 +58,7 @@ def staff(django_user_model, name: str, *codenames: str):
 
 
 # --- read-only rows ---------------------------------------------------------------------------------
+
 
 @pytest.mark.django_db
 def test_a_superuser_posting_a_change_to_a_service_row_changes_nothing(admin_client):
@@ -80,8 +83,12 @@ def test_a_superuser_posting_a_change_to_a_service_row_changes_nothing(admin_cli
 def test_the_change_pages_show_everything_with_no_field_to_edit_and_no_save(admin_client):
     execution = an_execution("RUNNING")
     child = execution.task_runs.get(task_id="a")
-    urls = (change_url("execution", execution.pk), change_url("taskrun", child.pk),
-            change_url("logentry", execution.logs.get().pk), change_url("flowrevision", execution.flow_revision.pk))
+    urls = (
+        change_url("execution", execution.pk),
+        change_url("taskrun", child.pk),
+        change_url("logentry", execution.logs.get().pk),
+        change_url("flowrevision", execution.flow_revision.pk),
+    )
     for url in urls:
         page = admin_client.get(url)
         html = page.content.decode()
@@ -102,8 +109,12 @@ def test_nothing_is_added_by_hand(admin_client):
 @pytest.mark.django_db
 def test_task_runs_logs_revisions_and_flows_are_not_deleted_on_their_own(admin_client):
     execution = an_execution()
-    for model, pk in (("taskrun", execution.task_runs.first().pk), ("logentry", execution.logs.get().pk),
-                      ("flowrevision", execution.flow_revision.pk), ("flow", execution.flow.pk)):
+    for model, pk in (
+        ("taskrun", execution.task_runs.first().pk),
+        ("logentry", execution.logs.get().pk),
+        ("flowrevision", execution.flow_revision.pk),
+        ("flow", execution.flow.pk),
+    ):
         page = admin_client.post(reverse(f"admin:flows_app_{model}_delete", args=[pk]), {"post": "yes"})
         assert page.status_code == 403, model
     assert TaskRun.objects.count() == 2 and LogEntry.objects.count() == 1 and Execution.objects.count() == 1
@@ -111,12 +122,16 @@ def test_task_runs_logs_revisions_and_flows_are_not_deleted_on_their_own(admin_c
 
 # --- killing --------------------------------------------------------------------------------------
 
+
 @pytest.mark.django_db
 def test_alice_the_editor_kills_an_execution_from_the_list(client, django_user_model):
     execution = an_execution("RUNNING")
     client.force_login(staff(django_user_model, "alice", "view_execution", "change_execution"))
-    page = client.post(reverse("admin:flows_app_execution_changelist"),
-                       {"action": "kill_executions", "_selected_action": [execution.pk]}, follow=True)
+    page = client.post(
+        reverse("admin:flows_app_execution_changelist"),
+        {"action": "kill_executions", "_selected_action": [execution.pk]},
+        follow=True,
+    )
     assert b"1 execution(s) asked to stop" in page.content
     assert Execution.objects.get().state == "KILLING"
 
@@ -128,27 +143,34 @@ def test_bob_the_viewer_reads_an_execution_but_may_not_kill_it(client, django_us
     assert client.get(change_url("execution", execution.pk)).status_code == 200
     listing = client.get(reverse("admin:flows_app_execution_changelist")).content.decode()
     assert "kill_executions" not in listing
-    client.post(reverse("admin:flows_app_execution_changelist"),
-                {"action": "kill_executions", "_selected_action": [execution.pk]})
+    client.post(
+        reverse("admin:flows_app_execution_changelist"),
+        {"action": "kill_executions", "_selected_action": [execution.pk]},
+    )
     assert Execution.objects.get().state == "RUNNING"
 
 
 # --- deleting -------------------------------------------------------------------------------------
+
 
 def delete_url(execution: Execution) -> str:
     return reverse("admin:flows_app_execution_delete", args=[execution.pk])
 
 
 @pytest.mark.django_db
-def test_deleting_an_ended_execution_takes_its_task_runs_logs_and_files(admin_client, settings,
-                                                                        django_capture_on_commit_callbacks):
+def test_deleting_an_ended_execution_takes_its_task_runs_logs_and_files(
+    admin_client, settings, django_capture_on_commit_callbacks
+):
     execution = an_execution("FAILED")
     leftover = settings.TERN["WORK_DIR"] / execution.id / "run-1"
     leftover.mkdir(parents=True)
     (leftover / "scratch.txt").write_text("x")
     confirm = admin_client.get(delete_url(execution))
     assert confirm.status_code == 200 and dict(confirm.context["model_count"]) == {
-        "executions": 1, "task runs": 2, "log entries": 1}
+        "executions": 1,
+        "task runs": 2,
+        "log entries": 1,
+    }
     with django_capture_on_commit_callbacks(execute=True):
         page = admin_client.post(delete_url(execution), {"post": "yes"})
     assert page.status_code == 302
@@ -193,8 +215,9 @@ def test_the_bulk_delete_is_all_or_nothing(admin_client, django_capture_on_commi
 @pytest.mark.django_db
 def test_a_subflow_child_outlives_its_deleted_parent(django_capture_on_commit_callbacks):
     parent = an_execution("SUCCESS")
-    child = Execution.objects.create(flow=parent.flow, flow_revision=parent.flow_revision, state="SUCCESS",
-                                     parent=parent)
+    child = Execution.objects.create(
+        flow=parent.flow, flow_revision=parent.flow_revision, state="SUCCESS", parent=parent
+    )
     with django_capture_on_commit_callbacks(execute=True):
         assert delete_execution(parent.id)
     child.refresh_from_db()
@@ -220,9 +243,17 @@ def test_alice_without_the_delete_permission_may_not_delete(client, django_user_
 
 # --- the KV store -------------------------------------------------------------------------------------
 
+
 def kv_form(**data):
-    return {"namespace": "tests.kv", "key": "greeting", "value": '"hello"', "expires_at_0": "", "expires_at_1": "",
-            "ttl": "", **data}
+    return {
+        "namespace": "tests.kv",
+        "key": "greeting",
+        "value": '"hello"',
+        "expires_at_0": "",
+        "expires_at_1": "",
+        "ttl": "",
+        **data,
+    }
 
 
 @pytest.mark.django_db
@@ -235,14 +266,17 @@ def test_an_entry_added_in_the_admin_reads_as_a_task_reads_it(admin_client):
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize("field, value, error", [
-    ("value", "{oops", "Enter a valid JSON."),
-    ("value", "NaN", "nan is not a JSON value"),
-    ("key", "bad key", "'bad key' is not a key"),
-    ("key", ".hidden", "'.hidden' is not a key"),
-    ("namespace", "tests..kv", "'tests..kv' is not a namespace"),
-    ("ttl", "soon", "'soon' is not a duration"),
-])
+@pytest.mark.parametrize(
+    "field, value, error",
+    [
+        ("value", "{oops", "Enter a valid JSON."),
+        ("value", "NaN", "nan is not a JSON value"),
+        ("key", "bad key", "'bad key' is not a key"),
+        ("key", ".hidden", "'.hidden' is not a key"),
+        ("namespace", "tests..kv", "'tests..kv' is not a namespace"),
+        ("ttl", "soon", "'soon' is not a duration"),
+    ],
+)
 def test_a_bad_entry_is_a_form_error_and_stores_nothing(admin_client, field, value, error):
     page = admin_client.post(reverse("admin:flows_app_kventry_add"), kv_form(**{field: value}))
     assert page.status_code == 200
@@ -254,7 +288,7 @@ def test_a_bad_entry_is_a_form_error_and_stores_nothing(admin_client, field, val
 def test_changing_an_entry_goes_through_the_service_and_keeps_its_name(admin_client, monkeypatch):
     kv.put("tests.kv", "greeting", "hello")
     entry = KVEntry.objects.get()
-    assert '&quot;hello&quot;</textarea>' in admin_client.get(change_url("kventry", entry.pk)).content.decode()
+    assert "&quot;hello&quot;</textarea>" in admin_client.get(change_url("kventry", entry.pk)).content.decode()
     writes, put_entry = [], kv.put_entry
     monkeypatch.setattr(kv, "put_entry", lambda *args: writes.append(args) or put_entry(*args))
     page = admin_client.post(change_url("kventry", entry.pk), kv_form(key="renamed", value="[1, 2]"))
@@ -279,8 +313,10 @@ def test_deleting_an_entry_in_the_admin_removes_it_even_once_expired(admin_clien
     old, live = KVEntry.objects.get(key="old"), KVEntry.objects.get(key="live")
     page = admin_client.post(reverse("admin:flows_app_kventry_delete", args=[old.pk]), {"post": "yes"})
     assert page.status_code == 302
-    admin_client.post(reverse("admin:flows_app_kventry_changelist"),
-                      {"action": "delete_selected", "_selected_action": [live.pk], "post": "yes"})
+    admin_client.post(
+        reverse("admin:flows_app_kventry_changelist"),
+        {"action": "delete_selected", "_selected_action": [live.pk], "post": "yes"},
+    )
     assert not KVEntry.objects.exists()
 
 
@@ -294,7 +330,7 @@ description: |
   <script>alert(1)</script> <img src=x onerror=alert(2)>
 
   [docs](https://example.com/docs) and [trap](javascript:alert(3))
-""" + FLOW[FLOW.index("tasks:"):]
+""" + FLOW[FLOW.index("tasks:") :]
 
 
 @pytest.mark.django_db

@@ -1,4 +1,5 @@
 """Running a flow with inputs from the admin: the form built from its inputs, errors shown in place, permissions."""
+
 from __future__ import annotations
 
 import re
@@ -24,7 +25,8 @@ TASKS = """tasks:
     message: hi
 """
 
-EVERY_TYPE = """id: every-type
+EVERY_TYPE = (
+    """id: every-type
 namespace: tests.admin
 description: Every kind of input
 labels:
@@ -73,18 +75,26 @@ inputs:
     type: FILE
     required: false
     acceptedExtensions: [.csv]
-""" + TASKS
+"""
+    + TASKS
+)
 
-NEEDS_N = """id: needs-n
+NEEDS_N = (
+    """id: needs-n
 namespace: tests.admin
 inputs:
   - id: n
     type: INT
-""" + TASKS
+"""
+    + TASKS
+)
 
-NO_INPUTS = """id: no-inputs
+NO_INPUTS = (
+    """id: no-inputs
 namespace: tests.admin
-""" + TASKS
+"""
+    + TASKS
+)
 
 
 def run_url(flow):
@@ -122,14 +132,17 @@ def test_the_run_page_shows_a_field_per_input_with_its_default(admin_client):
 
 @pytest.mark.django_db
 def test_a_required_boolean_with_a_default_false_can_be_submitted(admin_client):
-    flow = save_flow("""id: flag
+    flow = save_flow(
+        """id: flag
 namespace: tests.admin
 inputs:
   - id: dry
     type: BOOLEAN
     required: true
     defaults: false
-""" + TASKS).flow
+"""
+        + TASKS
+    ).flow
     form = inputs_form(spec_of(flow.revisions.get()))(prefix="input")
     assert form.fields["dry"].initial == "false"
     page = post_run(admin_client, flow, {"input-dry": "false"})
@@ -140,27 +153,52 @@ inputs:
 @pytest.mark.django_db
 def test_valid_values_start_an_execution_with_typed_inputs(admin_client, uploads):
     flow = save_flow(EVERY_TYPE).flow
-    page = post_run(admin_client, flow, {
-        "input-name": "Bob", "input-count": "41", "input-ratio": "0.5", "input-verbose": "true",
-        "input-size": "L", "input-colours": ["red", "blue"], "input-when": "2024-01-31T12:00:00Z",
-        "input-day": "2024-02-01", "input-config": '{"a": [1, 2]}', "input-numbers": "[1, 2]",
-        "input-token": "", "input-report": SimpleUploadedFile("data.csv", b"a,b\n1,2\n"),
-        "labels": "owner=bob\n\nticket = T-1=2\n",
-    })
+    page = post_run(
+        admin_client,
+        flow,
+        {
+            "input-name": "Bob",
+            "input-count": "41",
+            "input-ratio": "0.5",
+            "input-verbose": "true",
+            "input-size": "L",
+            "input-colours": ["red", "blue"],
+            "input-when": "2024-01-31T12:00:00Z",
+            "input-day": "2024-02-01",
+            "input-config": '{"a": [1, 2]}',
+            "input-numbers": "[1, 2]",
+            "input-token": "",
+            "input-report": SimpleUploadedFile("data.csv", b"a,b\n1,2\n"),
+            "labels": "owner=bob\n\nticket = T-1=2\n",
+        },
+    )
     execution = Execution.objects.get()
     assert page.status_code == 302
     assert page["Location"] == reverse("admin:flows_app_execution_change", args=[execution.pk])
     report = execution.inputs.pop("report")
     assert execution.inputs == {
-        "name": "Bob", "count": 41, "ratio": 0.5, "verbose": True, "size": "L", "colours": ["red", "blue"],
-        "when": "2024-01-31T12:00:00Z", "day": "2024-02-01", "config": {"a": [1, 2]}, "numbers": [1, 2],
+        "name": "Bob",
+        "count": 41,
+        "ratio": 0.5,
+        "verbose": True,
+        "size": "L",
+        "colours": ["red", "blue"],
+        "when": "2024-01-31T12:00:00Z",
+        "day": "2024-02-01",
+        "config": {"a": [1, 2]},
+        "numbers": [1, 2],
         "token": "s3cret",  # left blank: the default the page does not show
     }
     assert report == f"kestra:///tests/admin/every-type/executions/{execution.id}/inputs/report/data.csv"
     assert storage().read(report) == "a,b\n1,2\n"
     assert list(uploads.iterdir()) == []  # the upload was copied into internal storage, then removed
-    assert execution.labels == {"team": "core", "owner": "bob", "ticket": "T-1=2",
-                                "system.correlationId": execution.id, "system.username": "admin"}
+    assert execution.labels == {
+        "team": "core",
+        "owner": "bob",
+        "ticket": "T-1=2",
+        "system.correlationId": execution.id,
+        "system.username": "admin",
+    }
     followed = admin_client.get(page["Location"])
     assert f"Execution {execution.id} of tests.admin.every-type started." in followed.content.decode()
 
@@ -168,8 +206,11 @@ def test_valid_values_start_an_execution_with_typed_inputs(admin_client, uploads
 @pytest.mark.django_db
 def test_blank_fields_take_the_defaults(admin_client):
     flow = save_flow(EVERY_TYPE).flow
-    post_run(admin_client, flow, {"input-name": "world", "input-count": "", "input-verbose": "false",
-                                  "input-size": "M", "input-day": ""})
+    post_run(
+        admin_client,
+        flow,
+        {"input-name": "world", "input-count": "", "input-verbose": "false", "input-size": "M", "input-day": ""},
+    )
     inputs = Execution.objects.get().inputs
     assert inputs["count"] == 3 and inputs["day"] == "2024-01-31" and inputs["verbose"] is False
     assert inputs["ratio"] is None and inputs["colours"] is None and inputs["report"] is None
@@ -178,8 +219,9 @@ def test_blank_fields_take_the_defaults(admin_client):
 @pytest.mark.django_db
 def test_a_bad_int_is_shown_next_to_its_field_and_starts_nothing(admin_client):
     flow = save_flow(EVERY_TYPE).flow
-    page = post_run(admin_client, flow, {"input-name": "Bob", "input-count": "x", "input-verbose": "true",
-                                         "input-size": "S"})
+    page = post_run(
+        admin_client, flow, {"input-name": "Bob", "input-count": "x", "input-verbose": "true", "input-size": "S"}
+    )
     assert page.status_code == 200 and not Execution.objects.exists()
     assert list(page.context["form"].errors) == ["count"]
     html = page.content.decode()
@@ -189,8 +231,18 @@ def test_a_bad_int_is_shown_next_to_its_field_and_starts_nothing(admin_client):
 @pytest.mark.django_db
 def test_what_the_service_refuses_is_shown_next_to_each_input(admin_client):
     flow = save_flow(EVERY_TYPE).flow
-    page = post_run(admin_client, flow, {"input-count": "101", "input-config": "{oops", "input-numbers": '[1, "x"]',
-                                         "input-day": "31/01/2024", "input-verbose": "true", "input-size": "S"})
+    page = post_run(
+        admin_client,
+        flow,
+        {
+            "input-count": "101",
+            "input-config": "{oops",
+            "input-numbers": '[1, "x"]',
+            "input-day": "31/01/2024",
+            "input-verbose": "true",
+            "input-size": "S",
+        },
+    )
     assert page.status_code == 200 and not Execution.objects.exists()
     errors = page.context["form"].errors
     assert errors["count"] == ["'101' is more than the maximum 100"]
@@ -203,8 +255,11 @@ def test_what_the_service_refuses_is_shown_next_to_each_input(admin_client):
 @pytest.mark.django_db
 def test_an_upload_of_a_refused_file_is_removed(admin_client, uploads):
     flow = save_flow(EVERY_TYPE).flow
-    page = post_run(admin_client, flow, {"input-verbose": "true", "input-size": "S",
-                                         "input-report": SimpleUploadedFile("data.txt", b"x")})
+    page = post_run(
+        admin_client,
+        flow,
+        {"input-verbose": "true", "input-size": "S", "input-report": SimpleUploadedFile("data.txt", b"x")},
+    )
     assert page.status_code == 200 and not Execution.objects.exists()
     assert "does not have one of the extensions .csv" in page.context["form"].errors["report"][0]
     assert list(uploads.iterdir()) == []
@@ -238,8 +293,11 @@ def test_labels_are_key_value_lines():
     assert parse_labels("a=1\n\n b = two=2 \nc=") == {"a": "1", "b": "two=2", "c": ""}
     with pytest.raises(ValidationError) as caught:
         parse_labels("=x\na=1\na=2\nsystem.id=3")
-    assert caught.value.messages == ["line 1: '=x' is not key=value", "line 3: label 'a' is given twice",
-                                     "line 4: the `system.` prefix is reserved"]
+    assert caught.value.messages == [
+        "line 1: '=x' is not key=value",
+        "line 3: label 'a' is given twice",
+        "line 4: the `system.` prefix is reserved",
+    ]
 
 
 @pytest.mark.django_db

@@ -1,5 +1,6 @@
 """The engine's events: announced by the services, heard by subscribers only once the change has committed,
 in order, and never for a transaction that rolled back."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -14,8 +15,15 @@ from flows_app.services.executions import advance_execution, kill_execution, sta
 from flows_app.services.flows import save_flow
 from tests.services.test_flows_and_state import Recorder
 
-ALL = (events.ExecutionCreated, events.ExecutionStateChanged, events.ExecutionEnded, events.TaskRunsReady,
-       events.TaskRunStateChanged, events.WakeUpSet, events.LogLinesWritten)
+ALL = (
+    events.ExecutionCreated,
+    events.ExecutionStateChanged,
+    events.ExecutionEnded,
+    events.TaskRunsReady,
+    events.TaskRunStateChanged,
+    events.WakeUpSet,
+    events.LogLinesWritten,
+)
 
 TWO_TASKS = """id: two
 namespace: tests.events
@@ -49,8 +57,9 @@ class Heard:
         self.stack.close()
 
     def of(self, kind, execution_id=None):
-        return [e for e in self.events if isinstance(e, kind)
-                and (execution_id is None or e.execution_id == execution_id)]
+        return [
+            e for e in self.events if isinstance(e, kind) and (execution_id is None or e.execution_id == execution_id)
+        ]
 
 
 @pytest.mark.django_db(transaction=True)
@@ -65,15 +74,26 @@ def test_a_run_is_heard_in_order_from_creation_to_its_end(run_flow, tmp_path):
     assert isinstance(mine[-1], events.ExecutionEnded)
     assert mine[-1].state == "SUCCESS" and mine[-1].outputs == {"said": "second"}
     assert [(e.previous, e.state) for e in heard.of(events.ExecutionStateChanged, execution_id)] == [
-        ("CREATED", "RUNNING"), ("RUNNING", "SUCCESS")]
+        ("CREATED", "RUNNING"),
+        ("RUNNING", "SUCCESS"),
+    ]
     # each task run: created queued, claimed, ended; b only once a has ended
     moves = [(e.task_id, e.previous, e.state) for e in heard.of(events.TaskRunStateChanged, execution_id)]
-    assert moves == [("a", "CREATED", "QUEUED"), ("a", "QUEUED", "RUNNING"), ("a", "RUNNING", "SUCCESS"),
-                     ("b", "CREATED", "QUEUED"), ("b", "QUEUED", "RUNNING"), ("b", "RUNNING", "SUCCESS")]
+    assert moves == [
+        ("a", "CREATED", "QUEUED"),
+        ("a", "QUEUED", "RUNNING"),
+        ("a", "RUNNING", "SUCCESS"),
+        ("b", "CREATED", "QUEUED"),
+        ("b", "QUEUED", "RUNNING"),
+        ("b", "RUNNING", "SUCCESS"),
+    ]
     ready = [r.task_id for e in heard.of(events.TaskRunsReady, execution_id) for r in e.runs]
     assert ready == ["a", "b"]
-    order = [(type(e).__name__, getattr(e, "state", "")) for e in mine
-             if isinstance(e, (events.TaskRunStateChanged, events.TaskRunsReady))]
+    order = [
+        (type(e).__name__, getattr(e, "state", ""))
+        for e in mine
+        if isinstance(e, (events.TaskRunStateChanged, events.TaskRunsReady))
+    ]
     assert order.index(("TaskRunsReady", "")) < order.index(("TaskRunStateChanged", "RUNNING"))
     lines = [line.message for e in heard.of(events.LogLinesWritten, execution_id) for line in e.lines]
     assert lines == ["first"]

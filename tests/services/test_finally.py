@@ -1,4 +1,5 @@
 """`finally` and `afterExecution` run to their end through the real services, planner and plugins, as in Kestra."""
+
 from __future__ import annotations
 
 import pytest
@@ -100,7 +101,9 @@ def test_the_execution_stays_running_while_after_execution_tasks_run_and_ends_on
             seen_running.append(Execution.objects.values_list("state", "ended_at").get(id=event.execution_id))
 
     def on_end(event):
-        unfinished = TaskRun.objects.filter(execution_id=event.execution_id).exclude(state__in=[s.value for s in TERMINAL])
+        unfinished = TaskRun.objects.filter(execution_id=event.execution_id).exclude(
+            state__in=[s.value for s in TERMINAL]
+        )
         ended.append((event.state, dict(event.outputs), unfinished.count()))
 
     with events.subscribed(events.TaskRunStateChanged, on_run), events.subscribed(events.ExecutionEnded, on_end):

@@ -1,4 +1,5 @@
 """Fixture flows run to their end through the real services, planner and plugins (the inline dispatcher)."""
+
 from __future__ import annotations
 
 import time
@@ -17,7 +18,11 @@ def runs_by_task(outcome):
 
 def messages(outcome, task_id=None, level=None):
     logs = LogEntry.objects.filter(execution_id=outcome.execution.id).order_by("id")
-    return [l.message for l in logs if (task_id is None or l.task_id == task_id) and (level is None or l.level == level)]
+    return [
+        entry.message
+        for entry in logs
+        if (task_id is None or entry.task_id == task_id) and (level is None or entry.level == level)
+    ]
 
 
 def test_outputs_pass_from_task_to_task(run_flow):
@@ -128,8 +133,10 @@ def test_the_seed_hello_flow_runs_as_written(run_flow, settings):
 def test_secrets_come_from_base64_environment_variables(run_flow, tmp_path, monkeypatch):
     monkeypatch.setenv("SECRET_API_TOKEN", "czNjcjN0")  # base64 of "s3cr3t"
     flow = tmp_path / "secret.yml"
-    flow.write_text("id: secret\nnamespace: tests\ntasks:\n  - id: r\n    type: io.kestra.plugin.core.debug.Return\n"
-                    "    format: \"{{ secret('API_TOKEN') | length }}\"\n")
+    flow.write_text(
+        "id: secret\nnamespace: tests\ntasks:\n  - id: r\n    type: io.kestra.plugin.core.debug.Return\n"
+        "    format: \"{{ secret('API_TOKEN') | length }}\"\n"
+    )
     outcome = run_flow(flow)
     assert runs_by_task(outcome)["r"]["outputs"] == {"value": "6"}
 
@@ -137,11 +144,13 @@ def test_secrets_come_from_base64_environment_variables(run_flow, tmp_path, monk
 def test_secret_values_are_masked_in_the_logs(run_flow, tmp_path, monkeypatch):
     monkeypatch.setenv("SECRET_DB_PASSWORD", "aHVudGVyMg==")  # base64 of "hunter2"
     flow = tmp_path / "leak.yml"
-    flow.write_text("id: leak\nnamespace: tests\ntasks:\n  - id: say\n    type: io.kestra.plugin.core.log.Log\n"
-                    "    message: \"password is {{ secret('DB_PASSWORD') }}\"\n"
-                    "  - id: shell\n    type: io.kestra.plugin.scripts.shell.Commands\n"
-                    "    commands: [\"echo pw={{ secret('DB_PASSWORD') }}\"]\n"
-                    "  - id: ret\n    type: io.kestra.plugin.core.debug.Return\n    format: \"{{ secret('DB_PASSWORD') }}!\"\n")
+    flow.write_text(
+        "id: leak\nnamespace: tests\ntasks:\n  - id: say\n    type: io.kestra.plugin.core.log.Log\n"
+        "    message: \"password is {{ secret('DB_PASSWORD') }}\"\n"
+        "  - id: shell\n    type: io.kestra.plugin.scripts.shell.Commands\n"
+        "    commands: [\"echo pw={{ secret('DB_PASSWORD') }}\"]\n"
+        "  - id: ret\n    type: io.kestra.plugin.core.debug.Return\n    format: \"{{ secret('DB_PASSWORD') }}!\"\n"
+    )
     outcome = run_flow(flow)
     assert outcome.execution.state == "SUCCESS"
     assert messages(outcome, "say") == ["password is ******"]

@@ -4,6 +4,7 @@ Kestra (ExecutorService.handleChildWorkerTaskResult) never retries a flowable as
 or Subflow is retried in place, on its own task run, by its own `retry`, else the nearest flowable's around
 it, else the flow's. Each test names the case it mirrors.
 """
+
 from __future__ import annotations
 
 import pytest
@@ -141,8 +142,7 @@ def test_a_recovery_run_a_retry_clears_is_never_kept_by_the_ended_runs_cache():
     TaskRun.objects.filter(execution=execution).delete()
     block = TaskRun.objects.create(execution=execution, task_id="block", state="RUNNING", order=0)
     TaskRun.objects.create(execution=execution, task_id="work", state="RETRYING", order=1, parent=block)
-    handler = TaskRun.objects.create(execution=execution, task_id="handler", state="SUCCESS", order=2,
-                                     parent=block)
+    handler = TaskRun.objects.create(execution=execution, task_id="handler", state="SUCCESS", order=2, parent=block)
     assert [r.task_id for r in cache.load(execution.id, flow)] == ["block", "work", "handler"]
     TaskRun.objects.filter(id=handler.id).delete()  # the retry started, in another process
     assert cache.load(execution.id, flow) == load_runs(execution.id)

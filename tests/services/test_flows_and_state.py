@@ -1,4 +1,5 @@
 """Flow revisions, the one door for state changes, claims by compare-and-set, and the admin pages."""
+
 from __future__ import annotations
 
 import pytest
@@ -195,9 +196,13 @@ tasks:
 @pytest.mark.django_db(transaction=True)
 def test_children_of_one_parallel_on_one_queue_are_joined():
     recorder = BatchRecorder()
-    saved = save_flow("id: join2\nnamespace: tests.services\ntasks:\n  - id: fan\n    type: io.kestra.plugin.core.flow.Parallel\n"
-                      "    tasks:\n" + "".join(f"      - id: t{i}\n        type: io.kestra.plugin.core.log.Log\n        message: m\n"
-                                              for i in range(3)))
+    saved = save_flow(
+        "id: join2\nnamespace: tests.services\ntasks:\n  - id: fan\n    type: io.kestra.plugin.core.flow.Parallel\n"
+        "    tasks:\n"
+        + "".join(
+            f"      - id: t{i}\n        type: io.kestra.plugin.core.log.Log\n        message: m\n" for i in range(3)
+        )
+    )
     with dispatch.using(recorder):
         advance_execution(start_execution(saved.flow).id)
     [batch] = recorder.batches
@@ -215,9 +220,9 @@ class BatchRecorder(Recorder):
 
 @pytest.mark.django_db
 def test_the_scheduler_periodic_tasks_are_visible_in_the_admin(admin_client):
-    from flows_app.services.housekeeping import ensure_tick_schedule
-
     from django_celery_beat.models import PeriodicTask
+
+    from flows_app.services.housekeeping import ensure_tick_schedule
 
     ensure_tick_schedule()
     ensure_tick_schedule()  # idempotent: still one row

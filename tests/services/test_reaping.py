@@ -2,6 +2,7 @@
 
 The workers are played by hand here (claims, results); tests/integration/test_worker_deaths.py kills real ones.
 """
+
 from __future__ import annotations
 
 from datetime import timedelta

@@ -1,4 +1,5 @@
 """The snapshot's run cache: what it returns is always what a full read of the database returns."""
+
 from __future__ import annotations
 
 import pytest
@@ -37,8 +38,9 @@ def test_every_read_through_the_cache_equals_a_full_read():
     cache = EndedRuns()
 
     def run(task_id, value, state, order, **fields):
-        return TaskRun.objects.create(execution=execution, task_id=task_id, value=value, state=state,
-                                      order=order, **fields)
+        return TaskRun.objects.create(
+            execution=execution, task_id=task_id, value=value, state=state, order=order, **fields
+        )
 
     def same() -> bool:
         return cache.load(execution.id, flow) == load_runs(execution.id)
@@ -82,12 +84,27 @@ def test_runs_read_with_plain_sql_match_the_rows():
     with dispatch.using(Recorder()):
         execution = start_execution(save_flow(FLOW).flow)
     now = timezone.now()
-    row = TaskRun.objects.create(execution=execution, task_id="each", value="v", state="RETRYING", order=7,
-                                 attempts=[{"state": "FAILED"}, {"state": "FAILED"}], outputs={"a": [1, "b"]},
-                                 started_at=now, next_attempt_at=now)
+    row = TaskRun.objects.create(
+        execution=execution,
+        task_id="each",
+        value="v",
+        state="RETRYING",
+        order=7,
+        attempts=[{"state": "FAILED"}, {"state": "FAILED"}],
+        outputs={"a": [1, "b"]},
+        started_at=now,
+        next_attempt_at=now,
+    )
     (read,) = load_runs(execution.id)
     assert (read.id, read.task_id, read.parent_id, read.state.value, read.value, read.attempts, read.order) == (
-        row.id, "each", None, "RETRYING", "v", 2, 7)
+        row.id,
+        "each",
+        None,
+        "RETRYING",
+        "v",
+        2,
+        7,
+    )
     assert read.outputs == {"a": [1, "b"]}
     assert read.started_at == now and read.next_attempt_at == now and read.started_at.tzinfo is not None
 
@@ -101,8 +118,10 @@ def test_with_many_unfinished_runs_the_cache_reads_everything_again(monkeypatch)
         execution = start_execution(save_flow(FLOW).flow)
     flow = spec_of(execution.flow_revision)
     cache = EndedRuns()
-    rows = [TaskRun.objects.create(execution=execution, task_id="item", value=str(n), state="RUNNING", order=n)
-            for n in range(4)]
+    rows = [
+        TaskRun.objects.create(execution=execution, task_id="item", value=str(n), state="RUNNING", order=n)
+        for n in range(4)
+    ]
     cache.load(execution.id, flow)
     TaskRun.objects.filter(id__in=[r.id for r in rows]).update(state="SUCCESS")
     assert cache.load(execution.id, flow) == load_runs(execution.id)

@@ -1,5 +1,6 @@
 """Kestra's system labels: `system.correlationId` shared by an execution tree, `system.username` for who started
 it, readable in templates, never set by a user."""
+
 from __future__ import annotations
 
 import pytest
@@ -97,6 +98,7 @@ def read_by_leaf(leaf):
 
 # --- correlationId and username -------------------------------------------------------------------
 
+
 def test_a_grandchild_subflow_carries_the_roots_correlation_id_and_username(flows):
     root = run_as("alice")
     middle, leaf = tree(root)
@@ -149,6 +151,7 @@ tasks:
 
 # --- refused ----------------------------------------------------------------------------------------
 
+
 def test_a_subflow_cannot_set_a_system_label_on_its_child(run_flow, flows, tmp_path):
     (tmp_path / "forge.yml").write_text("""id: forge
 namespace: tests.system
@@ -185,8 +188,9 @@ tasks:
     labels:
       system.username: mallory
 """)
-    execution = run_flow(tmp_path / "each.yml", {"items": str(tmp_path / "items.txt")},
-                         flows_dir=tmp_path / "flows").execution
+    execution = run_flow(
+        tmp_path / "each.yml", {"items": str(tmp_path / "items.txt")}, flows_dir=tmp_path / "flows"
+    ).execution
     assert execution.state == "FAILED" and not Execution.objects.filter(parent=execution).exists()
     assert LogEntry.objects.filter(level="ERROR", message__contains="labels system.username: the `system.`").exists()
 
@@ -199,6 +203,7 @@ def test_labels_given_at_start_cannot_be_system_labels():
 
 
 # --- the admin passes the logged-in user ------------------------------------------------------------
+
 
 @pytest.fixture
 def alice(client, django_user_model):
@@ -222,6 +227,7 @@ def test_the_admins_run_page_and_run_action_start_as_the_logged_in_user(alice):
 
 # --- how templates read labels (pure) ---------------------------------------------------------------
 
+
 @pytest.mark.django_db(transaction=False)
 def test_templates_read_dotted_labels_flat_or_nested_and_a_label_wins_over_a_prefix():
     labels = Labels({"team": "data", "a": "A", "a.b": "AB", "x.y.z": "XYZ", "system.correlationId": "c1"})
@@ -234,5 +240,6 @@ def test_templates_read_dotted_labels_flat_or_nested_and_a_label_wins_over_a_pre
     assert read("{{ labels.x.y.z }} {{ labels.x['y.z'] }}") == "XYZ XYZ"
     assert read("{{ labels.a.b ?? 'none' }} {{ labels.system.username ?? 'nobody' }}") == "none nobody"
     assert read("{{ labels | length }} {% for k in labels.keys() %}{{ k }},{% endfor %}") == (
-        "5 team,a,a.b,x.y.z,system.correlationId,")  # iterating shows the stored labels only
+        "5 team,a,a.b,x.y.z,system.correlationId,"
+    )  # iterating shows the stored labels only
     assert read("{{ labels.system }}") == '{"correlationId":"c1"}'

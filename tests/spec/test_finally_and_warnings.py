@@ -1,4 +1,5 @@
 """`finally` and `afterExecution` in the spec, and the warnings for what a valid flow says that Tern does not do."""
+
 from __future__ import annotations
 
 from textwrap import dedent
@@ -20,7 +21,8 @@ def errors_of(source: str) -> list[str]:
 
 
 def test_finally_and_after_execution_are_task_lists_of_the_flow():
-    spec = load_flow(flow("""
+    spec = load_flow(
+        flow("""
     tasks:
       - id: a
         type: io.kestra.plugin.core.log.Log
@@ -37,14 +39,16 @@ def test_finally_and_after_execution_are_task_lists_of_the_flow():
           - id: alert
             type: io.kestra.plugin.core.log.Log
             message: hi
-    """))
+    """)
+    )
     assert [t.id for t in spec.finally_tasks] == ["f1"] and [t.id for t in spec.after_execution] == ["after"]
     assert spec.task("alert").path == ("afterExecution", 0, "then", 0)
     assert "finally" not in spec.extra and "afterExecution" not in spec.extra and spec.warnings == ()
 
 
 def test_flowables_take_a_finally_branch():
-    spec = load_flow(flow("""
+    spec = load_flow(
+        flow("""
     tasks:
       - id: seq
         type: io.kestra.plugin.core.flow.Sequential
@@ -56,12 +60,14 @@ def test_flowables_take_a_finally_branch():
           - id: f1
             type: io.kestra.plugin.core.log.Log
             message: bye
-    """))
+    """)
+    )
     assert [t.id for t in spec.task("seq").branches["finally"]] == ["f1"]
 
 
 def test_ids_are_unique_across_tasks_finally_and_after_execution():
-    errors = errors_of(flow("""
+    errors = errors_of(
+        flow("""
     tasks:
       - id: a
         type: io.kestra.plugin.core.log.Log
@@ -74,13 +80,17 @@ def test_ids_are_unique_across_tasks_finally_and_after_execution():
       - id: a
         type: io.kestra.plugin.core.log.Log
         message: hi
-    """))
-    assert errors == ["finally[0].id: duplicate task id 'a' (also at tasks[0]) (line 8)",
-                      "afterExecution[0].id: duplicate task id 'a' (also at tasks[0]) (line 12)"]
+    """)
+    )
+    assert errors == [
+        "finally[0].id: duplicate task id 'a' (also at tasks[0]) (line 8)",
+        "afterExecution[0].id: duplicate task id 'a' (also at tasks[0]) (line 12)",
+    ]
 
 
 def test_a_working_directorys_finally_must_be_runnable_tasks_too():
-    errors = errors_of(flow("""
+    errors = errors_of(
+        flow("""
     tasks:
       - id: wd
         type: io.kestra.plugin.core.flow.WorkingDirectory
@@ -95,13 +105,16 @@ def test_a_working_directorys_finally_must_be_runnable_tasks_too():
               - id: b
                 type: io.kestra.plugin.core.log.Log
                 message: hi
-    """))
-    assert any(e.startswith("tasks[0].finally[0].type: 'io.kestra.plugin.core.flow.Sequential' is a flowable")
-               for e in errors)
+    """)
+    )
+    assert any(
+        e.startswith("tasks[0].finally[0].type: 'io.kestra.plugin.core.flow.Sequential' is a flowable") for e in errors
+    )
 
 
 def test_a_finally_where_tern_cannot_run_one_is_an_error_not_a_silent_no_op():
-    errors = errors_of(flow("""
+    errors = errors_of(
+        flow("""
     tasks:
       - id: wait
         type: io.kestra.plugin.core.flow.Pause
@@ -109,7 +122,8 @@ def test_a_finally_where_tern_cannot_run_one_is_an_error_not_a_silent_no_op():
           - id: f1
             type: io.kestra.plugin.core.log.Log
             message: bye
-    """))
+    """)
+    )
     assert errors == ["tasks[0].finally: unknown property (line 6)"]
 
 
@@ -167,7 +181,8 @@ def test_every_key_kept_aside_as_extra_is_warned_about():
 
 
 def test_a_flow_that_says_only_what_tern_does_has_no_warnings():
-    spec = load_flow(flow("""
+    spec = load_flow(
+        flow("""
     description: all acted on
     labels:
       team: data
@@ -197,16 +212,19 @@ def test_a_flow_that_says_only_what_tern_does_has_no_warnings():
       type: constant
       interval: PT1S
     disabled: false
-    """))
+    """)
+    )
     assert spec.warnings == ()
 
 
 def test_warnings_do_not_hide_errors():
-    errors = errors_of(flow("""
+    errors = errors_of(
+        flow("""
     concurrency:
       limit: 1
     tasks:
       - id: a
         type: io.kestra.plugin.core.log.Nope
-    """))
+    """)
+    )
     assert len(errors) == 1 and errors[0].startswith("tasks[0].type: unknown task type")

@@ -1,4 +1,5 @@
 """Flow validation: every error names its place and line, and all of a file's errors come at once."""
+
 from __future__ import annotations
 
 import subprocess
@@ -64,7 +65,10 @@ tasks:
 """
     errors = errors_of(source)
     assert len(errors) == 4, errors
-    assert "tasks[0].type: unknown task type 'io.kestra.plugin.core.log.Logg'; did you mean 'io.kestra.plugin.core.log.Log'" in errors[0]
+    assert (
+        "tasks[0].type: unknown task type 'io.kestra.plugin.core.log.Logg'; did you mean 'io.kestra.plugin.core.log.Log'"
+        in errors[0]
+    )
     assert errors[1].startswith("tasks[1].id: 'a b' is not a valid id")
     assert errors[2] == "tasks[1].message: missing required property (line 7)"
     assert errors[3] == "tasks[2].timeout: 'soon' is not a duration (line 12)"
@@ -93,13 +97,16 @@ def test_yaml_syntax_errors_give_the_line():
 
 
 def test_a_duplicate_yaml_key_is_an_error():
-    assert errors_of("id: f\nnamespace: tests\nid: g\ntasks:\n  - id: a\n    type: io.kestra.plugin.core.log.Log\n    message: x\n") == [
-        "id: duplicate key 'id' (line 3)"]
+    assert errors_of(
+        "id: f\nnamespace: tests\nid: g\ntasks:\n  - id: a\n    type: io.kestra.plugin.core.log.Log\n    message: x\n"
+    ) == ["id: duplicate key 'id' (line 3)"]
 
 
 def test_empty_task_lists_and_missing_fields_are_errors():
     assert errors_of("id: f\nnamespace: tests\ntasks: []\n") == ["tasks: must hold at least one task (line 3)"]
-    errors = errors_of("namespace: tests\ntasks:\n  - id: p\n    type: io.kestra.plugin.core.flow.Parallel\n    tasks: []\n")
+    errors = errors_of(
+        "namespace: tests\ntasks:\n  - id: p\n    type: io.kestra.plugin.core.flow.Parallel\n    tasks: []\n"
+    )
     assert "id: missing id (line 1)" in errors
     assert "tasks[0].tasks: must hold at least one task (line 5)" in errors
 
@@ -126,14 +133,22 @@ def test_a_wrongly_typed_property_is_an_error_unless_it_is_a_template():
 
 
 def test_unknown_properties_are_errors():
-    assert errors_of("id: f\nnamespace: tests\ntasks:\n  - id: a\n    type: io.kestra.plugin.core.log.Log\n    message: x\n    mesage: y\n") == [
-        "tasks[0].mesage: unknown property (line 7)"]
+    assert errors_of(
+        "id: f\nnamespace: tests\ntasks:\n  - id: a\n    type: io.kestra.plugin.core.log.Log\n    message: x\n    mesage: y\n"
+    ) == ["tasks[0].mesage: unknown property (line 7)"]
 
 
 def test_labels_as_a_list_and_the_reserved_prefix():
-    spec = load_flow("id: f\nnamespace: tests\nlabels:\n  - key: a\n    value: 1\ntasks:\n  - id: a\n    type: io.kestra.plugin.core.log.Log\n    message: x\n")
+    spec = load_flow(
+        "id: f\nnamespace: tests\nlabels:\n  - key: a\n    value: 1\ntasks:\n  - id: a\n    type: io.kestra.plugin.core.log.Log\n    message: x\n"
+    )
     assert spec.labels == {"a": "1"}
-    assert "reserved" in errors_of("id: f\nnamespace: tests\nlabels:\n  system.x: y\ntasks:\n  - id: a\n    type: io.kestra.plugin.core.log.Log\n    message: x\n")[0]
+    assert (
+        "reserved"
+        in errors_of(
+            "id: f\nnamespace: tests\nlabels:\n  system.x: y\ntasks:\n  - id: a\n    type: io.kestra.plugin.core.log.Log\n    message: x\n"
+        )[0]
+    )
 
 
 def test_task_defaults_fill_in_properties_unless_the_task_sets_them():
@@ -180,6 +195,7 @@ def test_the_pure_heart_imports_neither_django_nor_celery():
         "bad = [m for m in sys.modules if m.split('.')[0] in ('django', 'celery')]; "
         "print(bad); sys.exit(1 if bad else 0)"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            cwd=Path(__file__).resolve().parents[2])
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=Path(__file__).resolve().parents[2]
+    )
     assert result.returncode == 0, result.stdout + result.stderr

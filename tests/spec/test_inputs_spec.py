@@ -1,4 +1,5 @@
 """Parsing the `inputs:` declarations of a flow: what is accepted, and where each mistake is reported."""
+
 from __future__ import annotations
 
 import subprocess
@@ -8,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from flows_app.spec.errors import ErrorCollector
 from flows_app.spec import inputs as inputs_module
+from flows_app.spec.errors import ErrorCollector
 from flows_app.spec.inputs import INPUT_TYPES, InputSpec, parse_inputs
 from flows_app.spec.yamlsource import load_yaml
 
@@ -38,6 +39,7 @@ def one_error(source: str) -> str:
 
 
 # --- what is accepted ---------------------------------------------------------------------------
+
 
 def test_it_reads_a_string_input_with_kestra_defaults():
     (spec,) = parse_ok("""
@@ -237,12 +239,16 @@ def test_every_declared_type_is_accepted():
 
 # --- what is reported, and where -----------------------------------------------------------------
 
+
 def test_inputs_must_be_a_list():
     assert one_error("inputs:\n  a: 1\n") == "inputs: must be a list of inputs (line 1)"
 
 
 def test_an_input_must_be_a_map():
-    assert one_error("inputs:\n  - just-a-name\n") == "inputs[0]: an input must be a map with an `id` and a `type` (line 2)"
+    assert (
+        one_error("inputs:\n  - just-a-name\n")
+        == "inputs[0]: an input must be a map with an `id` and a `type` (line 2)"
+    )
 
 
 def test_an_input_needs_an_id():
@@ -262,7 +268,9 @@ def test_a_bad_id_is_reported_on_its_line():
 
 
 def test_a_bad_seed_era_name_is_reported_under_name():
-    assert one_error("inputs:\n  - name: -x\n    type: INT\n").startswith("inputs[0].name: '-x' is not a valid input id")
+    assert one_error("inputs:\n  - name: -x\n    type: INT\n").startswith(
+        "inputs[0].name: '-x' is not a valid input id"
+    )
 
 
 def test_duplicate_ids_are_rejected():
@@ -283,7 +291,8 @@ def test_an_input_without_a_type_is_rejected():
 
 def test_an_unknown_type_suggests_close_names():
     assert one_error("inputs:\n  - id: x\n    type: STRNG\n") == (
-        "inputs[0].type: unknown input type 'STRNG'; did you mean STRING? (line 3)")
+        "inputs[0].type: unknown input type 'STRNG'; did you mean STRING? (line 3)"
+    )
     assert "did you mean INT?" in one_error("inputs:\n  - id: x\n    type: int\n")
 
 
@@ -293,65 +302,94 @@ def test_an_unknown_type_with_nothing_close_lists_the_types():
 
 def test_a_validator_must_be_a_regex():
     assert one_error("inputs:\n  - id: x\n    type: STRING\n    validator: '[a-'\n").startswith(
-        "inputs[0].validator: '[a-' is not a valid regular expression")
+        "inputs[0].validator: '[a-' is not a valid regular expression"
+    )
 
 
 def test_choices_need_values():
-    assert one_error("inputs:\n  - id: x\n    type: ENUM\n") == "inputs[0]: an input of type ENUM needs `values` (line 2)"
+    assert (
+        one_error("inputs:\n  - id: x\n    type: ENUM\n") == "inputs[0]: an input of type ENUM needs `values` (line 2)"
+    )
     assert one_error("inputs:\n  - id: x\n    type: SELECT\n    values: []\n") == (
-        "inputs[0].values: must be a non-empty list of plain values (line 4)")
+        "inputs[0].values: must be a non-empty list of plain values (line 4)"
+    )
 
 
 def test_an_array_needs_a_plain_item_type():
     assert one_error("inputs:\n  - id: x\n    type: ARRAY\n") == (
-        "inputs[0]: an input of type ARRAY needs an `itemType` (line 2)")
+        "inputs[0]: an input of type ARRAY needs an `itemType` (line 2)"
+    )
     assert one_error("inputs:\n  - id: x\n    type: ARRAY\n    itemType: ARRAY\n").startswith(
-        "inputs[0].itemType: `itemType` cannot be 'ARRAY'")
+        "inputs[0].itemType: `itemType` cannot be 'ARRAY'"
+    )
     assert one_error("inputs:\n  - id: x\n    type: ARRAY\n    itemType: WORD\n").startswith(
-        "inputs[0].itemType: `itemType` cannot be 'WORD'")
+        "inputs[0].itemType: `itemType` cannot be 'WORD'"
+    )
 
 
-@pytest.mark.parametrize("type_, default, message", [
-    ("INT", "abc", "inputs[0].defaults: 'abc' is not an integer (line 4)"),
-    ("INT", 1.5, "inputs[0].defaults: 1.5 is not an integer (line 4)"),
-    ("BOOLEAN", "yes", "inputs[0].defaults: 'yes' is not a boolean (true or false) (line 4)"),
-    ("DATETIME", "tomorrow", "inputs[0].defaults: 'tomorrow' is not a date-time (like 2024-01-31T09:30:00Z) (line 4)"),
-    ("DURATION", "PT15X", "inputs[0].defaults: 'PT15X' is not a duration (like PT15M or 15m) (line 4)"),
-    ("JSON", "{oops",
-     "inputs[0].defaults: '{oops' is not valid JSON: Expecting property name enclosed in double quotes (line 4)"),
-    ("EMAIL", "nobody", "inputs[0].defaults: 'nobody' is not an email address (line 4)"),
-    ("FILE", "something",
-     "inputs[0].defaults: an input of type FILE only accepts a file URI (file:///path) as `defaults` (line 4)"),
-])
+@pytest.mark.parametrize(
+    "type_, default, message",
+    [
+        ("INT", "abc", "inputs[0].defaults: 'abc' is not an integer (line 4)"),
+        ("INT", 1.5, "inputs[0].defaults: 1.5 is not an integer (line 4)"),
+        ("BOOLEAN", "yes", "inputs[0].defaults: 'yes' is not a boolean (true or false) (line 4)"),
+        (
+            "DATETIME",
+            "tomorrow",
+            "inputs[0].defaults: 'tomorrow' is not a date-time (like 2024-01-31T09:30:00Z) (line 4)",
+        ),
+        ("DURATION", "PT15X", "inputs[0].defaults: 'PT15X' is not a duration (like PT15M or 15m) (line 4)"),
+        (
+            "JSON",
+            "{oops",
+            "inputs[0].defaults: '{oops' is not valid JSON: Expecting property name enclosed in double quotes (line 4)",
+        ),
+        ("EMAIL", "nobody", "inputs[0].defaults: 'nobody' is not an email address (line 4)"),
+        (
+            "FILE",
+            "something",
+            "inputs[0].defaults: an input of type FILE only accepts a file URI (file:///path) as `defaults` (line 4)",
+        ),
+    ],
+)
 def test_a_default_must_be_valid_for_its_type(type_, default, message):
     assert one_error(f"inputs:\n  - id: x\n    type: {type_}\n    defaults: {default!r}\n") == message
 
 
 def test_a_default_must_obey_the_inputs_own_rules():
-    assert one_error("""
+    assert (
+        one_error("""
         inputs:
           - id: mode
             type: SELECT
             values: [A, B]
             defaults: C
-    """) == "inputs[0].defaults: 'C' is not one of 'A', 'B' (line 6)"
-    assert one_error("""
+    """)
+        == "inputs[0].defaults: 'C' is not one of 'A', 'B' (line 6)"
+    )
+    assert (
+        one_error("""
         inputs:
           - id: code
             type: STRING
             validator: "[0-9]+"
             defaults: abc
-    """) == "inputs[0].defaults: 'abc' does not match the pattern `[0-9]+` (line 6)"
+    """)
+        == "inputs[0].defaults: 'abc' does not match the pattern `[0-9]+` (line 6)"
+    )
 
 
 def test_a_bad_array_default_names_the_item():
-    assert one_error("""
+    assert (
+        one_error("""
         inputs:
           - id: ports
             type: ARRAY
             itemType: INT
             defaults: [80, http]
-    """) == "inputs[0].defaults[1]: 'http' is not an integer (line 6)"
+    """)
+        == "inputs[0].defaults[1]: 'http' is not an integer (line 6)"
+    )
 
 
 def test_a_bad_secret_default_does_not_echo_the_secret():
@@ -367,12 +405,14 @@ def test_a_bad_secret_default_does_not_echo_the_secret():
 
 def test_unknown_keys_are_reported_with_a_suggestion():
     assert one_error("inputs:\n  - id: x\n    type: STRING\n    defualts: a\n") == (
-        "inputs[0].defualts: unknown property `defualts`; did you mean `defaults`? (line 4)")
+        "inputs[0].defualts: unknown property `defualts`; did you mean `defaults`? (line 4)"
+    )
 
 
 def test_a_key_of_another_type_is_reported_as_not_applying():
     assert one_error("inputs:\n  - id: x\n    type: INT\n    validator: '[0-9]+'\n") == (
-        "inputs[0].validator: `validator` does not apply to an input of type INT (line 4)")
+        "inputs[0].validator: `validator` does not apply to an input of type INT (line 4)"
+    )
 
 
 def test_property_kinds_are_checked():
@@ -403,11 +443,13 @@ def test_accepted_extensions_must_be_a_list():
 
 def test_prefill_and_defaults_cannot_be_combined():
     assert one_error("inputs:\n  - id: x\n    type: STRING\n    defaults: a\n    prefill: b\n") == (
-        "inputs[0].prefill: `prefill` and `defaults` cannot be used together (line 5)")
+        "inputs[0].prefill: `prefill` and `defaults` cannot be used together (line 5)"
+    )
 
 
 def test_depends_on_must_name_another_input():
-    assert one_error("""
+    assert (
+        one_error("""
         inputs:
           - id: a
             type: STRING
@@ -415,7 +457,9 @@ def test_depends_on_must_name_another_input():
             type: STRING
             dependsOn:
               inputs: [a, c]
-    """) == "inputs[1].dependsOn.inputs[1]: 'c' is not another input of this flow (line 8)"
+    """)
+        == "inputs[1].dependsOn.inputs[1]: 'c' is not another input of this flow (line 8)"
+    )
 
 
 def test_every_error_of_the_list_is_reported_at_once():
@@ -435,6 +479,7 @@ def test_every_error_of_the_list_is_reported_at_once():
 
 # --- the Kestra corpus ----------------------------------------------------------------------------
 
+
 def _corpus_flows(folder: str) -> list[Path]:
     return sorted(p for p in (CORPUS / folder).glob("*.y*ml") if "inputs:" in p.read_text())
 
@@ -449,8 +494,16 @@ def test_the_inputs_of_every_valid_corpus_flow_parse_cleanly(flow):
 
 
 @pytest.mark.skipif(not CORPUS.exists(), reason="Kestra corpus not available")
-@pytest.mark.parametrize("name", ["duplicate-inputs.yaml", "inputs-bad-type.yaml", "inputs-bad-validator-syntax.yaml",
-                                  "inputs-validation.yaml", "inputs.yaml"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "duplicate-inputs.yaml",
+        "inputs-bad-type.yaml",
+        "inputs-bad-validator-syntax.yaml",
+        "inputs-validation.yaml",
+        "inputs.yaml",
+    ],
+)
 def test_the_invalid_corpus_inputs_are_rejected(name):
     data, lines, _ = load_yaml((CORPUS / "invalid" / name).read_text())
     errors = ErrorCollector(lines=lines)
@@ -459,6 +512,8 @@ def test_the_invalid_corpus_inputs_are_rejected(name):
 
 
 def test_the_inputs_modules_stay_pure():
-    code = ("import sys, flows_app.spec.inputs, flows_app.engine.inputs; "
-            "assert 'django' not in sys.modules and 'celery' not in sys.modules")
+    code = (
+        "import sys, flows_app.spec.inputs, flows_app.engine.inputs; "
+        "assert 'django' not in sys.modules and 'celery' not in sys.modules"
+    )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parents[2])

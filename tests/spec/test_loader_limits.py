@@ -1,4 +1,5 @@
 """The inputs that once crashed or hung the loader, each now a placed error; and the limits that keep it fast."""
+
 from __future__ import annotations
 
 import time
@@ -32,16 +33,21 @@ def laughs(levels: int) -> str:
 
 # --- aliases ------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("source, line", [
-    ("a: &a [*a]\n", 1),
-    (HEAD + "tasks: &loop\n" + LOG + "  - *loop\n", 7),
-    (HEAD + "variables: &v\n  x: 1\n  <<: *v\ntasks:\n" + LOG, 5),
-    ("? &k [*k]\n: value\n", 1),
-])
+
+@pytest.mark.parametrize(
+    "source, line",
+    [
+        ("a: &a [*a]\n", 1),
+        (HEAD + "tasks: &loop\n" + LOG + "  - *loop\n", 7),
+        (HEAD + "variables: &v\n  x: 1\n  <<: *v\ntasks:\n" + LOG, 5),
+        ("? &k [*k]\n: value\n", 1),
+    ],
+)
 def test_an_alias_used_inside_its_own_anchor_is_a_placed_error(source, line):
     anchor = source.split("&")[1].split()[0]
-    assert errors_of(source) == [f"<flow>: invalid YAML: alias *{anchor} is used inside its own anchor &{anchor} "
-                                 f"(line {line})"]
+    assert errors_of(source) == [
+        f"<flow>: invalid YAML: alias *{anchor} is used inside its own anchor &{anchor} (line {line})"
+    ]
 
 
 def test_a_billion_laughs_is_refused_at_once():
@@ -53,11 +59,14 @@ def test_a_billion_laughs_is_refused_at_once():
 def test_the_alias_limit_counts_values_and_can_be_set():
     load_flow(laughs(3))  # 1110 values
     assert errors_of(laughs(3), max_alias_values=1000) == [
-        "<flow>: invalid YAML: aliases expand to more than 1000 values (line 6)"]  # lol2
+        "<flow>: invalid YAML: aliases expand to more than 1000 values (line 6)"
+    ]  # lol2
 
 
 def test_aliases_within_the_limit_still_share_settings():
-    spec = load_flow(HEAD + """retry: &retry
+    spec = load_flow(
+        HEAD
+        + """retry: &retry
   type: constant
   interval: PT1M
 tasks:
@@ -71,12 +80,14 @@ tasks:
     retry:
       <<: *retry
       maxAttempt: 3
-""")
+"""
+    )
     assert spec.task("a").retry == spec.retry
     assert spec.task("b").retry.interval == parse_duration("PT1M") and spec.task("b").retry.max_attempts == 3
 
 
 # --- size and nesting ---------------------------------------------------------------------------
+
 
 def test_nesting_past_64_levels_is_refused_with_its_line():
     def nested(lists: int) -> str:  # in the flow's map and `variables`, so two levels more
@@ -88,7 +99,8 @@ def test_nesting_past_64_levels_is_refused_with_its_line():
 
 def test_deep_nesting_does_not_reach_the_recursion_limit():
     assert errors_of("a: " + "{b: " * 5000 + "1" + "}" * 5000 + "\n") == [
-        "<flow>: invalid YAML: nesting deeper than 64 levels (line 1)"]
+        "<flow>: invalid YAML: nesting deeper than 64 levels (line 1)"
+    ]
 
 
 def test_a_source_past_the_size_limit_is_refused_before_parsing():
@@ -107,8 +119,10 @@ def test_a_flow_with_thousands_of_mistakes_stops_after_the_first_ones():
 
 
 def test_a_long_dag_chain_is_checked_without_recursion():
-    entries = [{"task": {"id": f"t{i}", "type": "io.kestra.plugin.core.log.Log", "message": "x"},
-                "dependsOn": [f"t{i + 1}"]} for i in range(1200)]
+    entries = [
+        {"task": {"id": f"t{i}", "type": "io.kestra.plugin.core.log.Log", "message": "x"}, "dependsOn": [f"t{i + 1}"]}
+        for i in range(1200)
+    ]
     dag = {"id": "dag", "type": "io.kestra.plugin.core.flow.Dag", "tasks": entries}
     flow = {"id": "f", "namespace": "tests", "tasks": [dag]}
     assert "dependency cycle" not in "\n".join(errors_of(yaml.safe_dump(flow)))  # t1199 depends on a missing t1200
@@ -119,13 +133,17 @@ def test_a_long_dag_chain_is_checked_without_recursion():
 
 # --- values -------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("value, message", [
-    ("PT99999999999999999999H", "'PT99999999999999999999H' is not a duration: it is longer than 999999999 days"),
-    ("99999999999d", "'99999999999d' is not a duration: it is longer than 999999999 days"),
-    (".inf", "'inf' is not a duration: it is longer than 999999999 days"),
-    (".nan", "'nan' is not a duration"),
-    ("-5", "'-5' is not a duration: it is negative"),
-])
+
+@pytest.mark.parametrize(
+    "value, message",
+    [
+        ("PT99999999999999999999H", "'PT99999999999999999999H' is not a duration: it is longer than 999999999 days"),
+        ("99999999999d", "'99999999999d' is not a duration: it is longer than 999999999 days"),
+        (".inf", "'inf' is not a duration: it is longer than 999999999 days"),
+        (".nan", "'nan' is not a duration"),
+        ("-5", "'-5' is not a duration: it is negative"),
+    ],
+)
 def test_a_duration_out_of_range_is_a_duration_error(value, message):
     retry = f"    retry:\n      type: constant\n      interval: {value}\n"
     assert errors_of(HEAD + "tasks:\n" + LOG + retry) == [f"tasks[0].retry.interval: {message} (line 9)"]
@@ -137,16 +155,23 @@ def test_a_duration_is_printed_so_that_it_reads_back():
         assert format_duration(parse_duration(text)) == text
 
 
-@pytest.mark.parametrize("value, message", [
-    ("9" * 5000, "revision: invalid YAML: the number 99999999999999999999... is too large (line 3)"),
-    ("!!python/object/apply:os.system ['true']", "revision: invalid YAML: tag '!!python/object/apply:os.system' "
-                                                 "is not allowed (line 3)"),
-    ("!!binary aGVsbG8=", "revision: invalid YAML: tag '!!binary' is not allowed (line 3)"),
-    ('"\\ud800"', "revision: invalid YAML: a lone surrogate (like \\ud800) is not a character (line 3)"),
-    ("{<<: 3}", "revision: invalid YAML: expected a mapping or list of mappings for merging, but found scalar "
-                "(line 3)"),
-    ("x\x00", "<flow>: invalid YAML: the character U+0000 is not allowed (line 3)"),
-])
+@pytest.mark.parametrize(
+    "value, message",
+    [
+        ("9" * 5000, "revision: invalid YAML: the number 99999999999999999999... is too large (line 3)"),
+        (
+            "!!python/object/apply:os.system ['true']",
+            "revision: invalid YAML: tag '!!python/object/apply:os.system' is not allowed (line 3)",
+        ),
+        ("!!binary aGVsbG8=", "revision: invalid YAML: tag '!!binary' is not allowed (line 3)"),
+        ('"\\ud800"', "revision: invalid YAML: a lone surrogate (like \\ud800) is not a character (line 3)"),
+        (
+            "{<<: 3}",
+            "revision: invalid YAML: expected a mapping or list of mappings for merging, but found scalar (line 3)",
+        ),
+        ("x\x00", "<flow>: invalid YAML: the character U+0000 is not allowed (line 3)"),
+    ],
+)
 def test_a_value_python_or_json_cannot_hold_is_a_placed_error(value, message):
     assert errors_of(HEAD + f"revision: {value}\ntasks:\n" + LOG) == [message]
 
@@ -155,18 +180,29 @@ def test_a_key_that_is_not_a_plain_value_is_a_placed_error():
     assert "<flow>: a mapping key must be a plain value (line 3)" in errors_of(HEAD + "? [a, b]\n: x\ntasks:\n" + LOG)
 
 
-@pytest.mark.parametrize("snippet, message", [
-    ("inputs:\n  - id: a\n    type: ARRAY\n    itemType: [STRING]\n",
-     "inputs[0].itemType: `itemType` cannot be ['STRING']"),
-    ("inputs:\n  - id: a\n    type: STRING\n  - id: b\n    type: STRING\n    dependsOn: {inputs: [[a]]}\n",
-     "inputs[1].dependsOn.inputs[0]: ['a'] is not another input of this flow"),
-    ("inputs:\n  - id: a\n    type: STRING\n    validator: 'a{4294967296}'\n",
-     "inputs[0].validator: 'a{4294967296}' is not a valid regular expression: the repetition number is too large"),
-    ("inputs:\n  - id: a\n    type: STRING\n    validator: '" + "(" * 1000 + ")" * 1000 + "'\n",
-     "is not a valid regular expression: groups nested too deeply"),
-    ("outputs:\n  - id: [x]\n    type: STRING\n    value: x\n", "outputs[0].id: '['x']' is not a valid id"),
-    ("disabled: 'false'\n", "disabled: 'false' is not a boolean (true or false)"),
-])
+@pytest.mark.parametrize(
+    "snippet, message",
+    [
+        (
+            "inputs:\n  - id: a\n    type: ARRAY\n    itemType: [STRING]\n",
+            "inputs[0].itemType: `itemType` cannot be ['STRING']",
+        ),
+        (
+            "inputs:\n  - id: a\n    type: STRING\n  - id: b\n    type: STRING\n    dependsOn: {inputs: [[a]]}\n",
+            "inputs[1].dependsOn.inputs[0]: ['a'] is not another input of this flow",
+        ),
+        (
+            "inputs:\n  - id: a\n    type: STRING\n    validator: 'a{4294967296}'\n",
+            "inputs[0].validator: 'a{4294967296}' is not a valid regular expression: the repetition number is too large",
+        ),
+        (
+            "inputs:\n  - id: a\n    type: STRING\n    validator: '" + "(" * 1000 + ")" * 1000 + "'\n",
+            "is not a valid regular expression: groups nested too deeply",
+        ),
+        ("outputs:\n  - id: [x]\n    type: STRING\n    value: x\n", "outputs[0].id: '['x']' is not a valid id"),
+        ("disabled: 'false'\n", "disabled: 'false' is not a boolean (true or false)"),
+    ],
+)
 def test_a_declaration_of_the_wrong_kind_is_a_placed_error(snippet, message):
     (error,) = errors_of(HEAD + snippet + "tasks:\n" + LOG)
     assert message in error and "(line " in error

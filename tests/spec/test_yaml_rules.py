@@ -1,6 +1,7 @@
 """YAML as flows may use it. Merge keys (`<<: *anchor`) as the YAML spec has them: a key written in the mapping
 overrides a merged one, the first mapping merged wins over later ones, a key written twice is still a
 duplicate. No text may hold a NUL character (PostgreSQL could not store the flow)."""
+
 from __future__ import annotations
 
 import pytest
@@ -44,7 +45,11 @@ def test_a_key_written_twice_is_still_a_duplicate_next_to_a_merge():
 
 @pytest.mark.parametrize("where", ['labels:\n  team: "a\\0b"\n', 'labels:\n  "a\\0": b\n'])
 def test_a_nul_character_is_refused_where_it_is(where):
-    source = "id: nul\nnamespace: tests.spec\n" + where + "tasks:\n  - id: a\n    type: io.kestra.plugin.core.log.Log\n    message: hi\n"
+    source = (
+        "id: nul\nnamespace: tests.spec\n"
+        + where
+        + "tasks:\n  - id: a\n    type: io.kestra.plugin.core.log.Log\n    message: hi\n"
+    )
     with pytest.raises(FlowValidationError) as refused:
         load_flow(source)
     [error] = refused.value.errors
