@@ -95,7 +95,7 @@ class Execution(models.Model):
 class TaskRun(models.Model):
     id = models.CharField(primary_key=True, max_length=32, default=new_id, editable=False)
     execution = models.ForeignKey(Execution, on_delete=models.CASCADE, related_name="task_runs")
-    task_id = models.CharField(max_length=255)
+    task_id = models.CharField(max_length=256)
     parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.CASCADE, related_name="children")
     value = models.TextField(null=True, blank=True, help_text="The loop value this run is for.")
     state = models.CharField(max_length=16, choices=STATE_CHOICES, default=State.CREATED.value)
@@ -131,7 +131,7 @@ class TaskRun(models.Model):
 class LogEntry(models.Model):
     execution = models.ForeignKey(Execution, on_delete=models.CASCADE, related_name="logs")
     task_run_id = models.CharField(max_length=32, null=True, blank=True)
-    task_id = models.CharField(max_length=255, blank=True, default="")
+    task_id = models.CharField(max_length=256, blank=True, default="")
     attempt = models.PositiveIntegerField(default=1)
     level = models.CharField(max_length=8, db_index=True)
     message = models.TextField()

@@ -14,6 +14,8 @@ from .model import FlowSpec, TaskSpec, TriggerSpec
 from .tasks import ID_PATTERN, TaskParser, parse_retry
 from .yamlsource import LIMITS, YamlLimits, load_yaml
 
+# Kestra's limits (AbstractFlow): an id of at most 100 characters, a namespace of at most 150.
+MAX_FLOW_ID, MAX_NAMESPACE = 100, 150
 NAMESPACE_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]*(\.[a-z0-9][a-z0-9_-]*)*$", re.IGNORECASE)
 
 # Top-level keys Kestra accepts; those Tern does not act on yet give a warning (NOT_ACTED_ON), and
@@ -89,6 +91,10 @@ def parse_flow(data: Any, errors: ErrorCollector) -> FlowSpec | None:
         errors.add(("namespace",), "missing namespace")
     elif not isinstance(namespace, str) or not NAMESPACE_PATTERN.match(namespace):
         errors.add(("namespace",), f"'{namespace}' is not a valid namespace (dotted names like `company.team`)")
+    elif len(namespace) > MAX_NAMESPACE:
+        errors.add(
+            ("namespace",), f"'{namespace[:30]}...' is {len(namespace)} characters long: at most {MAX_NAMESPACE}"
+        )
     defaults = _task_defaults(data, errors)
     parser = TaskParser(errors, defaults)
     if data.get("tasks") is None:
@@ -158,6 +164,9 @@ def _check_id(value: Any, path: Path, errors: ErrorCollector) -> str | None:
         return None
     if not isinstance(value, str) or not ID_PATTERN.match(value):
         errors.add(path, f"'{value}' is not a valid id (letters, digits, '-' and '_')")
+        return None
+    if len(value) > MAX_FLOW_ID:
+        errors.add(path, f"'{value[:30]}...' is {len(value)} characters long: at most {MAX_FLOW_ID}")
         return None
     return value
 

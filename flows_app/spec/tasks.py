@@ -17,6 +17,7 @@ from .errors import ErrorCollector, Path, format_path
 from .model import RetrySpec, TaskSpec
 
 ID_PATTERN = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_-]*$")
+MAX_TASK_ID = 256  # Kestra's limit (Task.id)
 LOG_LEVELS = {"TRACE", "DEBUG", "INFO", "WARN", "WARNING", "ERROR"}
 
 # Properties every task has, whatever its plugin (Kestra's Task base class).
@@ -130,6 +131,11 @@ class TaskParser:
             self.errors.add(
                 path + ("id",),
                 f"'{task_id}' is not a valid id (letters, digits, '-' and '_', not starting with '-' or '_')",
+            )
+            return None
+        if len(task_id) > MAX_TASK_ID:
+            self.errors.add(
+                path + ("id",), f"'{task_id[:30]}...' is {len(task_id)} characters long: at most {MAX_TASK_ID}"
             )
             return None
         if task_id in self.seen_ids:

@@ -54,3 +54,38 @@ def test_a_nul_character_is_refused_where_it_is(where):
         load_flow(source)
     [error] = refused.value.errors
     assert "NUL character" in str(error) and error.line == 4
+
+
+def flow_with(flow_id: str = "f", namespace: str = "tests.spec", task_id: str = "a") -> str:
+    return (
+        f"id: {flow_id}\nnamespace: {namespace}\ntasks:\n  - id: {task_id}\n"
+        "    type: io.kestra.plugin.core.log.Log\n    message: hi\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("source", "where", "limit"),
+    [
+        (flow_with(flow_id="f" * 101), "id", 100),
+        (flow_with(namespace="n" * 151), "namespace", 150),
+        (flow_with(task_id="t" * 257), "tasks[0].id", 256),
+    ],
+)
+def test_ids_and_namespaces_longer_than_kestra_allows_are_refused(source, where, limit):
+    with pytest.raises(FlowValidationError) as refused:
+        load_flow(source)
+    [error] = refused.value.errors
+    assert str(error).startswith(f"{where}: ") and f"at most {limit}" in str(error)
+
+
+@pytest.mark.django_db
+def test_the_longest_ids_allowed_are_stored_and_run():
+    """On PostgreSQL a column too short for them would refuse the rows (SQLite does not check lengths)."""
+    from flows_app.models import TaskRun
+    from flows_app.services.executions import advance_execution, start_execution
+    from flows_app.services.flows import save_flow
+
+    flow = save_flow(flow_with(flow_id="f" * 100, namespace="n" * 150, task_id="t" * 256)).flow
+    execution = start_execution(flow)
+    advance_execution(execution.id)
+    assert TaskRun.objects.get(execution=execution).task_id == "t" * 256
