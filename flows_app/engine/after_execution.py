@@ -18,7 +18,7 @@ from .children import NewId, create_child, render_flow_outputs
 from .snapshot import ExecutionSnapshot
 from .states import State
 from .templating import TemplateError
-from .variables import final_state, tasks_end_state
+from .variables import final_state, in_after_execution, tasks_end_state
 
 
 def handle_after_execution(snapshot: ExecutionSnapshot, new_id: NewId) -> list[Action]:
@@ -26,20 +26,31 @@ def handle_after_execution(snapshot: ExecutionSnapshot, new_id: NewId) -> list[A
     after another, whatever each one's end; the flow's outputs are kept on the execution before the first
     starts (its `execution.outputs`). When the last has ended, the execution ends in the state they saw."""
     flow = snapshot.flow
-    if snapshot.state != State.RUNNING or not active(flow.after_execution) or tasks_end_state(snapshot) is None:
+    if not active(flow.after_execution) or not _tasks_over(snapshot):
         return []
-    view, problem = _with_flow_outputs(snapshot)
+    # a killed execution has no outputs: its tasks did not all run
+    view, problem = (snapshot, None) if snapshot.state == State.KILLING else _with_flow_outputs(snapshot)
     top = view.children(None)
     children = each_in_turn(flow.after_execution, top)
     if children:
         first = not runs_of(flow.after_execution, top)
         kept: list[Action] = (
-            [SetExecutionOutputs(dict(view.outputs), message=problem)] if first and flow.outputs else []
+            [SetExecutionOutputs(dict(view.outputs), message=problem)]
+            if first and flow.outputs and snapshot.state != State.KILLING
+            else []
         )
         return kept + [create_child(view, child, None, new_id) for child in children]
     if not all_ended(flow.after_execution, top):
         return []
     return [SetExecutionState(final_state(view) or State.FAILED)]
+
+
+def _tasks_over(snapshot: ExecutionSnapshot) -> bool:
+    """The flow's tasks, errors and finally are done; in a killed execution, once all that ran has stopped."""
+    if snapshot.state == State.KILLING:
+        flow = snapshot.flow
+        return all(r.state.is_terminal for r in snapshot.runs if not in_after_execution(flow.task(r.task_id)))
+    return snapshot.state == State.RUNNING and tasks_end_state(snapshot) is not None
 
 
 def _with_flow_outputs(snapshot: ExecutionSnapshot) -> tuple[ExecutionSnapshot, str | None]:

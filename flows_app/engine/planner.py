@@ -87,22 +87,31 @@ def handle_start(snapshot: ExecutionSnapshot, new_id: NewId) -> list[Action]:
 
 
 def handle_kill(snapshot: ExecutionSnapshot, new_id: NewId) -> list[Action]:
-    """A KILLING execution: stop what has not started, let running work see the kill, end KILLED."""
+    """A KILLING execution: stop what has not started, let running work see the kill, end KILLED — after its
+    afterExecution tasks, if it has any (handle_after_execution runs them; the kill leaves them alone)."""
     if snapshot.state != State.KILLING:
         return []
+    flow = snapshot.flow
     actions: list[Action] = []
     for run in snapshot.runs:
+        if in_after_execution(flow.task(run.task_id)):
+            continue
         if run.state in (State.CREATED, State.QUEUED, State.RETRYING, State.PAUSED) or (
             run.state == State.RUNNING
             and is_flowable(snapshot, run)
             and all(c.state.is_terminal for c in snapshot.children(run.id))
         ):
             actions.append(SetTaskRunState(run.id, State.KILLED))
-    if actions:
+    if actions or active(flow.after_execution):
         return actions
     if all(r.state.is_terminal for r in snapshot.runs):
         return [SetExecutionState(State.KILLED)]
     return []
+
+
+def _after_a_kill(snapshot: ExecutionSnapshot, run: RunState) -> bool:
+    """In a KILLING execution only the afterExecution tasks move on (wakes, retries, flowables' children)."""
+    return in_after_execution(snapshot.flow.task(run.task_id))
 
 
 def handle_exit(snapshot: ExecutionSnapshot, new_id: NewId) -> list[Action]:
@@ -137,10 +146,12 @@ def _exit_tasks(flow: FlowSpec) -> frozenset[str]:
 
 def handle_wakes(snapshot: ExecutionSnapshot, new_id: NewId) -> list[Action]:
     """Paused runs whose timer is due: their plugin says whether they go on or end."""
-    if snapshot.state not in (State.RUNNING, State.PAUSED):
+    if snapshot.state not in (State.RUNNING, State.PAUSED, State.KILLING):
         return []
     actions: list[Action] = []
     for run in snapshot.runs:
+        if snapshot.state == State.KILLING and not _after_a_kill(snapshot, run):
+            continue
         if run.state == State.PAUSED and run.next_attempt_at is not None and run.next_attempt_at <= snapshot.now:
             task = snapshot.flow.task(run.task_id)
             state = flowable_of(task).on_wake(FlowableRun(snapshot, task, run))
@@ -187,11 +198,13 @@ def handle_due_retries(snapshot: ExecutionSnapshot, new_id: NewId) -> list[Actio
 
     A retry its task inherits from its flowable first waits for the recovery its failure started (the
     flowable's `errors` and `finally`), then clears their ended runs: the next attempt starts afresh."""
-    if snapshot.state != State.RUNNING:
+    if snapshot.state not in (State.RUNNING, State.KILLING):
         return []
     actions: list[Action] = []
     cleared: set[str] = set()
     for run in snapshot.runs:
+        if snapshot.state == State.KILLING and not _after_a_kill(snapshot, run):
+            continue
         if run.state != State.RETRYING or run.next_attempt_at is None or run.next_attempt_at > snapshot.now:
             continue
         if waits_for_recovery(snapshot, run):
@@ -220,11 +233,13 @@ def handle_due_retries(snapshot: ExecutionSnapshot, new_id: NewId) -> list[Actio
 
 def handle_flowables(snapshot: ExecutionSnapshot, new_id: NewId) -> list[Action]:
     """Each running flowable says which children start now, or, when none, its own end state."""
-    if snapshot.state != State.RUNNING:
+    if snapshot.state not in (State.RUNNING, State.KILLING):
         return []
     actions: list[Action] = []
     for run in snapshot.runs:
         if run.state != State.RUNNING or not is_flowable(snapshot, run):
+            continue
+        if snapshot.state == State.KILLING and not _after_a_kill(snapshot, run):
             continue
         task = snapshot.flow.task(run.task_id)
         ctx = FlowableRun(snapshot, task, run)

@@ -99,7 +99,10 @@ def tasks_end_state(snapshot: ExecutionSnapshot) -> State | None:
 
 def final_state(snapshot: ExecutionSnapshot) -> State | None:
     """The state the execution ends in once its afterExecution tasks have run (they do not change it): that of
-    its tasks, or FAILED when the flow's outputs could not be rendered (then none were kept)."""
+    its tasks (KILLED once it is being killed), or FAILED when the flow's outputs could not be rendered (then
+    none were kept)."""
+    if snapshot.state in (State.KILLING, State.KILLED):
+        return State.KILLED
     state = tasks_end_state(snapshot)
     if state is not None and snapshot.flow.outputs and not snapshot.outputs:
         return State.FAILED
@@ -146,7 +149,7 @@ def build_variables(
         "state": str(snapshot.state),
         "outputs": dict(snapshot.outputs),
     }
-    if task is not None and in_after_execution(task) and snapshot.state in (State.RUNNING, State.PAUSED):
+    if task is not None and in_after_execution(task) and snapshot.state in (State.RUNNING, State.PAUSED, State.KILLING):
         execution["state"] = str(final_state(snapshot) or snapshot.state)
     variables: dict[str, Any] = {
         "flow": {"id": flow.id, "namespace": flow.namespace, "revision": flow.revision},

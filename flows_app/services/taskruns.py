@@ -21,7 +21,7 @@ from flows_app.engine.outcome import decide
 from flows_app.engine.properties import PropertyError, render_properties
 from flows_app.engine.states import State
 from flows_app.engine.templating import TemplateError, render_value
-from flows_app.engine.variables import build_variables, mentions_other_runs
+from flows_app.engine.variables import build_variables, in_after_execution, mentions_other_runs
 from flows_app.events import ReadyRun
 from flows_app.models import Execution, LogEntry, TaskRun
 from plugins_app.base import PluginError, TaskResult
@@ -69,7 +69,7 @@ def run_task_run(task_run_id: str, advance: bool = True, keep: Keep | None = Non
         .annotate(revision_checksum=F("execution__flow_revision__checksum"))
         .first()
     )
-    if run is None or run.state != State.QUEUED or run.execution.state not in RUNNABLE_IN:
+    if run is None or run.state != State.QUEUED or not _may_start(run):
         return None  # claimed, gone, or its execution is being killed or has ended: nothing starts there
     if not claim_task_run(run):
         return None
@@ -145,7 +145,7 @@ def _execute(snapshot, task, run: TaskRun, sink: LogSink, workdir, started: floa
         work_root=workdir,
         renderer=lambda value: render_value(value, variables),
         logger=sink.emit,
-        stop_check=lambda: _is_killing(run.execution_id),
+        stop_check=(lambda: False) if in_after_execution(task) else (lambda: _is_killing(run.execution_id)),
         deadline=deadline,
         kv=store,
         storage_put=lambda source, name: files.put(parts, name, source),
@@ -191,6 +191,17 @@ def _error_logs(execution_id: str) -> list[dict[str, Any]]:
         }
         for e in entries
     ]
+
+
+def _may_start(run: TaskRun) -> bool:
+    """A task starts in a running execution; in one being killed, only its afterExecution tasks do."""
+    state = run.execution.state
+    if state in RUNNABLE_IN:
+        return True
+    if state != State.KILLING:
+        return False
+    flow = spec_of_revision(run.execution.flow_revision_id, run.revision_checksum)
+    return in_after_execution(flow.task(run.task_id))
 
 
 def _is_killing(execution_id: str) -> bool:
@@ -246,7 +257,7 @@ def record_attempt(
     Fenced: if another worker claimed the run since (this attempt's worker was taken for dead and the run
     resubmitted), the result is refused and said so."""
     now = timezone.now()
-    if attempt.state == State.FAILED and _is_killing(run.execution_id):
+    if attempt.state == State.FAILED and not in_after_execution(task) and _is_killing(run.execution_id):
         decision_state, next_at = State.KILLED, None
     else:
         decision = decide(flow, task, attempt.state, len(run.attempts), attempt.retryable, run.started_at, now)

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import timedelta
 from textwrap import dedent
 
 from flows_app.engine.actions import SetExecutionOutputs, SetExecutionState
 from flows_app.engine.states import State
 from flows_app.engine.variables import build_variables
 
+from .test_planner import NOW
 from .test_planner import Sim as PlannerSim
 
 
@@ -355,9 +357,40 @@ def test_after_an_exit_the_after_execution_tasks_run_and_see_the_exits_state():
     assert sim.state == State.WARNING and "never" not in sim.states()
 
 
-def test_a_kill_runs_neither_finally_nor_after_execution():
+def test_a_kill_runs_no_finally_but_its_after_execution_tasks_then_ends_killed():
     sim = Sim(FINALLY.replace("finally:", "afterExecution:\n  - id: report\n    " + LOG + "\nfinally:"))
     sim.step()
     sim.snapshot = sim.snapshot.with_runs(sim.snapshot.runs, State.KILLING)
     sim.step()
-    assert sim.states() == {"a": State.KILLED} and sim.state == State.KILLED
+    assert sim.states() == {"a": State.KILLED, "report": State.QUEUED} and sim.state == State.KILLING
+    assert sim.sees("report") == "KILLED"
+    sim.finish("report")
+    sim.step()
+    assert sim.state == State.KILLED and sim.states() == {"a": State.KILLED, "report": State.SUCCESS}  # no finally
+
+
+def test_after_a_kill_afterexecution_flowables_and_retries_still_move_on():
+    sim = Sim(
+        FINALLY.replace(
+            "finally:",
+            "afterExecution:\n  - id: notify\n    type: io.kestra.plugin.core.flow.Sequential\n    tasks:\n"
+            "      - id: first\n        type: io.kestra.plugin.core.log.Log\n        message: hi\n"
+            "        retry:\n          type: constant\n          interval: PT1S\n          maxAttempt: 2\n"
+            "      - id: second\n        type: io.kestra.plugin.core.log.Log\n        message: bye\nfinally:",
+        )
+    )
+    sim.step()
+    sim.snapshot = sim.snapshot.with_runs(sim.snapshot.runs, State.KILLING)
+    sim.step()
+    assert sim.states()["notify"] == State.RUNNING and sim.queued() == ["first"]  # the Sequential started its child
+    sim.attempt("first", State.FAILED)  # its own retry holds it back, in the KILLING execution too
+    assert sim.states()["first"] == State.RETRYING
+    sim.at(NOW + timedelta(seconds=2))
+    sim.step()
+    assert sim.queued() == ["first"]
+    sim.finish("first")
+    sim.step()
+    assert sim.queued() == ["second"]
+    sim.finish("second")
+    sim.step()
+    assert sim.state == State.KILLED and sim.states()["notify"] == State.SUCCESS
