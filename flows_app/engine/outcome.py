@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
-from flows_app.spec.model import FlowSpec, RetrySpec, TaskSpec
+from flows_app.spec.model import FlowSpec, RetrySpec, TaskSpec, derived
 
 from .retry import next_attempt_at
 from .states import State
@@ -81,36 +81,34 @@ def decide(
 
 def parents(flow: FlowSpec) -> Mapping[str, TaskSpec]:
     """Task id -> the flowable task holding it in one of its branches (top-level tasks have none)."""
-    found = flow.__dict__.get("_parent_tasks")
-    if found is None:
-        found = {child.id: task for task in flow.walk() for children in task.branches.values() for child in children}
-        object.__setattr__(flow, "_parent_tasks", found)
-    return found
+    return derived(
+        flow,
+        "_parent_tasks",
+        lambda: {child.id: task for task in flow.walk() for children in task.branches.values() for child in children},
+    )
 
 
 def recovery_task_ids(flow: FlowSpec) -> frozenset[str]:
     """The tasks whose runs may be cleared when a retry starts: those in a recovery branch of a flowable one
     of whose children inherits a retry, and everything below them."""
-    found = flow.__dict__.get("_recovery_task_ids")
-    if found is None:
-        ids: set[str] = set()
-        for task in flow.walk():
-            if recovery_tasks(flow, task):
-                ids.update(
-                    t.id for name in RECOVERY_BRANCHES for child in task.branches.get(name, ()) for t in child.walk()
-                )
-        found = frozenset(ids)
-        object.__setattr__(flow, "_recovery_task_ids", found)
-    return found
+    return derived(
+        flow,
+        "_recovery_task_ids",
+        lambda: frozenset(
+            t.id
+            for task in flow.walk()
+            if recovery_tasks(flow, task)
+            for name in RECOVERY_BRANCHES
+            for child in task.branches.get(name, ())
+            for t in child.walk()
+        ),
+    )
 
 
 def recovery_tasks(flow: FlowSpec, task: TaskSpec) -> frozenset[str]:
     """The ids of the flowable's recovery-branch tasks when one of its other children inherits a retry
     (then a failed attempt of that child lets them run before its next one); else none."""
-    cache = flow.__dict__.get("_recovery_tasks")
-    if cache is None:
-        cache = {}
-        object.__setattr__(flow, "_recovery_tasks", cache)
+    cache: dict[str, frozenset[str]] = derived(flow, "_recovery_tasks", dict)
     found = cache.get(task.id)
     if found is None:
         recovery = {child.id for name in RECOVERY_BRANCHES for child in task.branches.get(name, ())}

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from flows_app.spec.model import FlowSpec, TaskSpec
+from flows_app.spec.model import TaskSpec
 from plugins_app.base import (
     FlowableError,
     StartSubflow,
@@ -23,7 +23,6 @@ from plugins_app.base import (
     resolve_children_state,
     sequential_next,
 )
-from plugins_app.registry import get_plugin
 
 from .actions import Action, DiscardTaskRuns, Plan, RequeueTaskRun, RestartTaskRun, SetExecutionState, SetTaskRunState
 from .after_execution import handle_after_execution
@@ -94,7 +93,7 @@ def handle_kill(snapshot: ExecutionSnapshot, new_id: NewId) -> list[Action]:
     flow = snapshot.flow
     actions: list[Action] = []
     for run in snapshot.runs:
-        if in_after_execution(flow.task(run.task_id)):
+        if _after_a_kill(snapshot, run):
             continue
         if run.state in (State.CREATED, State.QUEUED, State.RETRYING, State.PAUSED) or (
             run.state == State.RUNNING
@@ -117,13 +116,9 @@ def _after_a_kill(snapshot: ExecutionSnapshot, run: RunState) -> bool:
 def handle_exit(snapshot: ExecutionSnapshot, new_id: NewId) -> list[Action]:
     """An Exit task ended: the execution ends in its state (KILLED goes through the kill). Waiting runs
     end KILLED, running flowables in the Exit's state; running runnables are left to finish."""
-    if snapshot.state not in (State.RUNNING, State.PAUSED) or not _exit_tasks(snapshot.flow):
+    state = exit_state(snapshot) if snapshot.state in (State.RUNNING, State.PAUSED) else None
+    if state is None:
         return []
-    exit_ids = _exit_tasks(snapshot.flow)
-    exits = [r for r in snapshot.runs if r.task_id in exit_ids and r.state == State.SUCCESS and "state" in r.outputs]
-    if not exits:
-        return []
-    state = State(exits[0].outputs["state"])
     if state == State.KILLED:
         return [SetExecutionState(State.KILLING)]
     actions: list[Action] = []
@@ -133,15 +128,6 @@ def handle_exit(snapshot: ExecutionSnapshot, new_id: NewId) -> list[Action]:
         elif run.state == State.RUNNING and is_flowable(snapshot, run):
             actions.append(SetTaskRunState(run.id, state))
     return actions + [SetExecutionState(state)]
-
-
-def _exit_tasks(flow: FlowSpec) -> frozenset[str]:
-    """The ids of the flow's Exit tasks (most flows have none: the step is then free). Kept on the spec."""
-    ids: frozenset[str] | None = flow.__dict__.get("_exit_task_ids")
-    if ids is None:
-        ids = frozenset(t.id for t in flow.walk() if getattr(get_plugin(t.type), "ends_execution", False))
-        object.__setattr__(flow, "_exit_task_ids", ids)
-    return ids
 
 
 def handle_wakes(snapshot: ExecutionSnapshot, new_id: NewId) -> list[Action]:

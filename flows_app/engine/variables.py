@@ -8,7 +8,7 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from flows_app.spec.model import FlowSpec, TaskSpec
+from flows_app.spec.model import FlowSpec, TaskSpec, derived
 from plugins_app.base import finally_state, resolve_children_state
 from plugins_app.registry import get_plugin
 
@@ -68,12 +68,12 @@ def mentions_other_runs(task: TaskSpec) -> bool:
     run, long in a long loop) need not be built for it. Kept on the (frozen, cached) spec.
 
     An afterExecution task counts as one: its `execution.state` is read from the runs of the flow's tasks."""
-    known = task.__dict__.get("_mentions_other_runs")
-    if known is None:
+
+    def compute() -> bool:
         text = json.dumps(task.properties, default=str)
-        known = any(word in text for word in OTHER_RUNS) or in_after_execution(task)
-        object.__setattr__(task, "_mentions_other_runs", known)
-    return known
+        return any(word in text for word in OTHER_RUNS) or in_after_execution(task)
+
+    return derived(task, "_mentions_other_runs", compute)
 
 
 # ---- the state an execution ends in ----------------------------------------------------------------
@@ -119,15 +119,16 @@ def exit_state(snapshot: ExecutionSnapshot) -> State | None:
 
 
 def _exits(flow: FlowSpec) -> frozenset[str]:
-    ids = flow.__dict__.get("_exits_of_tasks")  # most flows have none: kept on the spec, the check is then free
-    if ids is None:
-        ids = frozenset(
+    """The flow's Exit tasks (most flows have none: the checks are then free)."""
+    return derived(
+        flow,
+        "_exits_of_tasks",
+        lambda: frozenset(
             t.id
             for t in flow.walk()
             if not in_after_execution(t) and getattr(get_plugin(t.type), "ends_execution", False)
-        )
-        object.__setattr__(flow, "_exits_of_tasks", ids)
-    return ids
+        ),
+    )
 
 
 def build_variables(

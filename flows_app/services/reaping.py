@@ -18,9 +18,9 @@ from flows_app.engine.states import State
 from flows_app.models import Execution, TaskRun
 
 from .executions import ready_runs
-from .flows import with_checksum
+from .flows import spec_of_revision, with_checksum
 from .logs import log_now
-from .snapshots import load_snapshot
+from .snapshots import revision_checksum
 from .taskruns import Attempt, record_attempt
 from .transitions import RESUBMITTED, move_task_run
 
@@ -36,7 +36,7 @@ def reap_task_run(task_run_id: str) -> bool:
         run.refresh_from_db()
         if execution is None or run.state != State.RUNNING or run.heartbeat_at is None:
             return False
-        flow = load_snapshot(execution).flow
+        flow = spec_of_revision(execution.flow_revision_id, revision_checksum(execution))
         task = flow.task(run.task_id)
         worker = run.worker or "?"
         done = resubmissions(run)

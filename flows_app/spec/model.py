@@ -2,13 +2,25 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from types import MappingProxyType
-from typing import Any
+from typing import Any, TypeVar
 
 from .errors import Path, SpecWarning
+
+T = TypeVar("T")
+
+
+def derived(spec: Any, name: str, compute: Callable[[], T]) -> T:
+    """A value computed once from a frozen (and cached) spec and kept on it: the planner asks on every round
+    what never changes for a revision (its Exit tasks, who holds whom)."""
+    found: T | None = spec.__dict__.get(name)
+    if found is None:
+        found = compute()
+        object.__setattr__(spec, name, found)
+    return found
 
 
 @dataclass(frozen=True)
