@@ -1,5 +1,6 @@
 """The Django admin for operators: flows with revisions and a Run page, executions with task runs and logs
-(shown, never edited: the services write them), and the KV store."""
+(shown, never edited: the services write them), the KV store, and who may do what (roles by namespace,
+API tokens, the audit log)."""
 
 from __future__ import annotations
 
@@ -18,8 +19,8 @@ from django.utils.text import capfirst
 from .engine.inputs import InputsError
 from .forms import InputsForm, KVEntryForm, LabelsForm, inputs_form, needs_value
 from .markdown import render_markdown
-from .models import Execution, Flow, FlowRevision, KVEntry, LogEntry, TaskRun
-from .services import kv
+from .models import ApiToken, AuditEntry, Execution, Flow, FlowRevision, KVEntry, LogEntry, NamespaceRole, TaskRun
+from .services import audit, kv, tokens
 from .services.deletion import NotEnded, delete_execution, delete_executions
 from .services.executions import FlowDisabled, kill_execution, start_execution
 from .services.flows import spec_of
@@ -250,7 +251,11 @@ class ExecutionAdmin(ReadOnlyAdmin):
 
     @admin.action(description="Kill the selected executions", permissions=["kill"])
     def kill_executions(self, request, queryset):
-        killed = sum(1 for execution in queryset if kill_execution(execution.id))
+        killed = 0
+        for execution in queryset:
+            if kill_execution(execution.id):
+                killed += 1
+                audit.record_request(request, "execution.killed", execution.id)
         self.message_user(request, f"{killed} execution(s) asked to stop", messages.SUCCESS)
 
     def has_kill_permission(self, request):
@@ -372,3 +377,71 @@ class KVEntryAdmin(admin.ModelAdmin):
     def delete_queryset(self, request, queryset):
         for namespace, key in queryset.values_list("namespace", "key"):
             kv.delete_entry(namespace, key)
+
+
+# ---- who may do what -------------------------------------------------------------------------------
+
+
+@admin.register(NamespaceRole)
+class NamespaceRoleAdmin(admin.ModelAdmin):
+    """Roles by namespace prefix, for a user or a group; each change is audited."""
+
+    list_display = ("namespace_shown", "role", "user", "group")
+    list_filter = ("role",)
+    search_fields = ("namespace", "user__username", "group__name")
+    autocomplete_fields = ("user", "group")
+
+    @admin.display(description="namespace", ordering="namespace")
+    def namespace_shown(self, obj):
+        return obj.namespace or "* (all)"
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        audit.record_request(request, "role.changed" if change else "role.granted", str(obj))
+
+    def delete_model(self, request, obj):
+        audit.record_request(request, "role.revoked", str(obj))
+        super().delete_model(request, obj)
+
+    def delete_queryset(self, request, queryset):
+        for obj in queryset:
+            audit.record_request(request, "role.revoked", str(obj))
+        super().delete_queryset(request, queryset)
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(admin.ModelAdmin):
+    """Tokens are made here (shown once, in the message after saving) and revoked, never edited."""
+
+    list_display = ("name", "user", "prefix", "created_at", "last_used_at", "expires_at", "revoked_at")
+    list_filter = ("revoked_at",)
+    search_fields = ("name", "user__username", "prefix")
+    fields = ("user", "name", "expires_at", "prefix", "created_at", "last_used_at", "revoked_at")
+    actions = ["revoke"]
+
+    def get_readonly_fields(self, request, obj=None):
+        made = ("prefix", "created_at", "last_used_at", "revoked_at")
+        return ("user", "name", "expires_at", *made) if obj else made
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            return
+        token, row = tokens.create_token(obj.user, obj.name, obj.expires_at)
+        obj.pk = row.pk
+        audit.record_request(request, "token.created", str(row), owner=obj.user.get_username())
+        messages.warning(request, f"The token, shown this once: {token}")
+
+    @admin.action(description="Revoke the selected tokens")
+    def revoke(self, request, queryset):
+        for row in queryset.filter(revoked_at__isnull=True):
+            tokens.revoke(row)
+            audit.record_request(request, "token.revoked", str(row), owner=row.user.get_username())
+
+
+@admin.register(AuditEntry)
+class AuditEntryAdmin(ReadOnlyAdmin):
+    list_display = ("at", "username", "action", "target", "remote_addr")
+    list_filter = ("action",)
+    search_fields = ("username", "target", "action")
+    fields = ("at", "user", "username", "action", "target", "remote_addr", "detail")
+    readonly_fields = fields

@@ -22,6 +22,9 @@ class Flow(models.Model):
     revision = models.PositiveIntegerField(default=1, help_text="The latest revision.")
     source = models.TextField(help_text="The latest revision's YAML, exactly as written.")
     disabled = models.BooleanField(default=False)
+    deleted = models.BooleanField(
+        default=False, help_text="Deleted: hidden and not runnable; its executions and revisions are kept (as Kestra)."
+    )
     description = models.TextField(blank=True, default="")
     labels = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -63,6 +66,7 @@ class Execution(models.Model):
     labels = models.JSONField(default=dict, blank=True)
     outputs = models.JSONField(default=dict, blank=True)
     trigger = models.JSONField(null=True, blank=True)
+    histories = models.JSONField(default=list, blank=True, help_text="Each state it entered, with its date.")
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     started_at = models.DateTimeField(null=True, blank=True)
     ended_at = models.DateTimeField(null=True, blank=True)
@@ -163,3 +167,76 @@ class KVEntry(models.Model):
 
     def __str__(self) -> str:
         return f"{self.namespace}/{self.key}"
+
+
+# ---- who may do what (the API, the dashboard) ----------------------------------------------------
+
+
+class NamespaceRole(models.Model):
+    """A user or a group is a viewer, editor or admin of a namespace and of every namespace under it."""
+
+    VIEWER, EDITOR, ADMIN = "VIEWER", "EDITOR", "ADMIN"
+    ROLE_CHOICES = [(VIEWER, "viewer: reads"), (EDITOR, "editor: also writes flows and KV, runs"), (ADMIN, "admin")]
+
+    user = models.ForeignKey(
+        "auth.User", null=True, blank=True, on_delete=models.CASCADE, related_name="namespace_roles"
+    )
+    group = models.ForeignKey(
+        "auth.Group", null=True, blank=True, on_delete=models.CASCADE, related_name="namespace_roles"
+    )
+    namespace = models.CharField(
+        max_length=150, blank=True, help_text="A namespace prefix: `company.team` covers `company.team.*`; empty: all."
+    )
+    role = models.CharField(max_length=8, choices=ROLE_CHOICES)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(user__isnull=False, group__isnull=True)
+                | models.Q(user__isnull=True, group__isnull=False),
+                name="namespace_role_one_holder",
+            )
+        ]
+        ordering = ["namespace", "role"]
+
+    def __str__(self) -> str:
+        return f"{self.user or self.group}: {self.role} of {self.namespace or '*'}"
+
+
+class ApiToken(models.Model):
+    """A bearer token for the API. Only its SHA-256 digest is kept: the token is shown once, when made."""
+
+    user = models.ForeignKey("auth.User", on_delete=models.CASCADE, related_name="api_tokens")
+    name = models.CharField(max_length=100)
+    prefix = models.CharField(max_length=12, help_text="The token's first characters, to tell tokens apart.")
+    digest = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["user", "name"]
+        verbose_name = "API token"
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"
+
+
+class AuditEntry(models.Model):
+    """Who changed what runs or who may do what: when, from where."""
+
+    at = models.DateTimeField(auto_now_add=True, db_index=True)
+    user = models.ForeignKey("auth.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    username = models.CharField(max_length=150, blank=True, help_text="Kept when the user is deleted.")
+    action = models.CharField(max_length=40, db_index=True)
+    target = models.CharField(max_length=500, blank=True)
+    remote_addr = models.CharField(max_length=64, blank=True)
+    detail = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-at"]
+        verbose_name_plural = "audit log"
+
+    def __str__(self) -> str:
+        return f"{self.at:%Y-%m-%d %H:%M:%S} {self.username or '-'} {self.action} {self.target}"

@@ -84,6 +84,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     prepare.set_defaults(handler=cmd_server_prepare)
 
+    token = commands.add_parser("token", help="API tokens (on this database)").add_subparsers(dest="token_command")
+    token_create = token.add_parser("create", help="make an API token for a user; it is printed once")
+    token_create.add_argument("username")
+    token_create.add_argument("--name", default="cli", help="what the token is for (default: cli)")
+    token_create.add_argument("--expires-in", metavar="DURATION", help="an ISO 8601 duration, like P30D")
+    token_create.set_defaults(handler=cmd_token_create)
+    token_list = token.add_parser("list", help="every token: user, name, prefix, state")
+    token_list.set_defaults(handler=cmd_token_list)
+    token_revoke = token.add_parser("revoke", help="revoke a token, by its prefix (as `tern token list` shows it)")
+    token_revoke.add_argument("prefix")
+    token_revoke.set_defaults(handler=cmd_token_revoke)
+
     manage = commands.add_parser("manage", help="run a Django management command", add_help=False)
     manage.add_argument("rest", nargs=argparse.REMAINDER)
     manage.set_defaults(handler=cmd_manage)
@@ -255,6 +267,62 @@ def cmd_server_prepare(args: argparse.Namespace) -> int:
     setup_django()
     prepare(settings.TERN["FLOWS_DIR"])
     return 0
+
+
+def cmd_token_create(args: argparse.Namespace) -> int:
+    from orchestrator.processes import setup_django
+
+    setup_django()
+    from django.contrib.auth import get_user_model
+    from django.utils import timezone
+
+    from flows_app.services import audit, tokens
+    from flows_app.spec.durations import DurationError, parse_duration
+
+    user = get_user_model().objects.filter(username=args.username, is_active=True).first()
+    if user is None:
+        print(f"no active user {args.username!r}", file=sys.stderr)
+        return EXIT_FAILED
+    expires_at = None
+    if args.expires_in:
+        try:
+            expires_at = timezone.now() + parse_duration(args.expires_in)
+        except DurationError:
+            print(f"--expires-in {args.expires_in!r}: not a duration (like P30D)", file=sys.stderr)
+            return EXIT_INVALID
+    token, row = tokens.create_token(user, args.name, expires_at)
+    audit.record(None, "token.created", str(row), "cli", owner=user.get_username())
+    print(token)
+    return EXIT_OK
+
+
+def cmd_token_list(args: argparse.Namespace) -> int:
+    from orchestrator.processes import setup_django
+
+    setup_django()
+    from flows_app.models import ApiToken
+
+    for row in ApiToken.objects.select_related("user").order_by("user__username", "name"):
+        state = "revoked" if row.revoked_at else f"expires {row.expires_at:%Y-%m-%d}" if row.expires_at else "live"
+        print(f"{row.prefix}…  {row.user.get_username()}  {row.name}  {state}")
+    return EXIT_OK
+
+
+def cmd_token_revoke(args: argparse.Namespace) -> int:
+    from orchestrator.processes import setup_django
+
+    setup_django()
+    from flows_app.models import ApiToken
+    from flows_app.services import audit, tokens
+
+    rows = list(ApiToken.objects.filter(prefix=args.prefix.rstrip("…"), revoked_at__isnull=True))
+    if len(rows) != 1:
+        print(f"{len(rows)} live tokens have the prefix {args.prefix!r}: none revoked", file=sys.stderr)
+        return EXIT_FAILED
+    tokens.revoke(rows[0])
+    audit.record(None, "token.revoked", str(rows[0]), "cli", owner=rows[0].user.get_username())
+    print(f"revoked {rows[0]}")
+    return EXIT_OK
 
 
 def cmd_manage(args: argparse.Namespace) -> int:

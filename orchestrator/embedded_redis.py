@@ -86,6 +86,15 @@ def client(url: str, timeout: float | None = None) -> redis.Redis:
     return redis.Redis.from_url(url, socket_connect_timeout=timeout, socket_timeout=timeout)
 
 
+def async_client(url: str):
+    """The asyncio twin of `client`, for the web server's event streams."""
+    import redis.asyncio
+
+    if url.startswith("redis+socket://"):
+        url = "unix://" + url[len("redis+socket://") :]
+    return redis.asyncio.Redis.from_url(url)
+
+
 def reachable(url: str, timeout: float = 0.5) -> bool:
     try:
         return bool(client(url, timeout).ping())

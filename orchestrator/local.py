@@ -149,6 +149,7 @@ def announce(host: str, port: int, children: dict[str, subprocess.Popen], redis:
     started = ", ".join(f"{name} (pid {process.pid})" for name, process in children.items())
     print(
         f"\nTern is running: http://{host}:{port}/admin/  (Ctrl-C stops it)\n"
+        f"  API docs   http://{host}:{port}/api/v1/docs\n"
         f"  processes  {started}\n"
         f"  data       {settings.DATA_DIR}\n"
         f"  database   {describe_database()}\n"

@@ -29,6 +29,9 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "django_celery_beat",
+    "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI and Redoc served from our static files, not a CDN
     "flows_app",
     "plugins_app",
 ]
@@ -108,6 +111,42 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": env_str("TERN_LOG_LEVEL", "WARNING")},
 }
+
+# ---- The REST API (flows_app/api) -----------------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "flows_app.api.auth.BearerTokenAuthentication",
+        "flows_app.api.auth.BasicAuthentication",  # what Kestra's clients send
+        "rest_framework.authentication.SessionAuthentication",  # the browser
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": [
+        "rest_framework.parsers.JSONParser",
+        "flows_app.api.parsing.YamlSourceParser",
+        "flows_app.api.parsing.YamlParser",
+        "flows_app.api.parsing.TextYamlParser",
+        "flows_app.api.parsing.PlainTextParser",
+        "rest_framework.parsers.MultiPartParser",
+        "rest_framework.parsers.FormParser",
+    ],
+    "EXCEPTION_HANDLER": "flows_app.api.errors.exception_handler",
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "flows_app.api.rendering.LenientNegotiation",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Tern API",
+    "DESCRIPTION": "Flows, executions, logs and the KV store, on Kestra's paths (`/api/v1/main/...`).",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "PREPROCESSING_HOOKS": ["flows_app.api.schema.tenant_paths_only"],
+}
+# Bodies the API reads at most (a flow source is at most 1 MB; uploads of FILE inputs stream to disk).
+DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("TERN_API_MAX_BODY_BYTES", 5 * 1024 * 1024)
 
 # ---- Celery over Redis ---------------------------------------------------------------------------
 # No REDIS_URL: `tern server local` starts an embedded Redis and sets it for the processes it starts.

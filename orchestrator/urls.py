@@ -1,10 +1,18 @@
-"""URL map: the admin for now; the API and dashboard join later."""
+"""URL map: the REST API (with and without Kestra's tenant segment), its docs, and the admin."""
 
 from django.contrib import admin
-from django.urls import path
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 admin.site.site_header = "Tern"
 admin.site.site_title = "Tern"
 admin.site.index_title = "Flows, executions and logs"
 
-urlpatterns = [path("admin/", admin.site.urls)]
+urlpatterns = [
+    path("api/v1/schema", SpectacularAPIView.as_view(), name="schema"),
+    path("api/v1/docs", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    path("api/v1/redoc", SpectacularRedocView.as_view(url_name="schema"), name="api-redoc"),
+    path("api/v1/main/", include(("flows_app.api.urls", "api"), namespace="api")),
+    path("api/v1/", include(("flows_app.api.urls", "api"), namespace="api-untenanted")),
+    path("admin/", admin.site.urls),
+]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -30,14 +31,36 @@ def save_flow(source: str) -> Saved:
         )
         latest = flow.revisions.order_by("-revision").first()
         if latest is not None and latest.checksum == checksum:
+            if flow.deleted:  # saved again as it was: back, with its revisions
+                flow.deleted = False
+                flow.save(update_fields=["deleted", "updated_at"])
             return Saved(flow, latest, created=False)
         number = (latest.revision if latest else 0) + 1
         revision = FlowRevision.objects.create(flow=flow, revision=number, source=source, checksum=checksum)
-        flow.revision, flow.source = number, source
+        flow.revision, flow.source, flow.deleted = number, source, False
         flow.disabled, flow.description = spec.disabled, spec.description or ""
         flow.labels = dict(spec.labels)
-        flow.save(update_fields=["revision", "source", "disabled", "description", "labels", "updated_at"])
+        flow.save(update_fields=["revision", "source", "deleted", "disabled", "description", "labels", "updated_at"])
     return Saved(flow, revision, created=True)
+
+
+def delete_flow(flow: Flow) -> bool:
+    """Hide a flow and stop it running; its revisions and executions stay (as Kestra). Saving it again
+    brings it back. False if it was already deleted."""
+    return Flow.objects.filter(pk=flow.pk, deleted=False).update(deleted=True) == 1
+
+
+_DISABLED_LINE = re.compile(r"^disabled:[^\n]*$", re.MULTILINE)
+
+
+def set_disabled(flow: Flow, disabled: bool) -> Saved:
+    """Disable or enable a flow as Kestra does: a new revision whose source says `disabled: true|false`."""
+    line = f"disabled: {'true' if disabled else 'false'}"
+    if _DISABLED_LINE.search(flow.source):
+        source = _DISABLED_LINE.sub(line, flow.source, count=1)
+    else:
+        source = flow.source.rstrip("\n") + "\n" + line + "\n"
+    return save_flow(source)
 
 
 def spec_of(revision: FlowRevision) -> FlowSpec:

@@ -9,6 +9,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
+from django.utils import timezone
 
 from flows_app import events
 from flows_app.engine.inputs import InputsError, coerce_inputs
@@ -53,6 +54,8 @@ def start_execution(
     check_labels(labels or {})
     revision = flow.revisions.get(revision=revision or flow.revision)
     spec = spec_of(revision)
+    if flow.deleted:
+        raise FlowDisabled(f"flow {flow} is deleted")
     if spec.disabled:
         raise FlowDisabled(f"flow {flow} is disabled")
     execution_id = new_id()
@@ -70,6 +73,7 @@ def start_execution(
             inputs=values,
             labels={**_without_system(spec.labels), **(labels or {}), **_system_labels(execution_id, parent, username)},
             trigger=dict(trigger) if trigger else None,
+            histories=[{"state": "CREATED", "date": timezone.now().isoformat()}],
             parent=parent,
             parent_task_run_id=parent_task_run_id,
         )

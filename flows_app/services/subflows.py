@@ -23,7 +23,7 @@ def start_subflow(execution: Execution, run: TaskRun, request: StartSubflow) -> 
     Only the run's outputs are written; the Subflow plugin turns them into its state.
     """
     name = f"{request.namespace}.{request.flow_id}"
-    flow = Flow.objects.filter(namespace=request.namespace, flow_id=request.flow_id).first()
+    flow = Flow.objects.filter(namespace=request.namespace, flow_id=request.flow_id, deleted=False).first()
     try:
         if flow is None:
             raise LookupError("no such flow")

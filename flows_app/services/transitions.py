@@ -68,6 +68,7 @@ def move_execution(execution: Execution, target: State, **fields: Any) -> bool:
         fields.setdefault("ended_at", now)
         fields.setdefault("wake_at", None)
     previous = execution.state
+    fields["histories"] = [*(execution.histories or []), {"state": target.value, "date": now.isoformat()}]
     moved = _compare_and_set(execution, f"execution {execution.id}", target, fields)
     if moved:
         events.announce(events.ExecutionStateChanged(execution.id, target.value, previous))

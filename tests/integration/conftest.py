@@ -133,6 +133,60 @@ class Workers:
                 process.wait()
 
 
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class WebServer:
+    """A real `tern web` process (uvicorn) on the test database, at `url`."""
+
+    def __init__(self, workers: Workers):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        log = open(workers.tmp_path / "web.log", "w")  # noqa: SIM115  (the server's, while it lives)
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "orchestrator.cli", "web", "--port", str(self.port)],
+            cwd=ROOT,
+            env=workers.env(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        wait_until(self._answers, timeout=30, interval=0.1, what="tern web answering")
+
+    def _answers(self) -> bool:
+        import httpx
+
+        if self.process.poll() is not None:
+            raise RuntimeError(f"tern web exited with {self.process.returncode}")
+        try:
+            return httpx.get(self.url + "/api/v1/main/flows/search", timeout=1).status_code == 401
+        except httpx.HTTPError:
+            return False
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+
+
+@pytest.fixture
+def web_server(celery_runtime):
+    """`tern web` and one worker, both real processes, on the test database and Redis."""
+    celery_runtime.start()
+    server = WebServer(celery_runtime)
+    yield server
+    server.stop()
+
+
 @pytest.fixture
 def celery_runtime(transactional_db, redis_url, tmp_path, settings):
     """This process sends through Celery to the test Redis; `workers.start()` adds real worker processes."""

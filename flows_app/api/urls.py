@@ -1,0 +1,63 @@
+"""The API's routes, mounted twice: under Kestra 1.x's tenant (`/api/v1/main/...`) and without it (0.x).
+
+Fixed words come before the patterns they would match (`flows/search` before `flows/{namespace}`), as in
+Kestra, whose routes have the same overlaps."""
+
+from __future__ import annotations
+
+from django.urls import path
+
+from .views import executions, flows, kv, logs, namespaces, streams, webhooks
+
+NS = "<str:namespace>"
+
+urlpatterns = [
+    # flows
+    path("flows", flows.FlowCreateView.as_view(), name="flows"),
+    path("flows/search", flows.FlowSearchView.as_view(), name="flow-search"),
+    path("flows/validate", flows.ValidateView.as_view(), name="flow-validate"),
+    path("flows/distinct-namespaces", flows.DistinctNamespacesView.as_view(), name="flow-namespaces"),
+    *[
+        path(
+            f"flows/{action}/by-{by}",
+            flows.FlowBulkView.as_view(
+                action=action, by=by, http_method_names=["delete" if action == "delete" else "post", "options"]
+            ),
+            name=f"flow-{action}-{by}",
+        )
+        for action in ("enable", "disable", "delete")
+        for by in ("ids", "query")
+    ],
+    path(f"flows/{NS}", flows.NamespaceFlowsView.as_view(), name="namespace-flows"),
+    path(f"flows/{NS}/<str:flow_id>", flows.FlowView.as_view(), name="flow"),
+    path(f"flows/{NS}/<str:flow_id>/revisions", flows.FlowRevisionsView.as_view(), name="flow-revisions"),
+    path(f"flows/{NS}/<str:flow_id>/diff", flows.FlowDiffView.as_view(), name="flow-diff"),
+    # executions
+    path("executions/search", executions.ExecutionSearchView.as_view(), name="execution-search"),
+    path("executions", executions.FlowExecutionsView.as_view(), name="executions"),
+    *[
+        path(
+            f"executions/{action}/by-{by}" if action == "kill" else f"executions/by-{by}",
+            executions.ExecutionBulkView.as_view(action=action, by=by),
+            name=f"execution-{action}-{by}",
+        )
+        for action in ("kill", "delete")
+        for by in ("ids", "query")
+    ],
+    path(f"executions/webhook/{NS}/<str:flow_id>/<str:key>", webhooks.WebhookView.as_view(), name="webhook"),
+    path("executions/<str:execution_id>/follow", streams.ExecutionFollowView.as_view(), name="execution-follow"),
+    path(f"executions/{NS}/<str:flow_id>", executions.ExecutionCreateView.as_view(), name="execution-create"),
+    path("executions/<str:execution_id>", executions.ExecutionView.as_view(), name="execution"),
+    path("executions/<str:execution_id>/actions/kill", executions.KillView.as_view(), name="execution-kill"),
+    path("executions/<str:execution_id>/actions/resume", executions.ResumeView.as_view(), name="execution-resume"),
+    # logs
+    path("logs/<str:execution_id>", logs.ExecutionLogsView.as_view(), name="logs"),
+    path("logs/<str:execution_id>/follow", streams.LogFollowView.as_view(), name="logs-follow"),
+    path("logs/<str:execution_id>/download", logs.ExecutionLogsDownloadView.as_view(), name="logs-download"),
+    # namespaces and the KV store
+    path("namespaces/search", namespaces.NamespaceSearchView.as_view(), name="namespace-search"),
+    path(f"namespaces/{NS}", namespaces.NamespaceView.as_view(), name="namespace"),
+    path(f"namespaces/{NS}/kv", kv.NamespaceKeysView.as_view(), name="kv-keys"),
+    path(f"namespaces/{NS}/kv/<str:key>", kv.KeyView.as_view(), name="kv-key"),
+    path("kv", kv.AllKeysView.as_view(), name="kv-all"),
+]

@@ -1,0 +1,268 @@
+"""Executions: started with inputs (multipart, as Kestra's clients send them), read, searched, killed,
+resumed and deleted."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import transaction
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from flows_app import live
+from flows_app.models import Execution
+from flows_app.services import audit
+from flows_app.services.access import Role
+from flows_app.services.deletion import NotEnded, delete_executions
+from flows_app.services.executions import NotPaused, kill_execution, resume_execution
+from flows_app.services.starting import FlowDisabled, ReservedLabels, start_execution
+
+from .. import querying, serializers
+from ..errors import ApiError, invalid, not_found
+from ..paging import ordering, paged
+from ..representations import execution_json, runs_of
+from .common import access_of, flag, require, visible_execution, visible_flow
+
+WAIT_SECONDS = 600  # `?wait=true` answers by then at the latest, with the state reached so far
+
+
+def inputs_of(request) -> dict[str, Any]:
+    """Form fields as text (a repeated field as a list) and uploaded files as bytes, or a JSON object."""
+    if isinstance(request.data, dict) and not hasattr(request.data, "getlist"):
+        return dict(request.data)
+    values: dict[str, Any] = {}
+    for key in request.data:
+        items = request.data.getlist(key)
+        values[key] = items[0] if len(items) == 1 else items
+    for key in request.FILES:
+        values[key] = request.FILES[key].read()
+    return values
+
+
+def labels_of(request) -> dict[str, str]:
+    """`labels=key:value`, repeated (Kestra's form)."""
+    labels = {}
+    for item in request.query_params.getlist("labels"):
+        key, sep, value = item.partition(":")
+        if not sep or not key:
+            raise invalid(f"labels: '{item[:60]}' is not key:value", "labels", status_code=400)
+        labels[key] = value
+    return labels
+
+
+def execution_response(request, execution: Execution, status: int = 200, created: bool = False) -> Response:
+    data = execution_json(execution, runs_of(execution))
+    if created:
+        data["url"] = request.build_absolute_uri(f"/admin/flows_app/execution/{execution.id}/change/")
+    return Response(data, status=status)
+
+
+def reload(execution_id: str) -> Execution:
+    return Execution.objects.select_related("flow", "flow_revision").get(id=execution_id)
+
+
+class ExecutionCreateView(APIView):
+    parser_classes = [MultiPartParser, FormParser, JSONParser]
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("wait", bool, description="answer when the execution has ended"),
+            OpenApiParameter("labels", str, many=True, description="key:value"),
+            OpenApiParameter("revision", int),
+        ],
+        request={"multipart/form-data": {"type": "object", "additionalProperties": True}},
+        responses={200: serializers.CreatedExecution},
+        operation_id="create_execution",
+    )
+    def post(self, request, namespace: str, flow_id: str, **_):
+        flow = visible_flow(request, namespace, flow_id, Role.EDITOR)
+        revision = request.query_params.get("revision")
+        if revision is not None and not revision.isdigit():
+            raise invalid(f"revision: '{revision[:20]}' is not a number", "revision", status_code=400)
+        if revision is not None and not flow.revisions.filter(revision=int(revision)).exists():
+            raise not_found(f"revision {revision} of flow {flow}")
+        labels = labels_of(request)
+        wait = flag(request, "wait")
+        try:
+            execution = start_execution(
+                flow,
+                inputs_of(request),
+                labels=labels,
+                revision=int(revision) if revision else None,
+                username=request.user.get_username(),
+            )
+        except (FlowDisabled, ReservedLabels) as exc:
+            raise ApiError(str(exc), status_code=422) from None
+        if wait:
+            live.wait_for_end(execution.id, WAIT_SECONDS, lambda: _state_of(execution.id))
+        return execution_response(request, reload(execution.id), created=True)
+
+
+def _state_of(execution_id: str) -> str | None:
+    from django.db import close_old_connections
+
+    close_old_connections()
+    return Execution.objects.filter(id=execution_id).values_list("state", flat=True).first()
+
+
+class ExecutionView(APIView):
+    @extend_schema(responses={200: serializers.Execution}, operation_id="execution")
+    def get(self, request, execution_id: str, **_):
+        return execution_response(request, visible_execution(request, execution_id))
+
+    @extend_schema(responses={204: None}, operation_id="delete_execution")
+    def delete(self, request, execution_id: str, **_):
+        execution = visible_execution(request, execution_id, Role.EDITOR)
+        try:
+            delete_executions([execution.id])
+        except NotEnded as exc:
+            raise ApiError(str(exc), status_code=409) from None
+        audit.record_request(request, "execution.deleted", execution.id)
+        return Response(status=204)
+
+
+class KillView(APIView):
+    @extend_schema(responses={202: serializers.Execution}, operation_id="kill_execution")
+    def delete(self, request, execution_id: str, **_):
+        execution = visible_execution(request, execution_id, Role.EDITOR)
+        if not kill_execution(execution.id):
+            raise ApiError(
+                f"execution {execution.id} has already ended ({reload(execution.id).state})", status_code=409
+            )
+        audit.record_request(request, "execution.killed", execution.id)
+        return execution_response(request, reload(execution.id), status=202)
+
+
+class ResumeView(APIView):
+    parser_classes = [MultiPartParser, FormParser, JSONParser]
+
+    @extend_schema(
+        request={"multipart/form-data": {"type": "object", "additionalProperties": True}},
+        responses={200: serializers.Execution},
+        operation_id="resume_execution",
+    )
+    def post(self, request, execution_id: str, **_):
+        execution = visible_execution(request, execution_id, Role.EDITOR)
+        try:
+            resume_execution(execution.id, inputs_of(request))
+        except NotPaused as exc:
+            raise ApiError(str(exc), status_code=409) from None
+        audit.record_request(request, "execution.resumed", execution.id)
+        return execution_response(request, reload(execution.id))
+
+
+EXECUTION_SORT = {
+    "id": "id",
+    "state.startDate": "created_at",
+    "state.endDate": "ended_at",
+    "state.current": "state",
+    "namespace": "flow__namespace",
+    "flowId": "flow__flow_id",
+}
+EXECUTION_FILTERS = {
+    "q": querying.free_text("id", "flow__flow_id", "flow__namespace"),
+    "namespace": querying.text("flow__namespace"),
+    "flowId": querying.text("flow__flow_id"),
+    "state": querying.text("state"),
+    "labels": querying.labels("labels"),
+    "startDate": querying.moment("created_at"),
+    "endDate": querying.moment("created_at"),
+    "timeRange": querying.time_range("created_at"),
+    "executionId": querying.text("id"),
+    "parentId": querying.text("parent_id"),
+    "triggerExecutionId": querying.text("parent_id"),
+}
+
+
+def visible_executions(request, role: Role = Role.VIEWER):
+    return Execution.objects.filter(access_of(request).namespaces_q("flow__namespace", role))
+
+
+def search(request):
+    query = querying.build(querying.conditions(request.query_params), EXECUTION_FILTERS)
+    order = ordering(request.query_params.getlist("sort"), EXECUTION_SORT, ["-created_at"])
+    executions = (
+        visible_executions(request)
+        .filter(query)
+        .select_related("flow", "flow_revision")
+        .prefetch_related("task_runs")
+        .order_by(*order, "id")
+    )
+    return paged(executions, request.query_params, _with_runs)
+
+
+def _with_runs(execution: Execution) -> dict[str, Any]:
+    runs = sorted(execution.task_runs.all(), key=lambda run: (run.order, run.created_at))
+    return execution_json(execution, runs)
+
+
+SEARCH_PARAMETERS = [
+    OpenApiParameter("page", int),
+    OpenApiParameter("size", int),
+    OpenApiParameter("sort", str, many=True, description="field:asc or field:desc"),
+    OpenApiParameter("q", str),
+    OpenApiParameter("namespace", str),
+    OpenApiParameter("flowId", str),
+    OpenApiParameter("state", str, many=True),
+    OpenApiParameter("labels", str, many=True, description="key:value"),
+    OpenApiParameter("startDate", str, description="ISO 8601"),
+    OpenApiParameter("endDate", str, description="ISO 8601"),
+]
+
+
+class ExecutionSearchView(APIView):
+    @extend_schema(
+        parameters=SEARCH_PARAMETERS, responses={200: serializers.PagedExecutions}, operation_id="search_executions"
+    )
+    def get(self, request, **_):
+        return Response(search(request))
+
+
+class FlowExecutionsView(APIView):
+    """Kestra 0.x's listing: `GET /executions?namespace=...&flowId=...`."""
+
+    @extend_schema(
+        parameters=SEARCH_PARAMETERS,
+        responses={200: serializers.PagedExecutions},
+        operation_id="search_executions_by_flow_id",
+    )
+    def get(self, request, **_):
+        return Response(search(request))
+
+
+class ExecutionBulkView(APIView):
+    """Kill or delete many executions at once: by ids (a JSON list), or by the search filters."""
+
+    action = ""  # kill, delete
+    by = "ids"
+
+    @extend_schema(
+        request={"application/json": {"type": "array", "items": {"type": "string"}}},
+        responses={200: serializers.BulkResponse},
+    )
+    def delete(self, request, **_):
+        executions = self._chosen(request)
+        for execution in executions:
+            require(request, execution.flow.namespace, Role.EDITOR)
+        if self.action == "kill":
+            count = sum(1 for e in executions if kill_execution(e.id))
+        else:
+            ended = [e.id for e in executions if e.state in ("SUCCESS", "WARNING", "FAILED", "KILLED")]
+            if len(ended) != len(executions) and not flag(request, "includeNonTerminated", True):
+                raise ApiError("some executions have not ended", status_code=409)
+            with transaction.atomic():
+                count = delete_executions(ended)
+        for execution in executions:
+            audit.record_request(request, f"execution.{'killed' if self.action == 'kill' else 'deleted'}", execution.id)
+        return Response({"count": count})
+
+    def _chosen(self, request) -> list[Execution]:
+        if self.by == "query":
+            query = querying.build(querying.conditions(request.query_params), EXECUTION_FILTERS)
+            return list(visible_executions(request).filter(query).select_related("flow")[:10_000])
+        ids = request.data if isinstance(request.data, list) else None
+        if ids is None or not all(isinstance(i, str) for i in ids):
+            raise invalid("send a JSON list of execution ids", "body", status_code=400)
+        return [visible_execution(request, i) for i in ids]

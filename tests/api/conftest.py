@@ -1,0 +1,122 @@
+"""Personas and clients for the API: root (superuser), alice (editor of company.team), bob (viewer of
+company.team), carol (no role at all)."""
+
+from __future__ import annotations
+
+import base64
+
+import pytest
+from rest_framework.test import APIClient
+
+from tests.integration.conftest import celery_runtime, redis_url, wait_until, web_server  # noqa: F401  (fixtures reused)
+
+PASSWORD = "a-long-test-password"
+HELLO = """\
+id: hello
+namespace: company.team
+# a comment that must survive
+tasks:
+  - id: greet
+    type: io.kestra.plugin.core.log.Log
+    message: Hello {{ inputs.name ?? 'world' }}
+inputs:
+  - id: name
+    type: STRING
+    defaults: world
+"""
+
+
+def basic(username: str, password: str = PASSWORD) -> str:
+    return "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode()
+
+
+class Api:
+    """An APIClient for one persona, on the tenant paths."""
+
+    def __init__(self, username: str | None):
+        self.client = APIClient()
+        if username:
+            self.client.credentials(HTTP_AUTHORIZATION=basic(username))
+
+    def url(self, path: str) -> str:
+        return "/api/v1/main/" + path.lstrip("/")
+
+    def get(self, path, data=None, **kw):
+        return self.client.get(self.url(path), data, **kw)
+
+    def post(self, path, data=None, **kw):
+        return self.client.post(self.url(path), data, **kw)
+
+    def put(self, path, data=None, **kw):
+        return self.client.put(self.url(path), data, **kw)
+
+    def delete(self, path, data=None, **kw):
+        return self.client.delete(self.url(path), data, **kw)
+
+    def save_flow(self, source: str):
+        return self.post("flows", source, content_type="application/x-yaml")
+
+
+class Quiet:
+    """A dispatcher that sends nothing: API tests without a worker leave no messages in a Redis."""
+
+    def advance(self, execution_id, at=None):
+        pass
+
+    def send(self, ready):
+        pass
+
+    def ended(self, event):
+        pass
+
+    def logs_written(self, event):
+        pass
+
+
+@pytest.fixture(autouse=True)
+def quiet_dispatcher():
+    """Tests that start a worker (`celery_runtime`) replace it with the Celery dispatcher."""
+    from flows_app import dispatch
+
+    with dispatch.using(Quiet()):
+        yield
+
+
+@pytest.fixture
+def people(db):
+    from django.contrib.auth.models import User
+
+    from flows_app.models import NamespaceRole
+
+    root = User.objects.create_superuser("root@root.com", "root@root.com", PASSWORD)
+    alice = User.objects.create_user("alice", password=PASSWORD)
+    bob = User.objects.create_user("bob", password=PASSWORD)
+    User.objects.create_user("carol", password=PASSWORD)
+    NamespaceRole.objects.create(user=alice, namespace="company.team", role=NamespaceRole.EDITOR)
+    NamespaceRole.objects.create(user=bob, namespace="company.team", role=NamespaceRole.VIEWER)
+    return {"root": root, "alice": alice, "bob": bob}
+
+
+@pytest.fixture
+def root(people):
+    return Api("root@root.com")
+
+
+@pytest.fixture
+def alice(people):
+    return Api("alice")
+
+
+@pytest.fixture
+def bob(people):
+    return Api("bob")
+
+
+@pytest.fixture
+def carol(people):
+    return Api("carol")
+
+
+@pytest.fixture
+def anonymous(db):
+    return Api(None)
