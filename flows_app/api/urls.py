@@ -37,11 +37,13 @@ urlpatterns = [
     path("executions", executions.FlowExecutionsView.as_view(), name="executions"),
     *[
         path(
-            f"executions/{action}/by-{by}" if action == "kill" else f"executions/by-{by}",
-            executions.ExecutionBulkView.as_view(action=action, by=by),
+            f"executions/by-{by}" if action == "delete" else f"executions/{action}/by-{by}",
+            executions.ExecutionBulkView.as_view(
+                action=action, by=by, http_method_names=["post" if action == "restart" else "delete", "options"]
+            ),
             name=f"execution-{action}-{by}",
         )
-        for action in ("kill", "delete")
+        for action in ("kill", "delete", "restart")
         for by in ("ids", "query")
     ],
     path(f"executions/webhook/{NS}/<str:flow_id>/<str:key>", webhooks.WebhookView.as_view(), name="webhook"),
@@ -49,6 +51,9 @@ urlpatterns = [
     path(f"executions/{NS}/<str:flow_id>", executions.ExecutionCreateView.as_view(), name="execution-create"),
     path("executions/<str:execution_id>", executions.ExecutionView.as_view(), name="execution"),
     path("executions/<str:execution_id>/actions/kill", executions.KillView.as_view(), name="execution-kill"),
+    path("executions/<str:execution_id>/actions/restart", executions.RestartView.as_view(), name="execution-restart"),
+    path("executions/<str:execution_id>/actions/replay", executions.ReplayView.as_view(), name="execution-replay"),
+    path("executions/<str:execution_id>/actions/state", executions.TaskRunStateView.as_view(), name="task-run-state"),
     path("executions/<str:execution_id>/actions/resume", executions.ResumeView.as_view(), name="execution-resume"),
     # logs
     path("logs/<str:execution_id>", logs.ExecutionLogsView.as_view(), name="logs"),

@@ -56,15 +56,28 @@ ALLOWED: dict[State, frozenset[State]] = {
 }
 
 
+# Reopening what has ended — only an operator's restart, replay or change of a task run's state does it (see
+# services/restarts.py): the execution and the flowables around the restarted run run again, a failed run
+# waits for a new attempt, and a run's end state is set by hand. Nothing else may take these moves.
+REOPENING: dict[State, frozenset[State]] = {
+    _S.FAILED: frozenset({_S.RUNNING, _S.RETRYING, _S.SUCCESS, _S.WARNING}),
+    _S.KILLED: frozenset({_S.RUNNING, _S.RETRYING, _S.SUCCESS, _S.WARNING, _S.FAILED}),
+    _S.WARNING: frozenset({_S.RUNNING, _S.SUCCESS, _S.FAILED}),
+    _S.SUCCESS: frozenset({_S.RUNNING, _S.WARNING, _S.FAILED}),
+}
+
+
 class IllegalTransition(Exception):
     def __init__(self, what: str, current: State, target: State):
         super().__init__(f"{what}: cannot move from {current} to {target}")
         self.current, self.target = current, target
 
 
-def check_transition(what: str, current: State | str, target: State | str) -> State:
-    """The one door: raise IllegalTransition unless `current -> target` is in the table."""
+def check_transition(what: str, current: State | str, target: State | str, reopening: bool = False) -> State:
+    """The one door: raise IllegalTransition unless `current -> target` is in the table (or, `reopening`,
+    in the table of reopening moves)."""
     current, target = State(current), State(target)
-    if target not in ALLOWED[current]:
+    allowed = REOPENING.get(current, frozenset()) if reopening else ALLOWED[current]
+    if target not in allowed:
         raise IllegalTransition(what, current, target)
     return target

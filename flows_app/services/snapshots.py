@@ -22,12 +22,19 @@ from plugins_app.registry import get_plugin
 from .flows import spec_of_revision
 
 
-def load_runs(execution_id: str, flow: FlowSpec | None = None) -> tuple[RunState, ...]:
+def load_runs(execution_id: str, flow: FlowSpec | None = None, generation: int = 0) -> tuple[RunState, ...]:
     """Plain tuples, not model instances, and only the columns the planner reads: an execution is read
-    on every step, so this is hot. With its `flow`, ended runs already read are not read again."""
+    on every step, so this is hot. With its `flow`, ended runs already read (in this `generation` of the
+    execution, see `generation_of`) are not read again."""
     if flow is None:
         return _select_runs("execution_id = %s", [execution_id])
-    return _ended_runs.load(execution_id, flow)
+    return _ended_runs.load(execution_id, flow, generation)
+
+
+def generation_of(execution: Execution) -> int:
+    """Changes whenever ended runs may have been deleted or reopened by an operator: each state change of
+    the execution adds to its histories, and a restart (services/restarts.py) is one."""
+    return len(execution.histories or ())
 
 
 MAX_REREAD = 500  # ids asked for by name in one query (SQLite builds may allow only 999 parameters)
@@ -48,16 +55,17 @@ class EndedRuns:
     def __init__(self, executions: int = 32):
         self.executions = executions
         self.lock = threading.Lock()
-        # execution id -> (ended runs by id, highest order read, ids to read again next time)
-        self.entries: OrderedDict[str, tuple[dict[str, RunState], int, tuple[str, ...]]] = OrderedDict()
+        # execution id -> (ended runs by id, highest order read, ids to read again next time, generation)
+        self.entries: OrderedDict[str, tuple[dict[str, RunState], int, tuple[str, ...], int]] = OrderedDict()
 
-    def load(self, execution_id: str, flow: FlowSpec) -> tuple[RunState, ...]:
+    def load(self, execution_id: str, flow: FlowSpec, generation: int = 0) -> tuple[RunState, ...]:
         with self.lock:
             entry = self.entries.get(execution_id)
-        if entry is None or len(entry[2]) > MAX_REREAD:  # many unfinished runs: one plain read is simpler
+        if entry is None or len(entry[2]) > MAX_REREAD or entry[3] != generation:
+            # Nothing kept, many unfinished runs (one plain read is simpler), or an operator's restart since.
             ended, fresh = {}, _select_runs("execution_id = %s", [execution_id])
         else:
-            ended, highest, again = entry
+            ended, highest, again, _ = entry
             ended_states = ", ".join(["%s"] * len(TERMINAL))
             where = f"execution_id = %s AND (state NOT IN ({ended_states}) OR {ORDER} > %s"
             params = [execution_id, *sorted(s.value for s in TERMINAL), highest]
@@ -78,6 +86,7 @@ class EndedRuns:
             {**still_ended, **keep},
             max((r.order for r in runs.values()), default=-1),
             tuple(i for i in read if i not in keep),
+            generation,
         )
         with self.lock:
             self.entries[execution_id] = new_entry
@@ -179,7 +188,7 @@ def load_snapshot(execution: Execution, runs: tuple[RunState, ...] | None = None
         id=execution.id,
         flow=flow,
         state=State(execution.state),
-        runs=load_runs(execution.id, flow) if runs is None else runs,
+        runs=load_runs(execution.id, flow, generation_of(execution)) if runs is None else runs,
         now=timezone.now(),
         inputs=execution.inputs or {},
         labels=execution.labels or {},

@@ -18,11 +18,16 @@ RESUBMITTED = "RESUBMITTED"  # an attempt whose worker died, sent again to anoth
 
 
 def _compare_and_set(
-    row: models.Model, what: str, target: State, fields: dict[str, Any], fence: dict[str, Any] | None = None
+    row: models.Model,
+    what: str,
+    target: State,
+    fields: dict[str, Any],
+    fence: dict[str, Any] | None = None,
+    reopening: bool = False,
 ) -> bool:
     """UPDATE ... WHERE id = row.id AND state = <the state we read> [AND the fence]; False if someone moved
     it first."""
-    check_transition(what, row.state, target)
+    check_transition(what, row.state, target, reopening)
     updated = type(row).objects.filter(pk=row.pk, state=row.state, **(fence or {})).update(state=target.value, **fields)
     if updated:
         row.state = target.value
@@ -76,4 +81,30 @@ def move_execution(execution: Execution, target: State, **fields: Any) -> bool:
             events.announce(
                 events.ExecutionEnded(execution.id, target.value, dict(execution.outputs or {}), execution.parent_id)
             )
+    return moved
+
+
+def reopen_task_run(run: TaskRun, target: State, **fields: Any) -> bool:
+    """An ended run runs again (RUNNING, RETRYING) or is given another end by hand (a restart, a replay,
+    a changed state: services/restarts.py)."""
+    if target.is_terminal:
+        fields.setdefault("ended_at", timezone.now())
+    else:
+        fields.setdefault("ended_at", None)
+    previous = run.state
+    moved = _compare_and_set(run, f"task run '{run.task_id}'", target, fields, reopening=True)
+    if moved:
+        events.announce(events.TaskRunStateChanged(run.execution_id, run.id, run.task_id, target.value, previous))
+    return moved
+
+
+def reopen_execution(execution: Execution) -> bool:
+    """An ended execution runs again: RESTARTED, then RUNNING, in its histories (Kestra's names)."""
+    now = timezone.now().isoformat()
+    histories = [*(execution.histories or []), {"state": "RESTARTED", "date": now}, {"state": "RUNNING", "date": now}]
+    previous = execution.state
+    fields = {"histories": histories, "ended_at": None, "wake_at": None}
+    moved = _compare_and_set(execution, f"execution {execution.id}", State.RUNNING, fields, reopening=True)
+    if moved:
+        events.announce(events.ExecutionStateChanged(execution.id, State.RUNNING.value, previous))
     return moved

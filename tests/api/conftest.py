@@ -8,7 +8,13 @@ import base64
 import pytest
 from rest_framework.test import APIClient
 
-from tests.integration.conftest import celery_runtime, redis_url, wait_until, web_server  # noqa: F401  (fixtures reused)
+from flows_app import live
+from flows_app.models import Execution
+from tests.integration import conftest as real_parts
+
+# The real parts' fixtures (a Redis, worker processes, a `tern web`), reused here.
+celery_runtime, redis_url, web_server = real_parts.celery_runtime, real_parts.redis_url, real_parts.web_server
+wait_until = real_parts.wait_until
 
 PASSWORD = "a-long-test-password"
 HELLO = """\
@@ -120,3 +126,20 @@ def carol(people):
 @pytest.fixture
 def anonymous(db):
     return Api(None)
+
+
+@pytest.fixture
+def worker(celery_runtime, redis_url, settings):
+    settings.CELERY_BROKER_URL = redis_url  # where this process hears the workers' news
+    live._redis = None
+    celery_runtime.start()
+    yield celery_runtime
+    live._redis = None
+
+
+def ended(execution_id: str) -> Execution:
+    return wait_until(
+        lambda: Execution.objects.filter(id=execution_id, state__in=["SUCCESS", "WARNING", "FAILED", "KILLED"]).first(),
+        timeout=30,
+        what=f"execution {execution_id} ended",
+    )

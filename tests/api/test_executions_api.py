@@ -3,12 +3,9 @@ their task runs and logs, searched, killed, resumed, deleted; and webhooks."""
 
 from __future__ import annotations
 
-import pytest
-
-from flows_app import live
 from flows_app.models import Execution
 
-from .conftest import HELLO, wait_until
+from .conftest import HELLO, ended, wait_until
 
 SLEEPER = """\
 id: sleeper
@@ -43,23 +40,6 @@ triggers:
     type: io.kestra.plugin.core.trigger.Webhook
     key: s3cr3t-key
 """
-
-
-@pytest.fixture
-def worker(celery_runtime, redis_url, settings):
-    settings.CELERY_BROKER_URL = redis_url  # where this process hears the workers' news
-    live._redis = None
-    celery_runtime.start()
-    yield celery_runtime
-    live._redis = None
-
-
-def ended(execution_id: str) -> Execution:
-    return wait_until(
-        lambda: Execution.objects.filter(id=execution_id, state__in=["SUCCESS", "WARNING", "FAILED", "KILLED"]).first(),
-        timeout=30,
-        what=f"execution {execution_id} ended",
-    )
 
 
 def test_it_runs_a_flow_with_inputs_and_labels_and_waits_for_its_end(worker, alice):

@@ -12,11 +12,13 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from flows_app import live
+from flows_app.engine.states import State
 from flows_app.models import Execution
 from flows_app.services import audit
 from flows_app.services.access import Role
 from flows_app.services.deletion import NotEnded, delete_executions
 from flows_app.services.executions import NotPaused, kill_execution, resume_execution
+from flows_app.services.restarts import CannotReopen, replay_execution, restart_execution, set_task_run_state
 from flows_app.services.starting import FlowDisabled, ReservedLabels, start_execution
 
 from .. import querying, serializers
@@ -153,6 +155,58 @@ class ResumeView(APIView):
         return execution_response(request, reload(execution.id))
 
 
+class RestartView(APIView):
+    @extend_schema(request=None, responses={200: serializers.Execution}, operation_id="restart_execution")
+    def post(self, request, execution_id: str, **_):
+        """Run a FAILED or KILLED execution again from its failed task runs (a new attempt of each)."""
+        execution = visible_execution(request, execution_id, Role.EDITOR)
+        try:
+            restart_execution(execution.id)
+        except CannotReopen as exc:
+            raise ApiError(str(exc), status_code=409) from None
+        audit.record_request(request, "execution.restarted", execution.id)
+        return execution_response(request, reload(execution.id))
+
+
+class ReplayView(APIView):
+    @extend_schema(
+        request=None,
+        parameters=[OpenApiParameter("taskRunId", str, description="replay from this task run (default: the start)")],
+        responses={200: serializers.Execution},
+        operation_id="replay_execution",
+    )
+    def post(self, request, execution_id: str, **_):
+        """A new execution of the same revision and inputs; with `taskRunId`, the runs that ended before it
+        are copied and the rest run anew."""
+        execution = visible_execution(request, execution_id, Role.EDITOR)
+        try:
+            replay = replay_execution(execution.id, request.query_params.get("taskRunId") or None)
+        except CannotReopen as exc:
+            raise ApiError(str(exc), status_code=409) from None
+        audit.record_request(request, "execution.replayed", execution.id, replay=replay.id)
+        return execution_response(request, reload(replay.id))
+
+
+class TaskRunStateView(APIView):
+    @extend_schema(
+        request=serializers.StateRequest, responses={200: serializers.Execution}, operation_id="update_task_run_state"
+    )
+    def post(self, request, execution_id: str, **_):
+        """Give an ended task run of an ended execution another state; the execution goes on from there."""
+        execution = visible_execution(request, execution_id, Role.EDITOR)
+        body = serializers.StateRequest(data=request.data if isinstance(request.data, dict) else {})
+        body.is_valid(raise_exception=True)
+        wanted = body.validated_data["state"]
+        if wanted not in State.__members__:
+            raise invalid(f"state: '{wanted[:20]}' is not a state", "state")
+        try:
+            set_task_run_state(execution.id, body.validated_data["taskRunId"], State(wanted))
+        except CannotReopen as exc:
+            raise ApiError(str(exc), status_code=409) from None
+        audit.record_request(request, "execution.task_state_set", execution.id, **body.validated_data)
+        return execution_response(request, reload(execution.id))
+
+
 EXECUTION_SORT = {
     "id": "id",
     "state.startDate": "created_at",
@@ -235,8 +289,27 @@ class FlowExecutionsView(APIView):
 class ExecutionBulkView(APIView):
     """Kill or delete many executions at once: by ids (a JSON list), or by the search filters."""
 
-    action = ""  # kill, delete
+    action = ""  # kill, delete, restart
     by = "ids"
+
+    @extend_schema(
+        request={"application/json": {"type": "array", "items": {"type": "string"}}},
+        responses={200: serializers.BulkResponse},
+    )
+    def post(self, request, **_):
+        """Restart many executions: those that cannot restart are left as they are, and not counted."""
+        executions = self._chosen(request)
+        for execution in executions:
+            require(request, execution.flow.namespace, Role.EDITOR)
+        count = 0
+        for execution in executions:
+            try:
+                restart_execution(execution.id)
+            except CannotReopen:
+                continue
+            count += 1
+            audit.record_request(request, "execution.restarted", execution.id)
+        return Response({"count": count})
 
     @extend_schema(
         request={"application/json": {"type": "array", "items": {"type": "string"}}},
