@@ -132,6 +132,7 @@ REST_FRAMEWORK = {
     ],
     "EXCEPTION_HANDLER": "flows_app.api.errors.exception_handler",
     "DEFAULT_CONTENT_NEGOTIATION_CLASS": "flows_app.api.rendering.LenientNegotiation",
+    "URL_FORMAT_OVERRIDE": None,  # `?format=` is an ordinary parameter; the Accept header chooses
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
 }
 SPECTACULAR_SETTINGS = {
@@ -143,7 +144,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
-    "PREPROCESSING_HOOKS": ["flows_app.api.schema.tenant_paths_only"],
+    "PREPROCESSING_HOOKS": ["flows_app.api.schema.documented_paths"],
+    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "flows_app.api.schema.error_responses"],
 }
 # Bodies the API reads at most (a flow source is at most 1 MB; uploads of FILE inputs stream to disk).
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("TERN_API_MAX_BODY_BYTES", 5 * 1024 * 1024)

@@ -4,6 +4,8 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
+from flows_app.api import urls as api_urls
+
 admin.site.site_header = "Tern"
 admin.site.site_title = "Tern"
 admin.site.index_title = "Flows, executions and logs"
@@ -12,7 +14,9 @@ urlpatterns = [
     path("api/v1/schema", SpectacularAPIView.as_view(), name="schema"),
     path("api/v1/docs", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("api/v1/redoc", SpectacularRedocView.as_view(url_name="schema"), name="api-redoc"),
+    path("api/v1/", include((api_urls.global_urlpatterns, "api"), namespace="api-global")),
     path("api/v1/main/", include(("flows_app.api.urls", "api"), namespace="api")),
     path("api/v1/", include(("flows_app.api.urls", "api"), namespace="api-untenanted")),
+    path("", include((api_urls.health_urlpatterns, "api"), namespace="api-health")),
     path("admin/", admin.site.urls),
 ]

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from .views import executions, flows, kv, logs, namespaces, streams, webhooks
+from .views import executions, files, flows, health, kv, logs, namespaces, plugins, streams, webhooks
 
 NS = "<str:namespace>"
 
@@ -47,9 +47,12 @@ urlpatterns = [
         for by in ("ids", "query")
     ],
     path(f"executions/webhook/{NS}/<str:flow_id>/<str:key>", webhooks.WebhookView.as_view(), name="webhook"),
+    # before `executions/{namespace}/{flowId}`, whose shape they have (their POST starts that flow)
     path("executions/<str:execution_id>/follow", streams.ExecutionFollowView.as_view(), name="execution-follow"),
+    path("executions/<str:execution_id>/file", files.ExecutionFileView.as_view(), name="execution-file"),
     path(f"executions/{NS}/<str:flow_id>", executions.ExecutionCreateView.as_view(), name="execution-create"),
     path("executions/<str:execution_id>", executions.ExecutionView.as_view(), name="execution"),
+    path("executions/<str:execution_id>/file/metas", files.ExecutionFileMetaView.as_view(), name="execution-file-meta"),
     path("executions/<str:execution_id>/actions/kill", executions.KillView.as_view(), name="execution-kill"),
     path("executions/<str:execution_id>/actions/restart", executions.RestartView.as_view(), name="execution-restart"),
     path("executions/<str:execution_id>/actions/replay", executions.ReplayView.as_view(), name="execution-replay"),
@@ -65,4 +68,15 @@ urlpatterns = [
     path(f"namespaces/{NS}/kv", kv.NamespaceKeysView.as_view(), name="kv-keys"),
     path(f"namespaces/{NS}/kv/<str:key>", kv.KeyView.as_view(), name="kv-key"),
     path("kv", kv.AllKeysView.as_view(), name="kv-all"),
+]
+
+# Kestra serves these without a tenant.
+global_urlpatterns = [
+    path("plugins", plugins.PluginListView.as_view(), name="plugins"),
+    path("plugins/schemas/<str:schema_type>", plugins.FlowSchemaView.as_view(), name="plugin-schema"),
+    path("plugins/<str:cls>", plugins.PluginView.as_view(), name="plugin"),
+]
+health_urlpatterns = [
+    path("health", health.HealthView.as_view(), name="health"),
+    path("metrics", health.MetricsView.as_view(), name="metrics"),
 ]

@@ -4,6 +4,7 @@ company.team), carol (no role at all)."""
 from __future__ import annotations
 
 import base64
+from pathlib import Path
 
 import pytest
 from rest_framework.test import APIClient
@@ -17,6 +18,7 @@ celery_runtime, redis_url, web_server = real_parts.celery_runtime, real_parts.re
 wait_until = real_parts.wait_until
 
 PASSWORD = "a-long-test-password"
+FIXTURES_VALID = Path(__file__).parents[1] / "fixtures" / "flows" / "valid"
 HELLO = """\
 id: hello
 namespace: company.team
@@ -131,6 +133,8 @@ def anonymous(db):
 @pytest.fixture
 def worker(celery_runtime, redis_url, settings):
     settings.CELERY_BROKER_URL = redis_url  # where this process hears the workers' news
+    # The workers' internal storage (their TERN_DATA_DIR is the test's folder): uploads land where they read.
+    settings.TERN = {**settings.TERN, "STORAGE_DIR": celery_runtime.tmp_path / "storage"}
     live._redis = None
     celery_runtime.start()
     yield celery_runtime

@@ -187,6 +187,11 @@ def web_server(celery_runtime):
     server.stop()
 
 
+def _forget_connections(app) -> None:
+    app._pool = None  # what Celery does after a fork: the next use builds new pools, for the broker named now
+    app.__dict__.get("amqp") and setattr(app.amqp, "_producer_pool", None)
+
+
 @pytest.fixture
 def celery_runtime(transactional_db, redis_url, tmp_path, settings):
     """This process sends through Celery to the test Redis; `workers.start()` adds real worker processes."""
@@ -196,6 +201,7 @@ def celery_runtime(transactional_db, redis_url, tmp_path, settings):
     settings.TERN = {**settings.TERN, "HEARTBEAT_TIMEOUT": 3, "WORK_DIR": tmp_path / "work"}
     app.conf.broker_url = redis_url
     app.conf.result_backend = redis_url
+    _forget_connections(app)  # an earlier test may have used the app with another broker (its pool would stay)
     extra: dict[str, str] = {}
     workers = Workers(redis_url, tmp_path, extra)
     with dispatch.using(dispatch.CeleryDispatcher()):

@@ -185,7 +185,10 @@ class FlowView(APIView):
             OpenApiParameter("source", bool),
             OpenApiParameter("allowDeleted", bool),
         ],
-        responses={200: serializers.FlowWithSource},
+        responses={
+            (200, "application/json"): serializers.FlowWithSource,
+            (200, "application/x-yaml"): OpenApiTypes.STR,
+        },
         operation_id="flow",
     )
     def get(self, request, namespace: str, flow_id: str, **_):

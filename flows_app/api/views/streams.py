@@ -25,7 +25,7 @@ from flows_app.models import Execution, LogEntry
 
 from .. import serializers
 from ..representations import execution_json, log_json, runs_of
-from .common import visible_execution
+from .common import SharesTheCreateRoute, visible_execution
 from .logs import LEVELS, level_from
 
 QUIET_SECONDS = 15.0
@@ -144,20 +144,12 @@ async def log_events(execution_id: str, levels: tuple[str, ...]) -> AsyncIterato
         await _close(pubsub)
 
 
-class ExecutionFollowView(APIView):
+class ExecutionFollowView(SharesTheCreateRoute, APIView):
     @extend_schema(responses={(200, "text/event-stream"): serializers.Execution}, operation_id="follow_execution")
     def get(self, request, execution_id: str, **_):
         """The execution as it changes: an event `progress` at each change, the last one `end`."""
         execution = visible_execution(request, execution_id)
         return event_stream(execution_events(execution.id))
-
-    @extend_schema(exclude=True)
-    def post(self, request, execution_id: str, **_):
-        """`POST /executions/{namespace}/follow` starts the flow `follow` (this route shadows it, as in Kestra
-        the two routes differ only by their method)."""
-        from .executions import ExecutionCreateView
-
-        return ExecutionCreateView().post(request, namespace=execution_id, flow_id="follow")
 
 
 class LogFollowView(APIView):
