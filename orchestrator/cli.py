@@ -1,5 +1,6 @@
-"""The `tern` command: flows (`flow validate`, `flow test`), processes (`web`, `worker`, `scheduler`,
-`server local`), and Django's commands under `tern manage`."""
+"""The `tern` command: flows (`flow validate`, `flow test`, `flow deploy`), executions on a server (`execution
+run`, `execution logs`, see remote.py), processes (`web`, `worker`, `scheduler`, `server local`), API tokens,
+and Django's commands under `tern manage`."""
 
 from __future__ import annotations
 
@@ -9,6 +10,9 @@ import os
 import sys
 import tempfile
 from pathlib import Path
+
+from orchestrator import remote
+from orchestrator.remote import add_server_options
 
 EXIT_OK, EXIT_FAILED, EXIT_INVALID, EXIT_PAUSED = 0, 1, 2, 3
 
@@ -29,7 +33,16 @@ def build_parser() -> argparse.ArgumentParser:
     flow = commands.add_parser("flow", help="work with flow files").add_subparsers(dest="flow_command")
     validate = flow.add_parser("validate", help="check flow files; exit 1 if any is invalid (warnings do not count)")
     validate.add_argument("files", nargs="+", type=Path)
+    validate.add_argument("--server", help="check on this Tern server (its plugins and rules) instead of here")
+    validate.add_argument("--token", default=os.environ.get("TERN_TOKEN"), help="an API token (TERN_TOKEN)")
     validate.set_defaults(handler=cmd_validate)
+
+    deploy = flow.add_parser("deploy", help="make a folder's flows a namespace's flows on a server (GitOps)")
+    deploy.add_argument("folder", type=Path, help="a folder of .yml/.yaml flows (searched recursively)")
+    deploy.add_argument("--namespace", required=True, help="every flow must be in this namespace")
+    deploy.add_argument("--delete", action="store_true", help="delete the namespace's flows that are not in it")
+    add_server_options(deploy)
+    deploy.set_defaults(handler=lambda args: remote.run(remote.deploy, args))
 
     test = flow.add_parser("test", help="run one flow to its end in this process, on a throwaway database")
     test.add_argument("file", type=Path)
@@ -38,6 +51,24 @@ def build_parser() -> argparse.ArgumentParser:
     test.add_argument("--json", action="store_true", help="print a JSON summary as the last line")
     test.add_argument("--timeout", type=float, default=None, help="give up after this many seconds")
     test.set_defaults(handler=cmd_test)
+
+    execution = commands.add_parser("execution", help="executions on a server").add_subparsers(dest="execution_command")
+    run = execution.add_parser("run", help="start a flow on a server; with --wait, exit by its final state")
+    run.add_argument("namespace")
+    run.add_argument("flow")
+    run.add_argument(
+        "--input", action="append", default=[], metavar="KEY=VALUE", help="an input (KEY=@FILE uploads a file)"
+    )
+    run.add_argument("--label", action="append", default=[], metavar="KEY:VALUE", help="an execution label")
+    run.add_argument("--wait", action="store_true", help="show its task runs as they go; exit 0 on success, 1 else")
+    add_server_options(run)
+    run.set_defaults(handler=lambda args: remote.run(remote.run_execution, args))
+    logs = execution.add_parser("logs", help="an execution's log lines; --follow until it ends")
+    logs.add_argument("execution", help="the execution's id")
+    logs.add_argument("--follow", action="store_true")
+    logs.add_argument("--level", choices=["TRACE", "DEBUG", "INFO", "WARN", "ERROR"], help="the lowest level shown")
+    add_server_options(logs)
+    logs.set_defaults(handler=lambda args: remote.run(remote.logs, args))
 
     plugins = commands.add_parser("plugins", help="the task types Tern knows").add_subparsers(dest="plugins_command")
     plugins.add_parser("list", help="every task type, one per line").set_defaults(handler=cmd_plugins_list)
@@ -119,6 +150,8 @@ def add_listen_options(parser: argparse.ArgumentParser) -> None:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
+    if args.server:
+        return remote.run(remote.validate, args)
     from flows_app.spec.errors import FlowValidationError
     from flows_app.spec.flow import load_flow, read_source
 
