@@ -4,6 +4,7 @@ API tokens, the audit log)."""
 
 from __future__ import annotations
 
+from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import actions as admin_actions
 from django.contrib.admin.utils import unquote
@@ -21,6 +22,7 @@ from .forms import InputsForm, KVEntryForm, LabelsForm, inputs_form, needs_value
 from .markdown import render_markdown
 from .models import ApiToken, AuditEntry, Execution, Flow, FlowRevision, KVEntry, LogEntry, NamespaceRole, TaskRun
 from .services import audit, kv, tokens
+from .services.access import Access, Role
 from .services.deletion import NotEnded, delete_execution, delete_executions
 from .services.executions import FlowDisabled, kill_execution, start_execution
 from .services.flows import spec_of
@@ -384,7 +386,8 @@ class KVEntryAdmin(admin.ModelAdmin):
 
 @admin.register(NamespaceRole)
 class NamespaceRoleAdmin(admin.ModelAdmin):
-    """Roles by namespace prefix, for a user or a group; each change is audited."""
+    """Roles by namespace prefix, for a user or a group; each change is audited. A superuser manages all of
+    them; a staff user who is admin of a namespace manages the roles on it and under it."""
 
     list_display = ("namespace_shown", "role", "user", "group")
     list_filter = ("role",)
@@ -394,6 +397,48 @@ class NamespaceRoleAdmin(admin.ModelAdmin):
     @admin.display(description="namespace", ordering="namespace")
     def namespace_shown(self, obj):
         return obj.namespace or "* (all)"
+
+    def _access(self, request) -> Access:
+        found = getattr(request, "_tern_access", None)
+        if found is None:
+            found = request._tern_access = Access.of(request.user)
+        return found
+
+    def _administers(self, request, obj=None) -> bool:
+        access = self._access(request)
+        if access.superuser:
+            return True
+        if obj is None:
+            return any(grant.role >= Role.ADMIN for grant in access.grants)
+        return access.allows(obj.namespace, Role.ADMIN)
+
+    def has_module_permission(self, request):
+        return request.user.is_active and request.user.is_staff and self._administers(request)
+
+    def has_view_permission(self, request, obj=None):
+        return self.has_module_permission(request) and self._administers(request, obj)
+
+    has_add_permission = has_module_permission
+    has_change_permission = has_view_permission
+    has_delete_permission = has_view_permission
+
+    def get_queryset(self, request):
+        roles = super().get_queryset(request)
+        access = self._access(request)
+        return roles if access.superuser else roles.filter(access.namespaces_q("namespace", Role.ADMIN))
+
+    def get_form(self, request, obj=None, **kwargs):
+        form = super().get_form(request, obj, **kwargs)
+        access = self._access(request)
+
+        class ScopedForm(form):
+            def clean_namespace(self):
+                namespace = self.cleaned_data.get("namespace", "")
+                if not access.allows(namespace, Role.ADMIN):
+                    raise forms.ValidationError(f"you are not admin of namespace {namespace or '* (all)'}")
+                return namespace
+
+        return ScopedForm
 
     def save_model(self, request, obj, form, change):
         super().save_model(request, obj, form, change)

@@ -8,4 +8,3 @@ class FlowsAppConfig(AppConfig):
 
     def ready(self) -> None:
         from . import checks  # noqa: F401  (registers the plugin registry check)
-        from .api import schema  # noqa: F401  (registers the API's auth schemes with drf-spectacular)

@@ -1,7 +1,8 @@
 """`make bench`: figures, not tests. Starts its own Redis (embedded, or REDIS_URL) and a real worker, then
 measures on the same Redis: the bare Celery hop, and three workloads through the whole engine.
 
-Ends with one JSON line. With DATABASE_URL set it measures on that database (and migrates it).
+Then the API's figures (bench_api.py; TERN_BENCH_API=false skips them). Ends with one JSON line. With
+DATABASE_URL set it measures on that database (and migrates it).
 """
 
 from __future__ import annotations
@@ -97,6 +98,21 @@ def w3_executions_per_s() -> float:
     ids = [start_execution(flow).id for _ in range(W3_EXECUTIONS)]
     wait_for(lambda: Execution.objects.filter(id__in=ids, state__in=ENDED).count() == len(ids), 300, "W3", 0.05)
     return W3_EXECUTIONS / (time.perf_counter() - started)
+
+
+def wait_all_ended(ids: list[str], timeout: float = 600) -> int:
+    """Wait until every execution of `ids` has ended (or `timeout`); returns how many did."""
+    from flows_app.models import Execution
+
+    def ended() -> int:
+        return sum(
+            Execution.objects.filter(id__in=ids[i : i + 500], state__in=ENDED).count() for i in range(0, len(ids), 500)
+        )
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and ended() < len(ids):
+        time.sleep(0.5)
+    return ended()
 
 
 def start_worker(env: dict[str, str], log: Path) -> subprocess.Popen:
@@ -214,6 +230,10 @@ def main() -> int:
             assert state == "SUCCESS", f"W2 ended {state}"
             figures["w2_seconds"] = round(seconds, 2)
             figures["w3_executions_per_s"] = round(w3_executions_per_s(), 1)
+            if os.environ.get("TERN_BENCH_API", "true") != "false":
+                from orchestrator.bench_api import api_figures
+
+                figures.update(api_figures(dict(os.environ), directory, wait_all_ended))
         finally:
             stop(worker)
             if embedded:

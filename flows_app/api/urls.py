@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from django.urls import path
 
-from .views import executions, files, flows, health, kv, logs, namespaces, plugins, streams, webhooks
+from . import schema  # noqa: F401  (the auth schemes drf-spectacular documents; only web processes load URLs)
+from .views import executions, files, flows, health, kv, logs, namespaces, plugins, streams, transfer, webhooks
 
 NS = "<str:namespace>"
 
@@ -16,6 +17,9 @@ urlpatterns = [
     path("flows", flows.FlowCreateView.as_view(), name="flows"),
     path("flows/search", flows.FlowSearchView.as_view(), name="flow-search"),
     path("flows/validate", flows.ValidateView.as_view(), name="flow-validate"),
+    path("flows/export/by-ids", transfer.ExportByIdsView.as_view(), name="flow-export-ids"),
+    path("flows/export/by-query", transfer.ExportByQueryView.as_view(), name="flow-export-query"),
+    path("flows/import", transfer.ImportView.as_view(), name="flow-import"),
     path("flows/distinct-namespaces", flows.DistinctNamespacesView.as_view(), name="flow-namespaces"),
     *[
         path(

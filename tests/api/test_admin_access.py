@@ -51,3 +51,31 @@ def test_granting_and_revoking_a_role_is_audited(admin_client):
         ("role.revoked", "root"),
     ]
     assert admin_client.get("/admin/flows_app/auditentry/").status_code == 200
+
+
+def test_a_namespace_admin_manages_the_roles_on_her_namespace_only(db):
+    dana = User.objects.create_user("dana", password="a-long-test-password", is_staff=True)
+    erin = User.objects.create_user("erin", password="a-long-test-password")
+    NamespaceRole.objects.create(user=dana, namespace="company.team", role=NamespaceRole.ADMIN)
+    NamespaceRole.objects.create(user=erin, namespace="other", role=NamespaceRole.VIEWER)
+    client = Client()
+    client.login(username="dana", password="a-long-test-password")
+    listed = client.get("/admin/flows_app/namespacerole/").content.decode()
+    assert "company.team" in listed and ">other<" not in listed
+    ok = client.post(
+        "/admin/flows_app/namespacerole/add/", {"user": erin.pk, "namespace": "company.team.sub", "role": "EDITOR"}
+    )
+    assert ok.status_code == 302
+    refused = client.post(
+        "/admin/flows_app/namespacerole/add/", {"user": erin.pk, "namespace": "company", "role": "EDITOR"}
+    )
+    assert refused.status_code == 200 and "you are not admin of namespace company" in refused.content.decode()
+    assert set(NamespaceRole.objects.values_list("namespace", flat=True)) == {
+        "company.team",
+        "other",
+        "company.team.sub",
+    }
+    erin.is_staff = True
+    erin.save()
+    client.login(username="erin", password="a-long-test-password")
+    assert client.get("/admin/flows_app/namespacerole/").status_code == 403  # a viewer manages nothing

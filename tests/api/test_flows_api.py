@@ -129,3 +129,40 @@ def test_deploying_a_namespace_saves_its_flows_and_deletes_the_others_when_asked
 def test_the_tenantless_paths_of_kestra_0_answer_too(alice):
     alice.save_flow(HELLO)
     assert alice.client.get("/api/v1/flows/company.team/hello").json()["id"] == "hello"
+
+
+def test_export_a_zip_and_import_it_back_invalid_flows_reported(alice, bob):
+    import io
+    import zipfile
+
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    alice.save_flow(HELLO)
+    alice.save_flow(HELLO.replace("id: hello", "id: two"))
+    exported = alice.post("flows/export/by-ids", [{"namespace": "company.team", "id": "hello"}], format="json")
+    names = zipfile.ZipFile(io.BytesIO(exported.content)).namelist()
+    assert names == ["company.team.hello.yml"]
+    everything = zipfile.ZipFile(io.BytesIO(alice.get("flows/export/by-query?namespace=company.team").content))
+    assert sorted(everything.namelist()) == ["company.team.hello.yml", "company.team.two.yml"]
+    assert everything.read("company.team.hello.yml").decode() == HELLO
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("a.yml", HELLO.replace("id: hello", "id: imported"))
+        archive.writestr("b.yml", "id: broken\nnamespace: company.team\ntasks: []\n")
+        archive.writestr("notes.txt", "not a flow")
+    upload = SimpleUploadedFile("flows.zip", buffer.getvalue())
+    assert bob.post("flows/import", {"fileUpload": upload}, format="multipart").status_code == 403
+    upload.seek(0)
+    answer = alice.post("flows/import", {"fileUpload": upload}, format="multipart")
+    assert answer.status_code == 200, answer.content
+    assert answer.json() == ["id: broken\nnamespace: company.team\ntasks: []\n"]
+    assert alice.get("flows/company.team/imported").status_code == 200
+    upload.seek(0)
+    strict = alice.post("flows/import?failOnError=true", {"fileUpload": upload}, format="multipart")
+    assert strict.status_code == 422
+    yaml_file = SimpleUploadedFile(
+        "flows.yml", (HELLO.replace("id: hello", "id: y1") + "---\n" + HELLO.replace("id: hello", "id: y2")).encode()
+    )
+    assert alice.post("flows/import", {"fileUpload": yaml_file}, format="multipart").json() == []
+    assert alice.get("flows/company.team/y2").status_code == 200

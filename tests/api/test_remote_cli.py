@@ -10,7 +10,7 @@ from flows_app.models import Flow
 from flows_app.services.tokens import create_token
 from orchestrator.cli import main
 
-HELLO = "id: hello\nnamespace: company.team\ntasks:\n  - id: greet\n    type: io.kestra.plugin.core.log.Log\n    message: \"Hi {{ inputs.who }}\"\ninputs:\n  - id: who\n    type: STRING\n"
+HELLO = 'id: hello\nnamespace: company.team\ntasks:\n  - id: greet\n    type: io.kestra.plugin.core.log.Log\n    message: "Hi {{ inputs.who }}"\ninputs:\n  - id: who\n    type: STRING\n'
 FAILING = "id: failing\nnamespace: company.team\ntasks:\n  - id: boom\n    type: io.kestra.plugin.core.execution.Fail\n"
 
 
