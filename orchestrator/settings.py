@@ -140,6 +140,7 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Flows, executions, logs and the KV store, on Kestra's paths (`/api/v1/main/...`).",
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],  # the document too wants credentials
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
@@ -190,4 +191,6 @@ TERN = {
     "TICK_SECONDS": env_int("TERN_TICK_SECONDS", 5),
     "LOG_BATCH_SIZE": env_int("TERN_LOG_BATCH_SIZE", 100),
     "INLINE_THREADS": env_int("TERN_INLINE_THREADS", 32),
+    # `POST /executions/...?wait=true` answers by then at the latest, with the state reached so far.
+    "API_WAIT_SECONDS": env_int("TERN_API_WAIT_SECONDS", 600),
 }

@@ -134,7 +134,7 @@ def anonymous(db):
 def worker(celery_runtime, redis_url, settings):
     settings.CELERY_BROKER_URL = redis_url  # where this process hears the workers' news
     # The workers' internal storage (their TERN_DATA_DIR is the test's folder): uploads land where they read.
-    settings.TERN = {**settings.TERN, "STORAGE_DIR": celery_runtime.tmp_path / "storage"}
+    settings.TERN = {**settings.TERN, "STORAGE_DIR": celery_runtime.tmp_path / "storage", "API_WAIT_SECONDS": 60}
     live._redis = None
     celery_runtime.start()
     yield celery_runtime

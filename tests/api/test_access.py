@@ -109,3 +109,14 @@ def test_an_inactive_user_is_refused(people):
     people["bob"].is_active = False
     people["bob"].save()
     assert Api("bob").get("flows/search").status_code == 401
+
+
+def test_the_api_document_wants_credentials_and_its_pages_send_a_browser_to_the_login(people, anonymous, root):
+    assert anonymous.client.get("/api/v1/schema").status_code == 401
+    page = anonymous.client.get("/api/v1/docs")
+    assert page.status_code == 302 and page["Location"].startswith("/admin/login/?next=/api/v1/docs")
+    assert root.client.get("/api/v1/schema").status_code == 200
+    browser = APIClient()
+    browser.force_login(people["root"])
+    assert browser.get("/api/v1/docs").status_code == 200
+    assert b"/static/drf_spectacular_sidecar/" in browser.get("/api/v1/docs").content  # our files, no CDN

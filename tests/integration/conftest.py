@@ -68,6 +68,7 @@ class Workers:
             TERN_DATA_DIR=str(self.tmp_path),
             TERN_DB_CONN_MAX_AGE="60",
             TERN_HEARTBEAT_SECONDS="1",
+            TERN_API_WAIT_SECONDS="60",
             **self.extra_env,
         )
         return env

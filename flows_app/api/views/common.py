@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from drf_spectacular.utils import extend_schema
-
 from flows_app.models import Execution, Flow
 from flows_app.services.access import Access, Role
 
@@ -54,16 +52,3 @@ def flag(request, name: str, default: bool = False) -> bool:
     if raw.lower() in ("false", "0", "no"):
         return False
     raise ApiError(f"{name}: '{raw[:20]}' is not true or false", [{"path": name, "message": "true or false"}])
-
-
-class SharesTheCreateRoute:
-    """For `GET /executions/{id}/follow` and `/file`: their paths have the shape of `POST
-    /executions/{namespace}/{flowId}`, which starts a flow; in Kestra the routes differ only by their method.
-    A POST here starts the flow named `follow` (or `file`) of that namespace."""
-
-    @extend_schema(exclude=True)
-    def post(self, request, execution_id: str, **_):
-        from .executions import ExecutionCreateView
-
-        flow_id = request.path.rstrip("/").rsplit("/", 1)[-1]
-        return ExecutionCreateView().post(request, namespace=execution_id, flow_id=flow_id)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
@@ -26,8 +27,6 @@ from ..errors import ApiError, invalid, not_found
 from ..paging import ordering, paged
 from ..representations import execution_json, runs_of
 from .common import access_of, flag, require, visible_execution, visible_flow
-
-WAIT_SECONDS = 600  # `?wait=true` answers by then at the latest, with the state reached so far
 
 
 def inputs_of(request) -> dict[str, Any]:
@@ -98,8 +97,19 @@ class ExecutionCreateView(APIView):
         except (FlowDisabled, ReservedLabels) as exc:
             raise ApiError(str(exc), status_code=422) from None
         if wait:
-            live.wait_for_end(execution.id, WAIT_SECONDS, lambda: _state_of(execution.id))
+            live.wait_for_end(execution.id, settings.TERN["API_WAIT_SECONDS"], lambda: _state_of(execution.id))
         return execution_response(request, reload(execution.id), created=True)
+
+
+class SharesTheCreateRoute:
+    """For `GET /executions/{id}/follow` and `/file`: their paths have the shape of `POST
+    /executions/{namespace}/{flowId}`, which starts a flow; in Kestra the routes differ only by their method.
+    A POST here starts the flow named `follow` (or `file`) of that namespace."""
+
+    @extend_schema(exclude=True)
+    def post(self, request, execution_id: str, **_):
+        flow_id = request.path.rstrip("/").rsplit("/", 1)[-1]
+        return ExecutionCreateView().post(request, namespace=execution_id, flow_id=flow_id)
 
 
 def _state_of(execution_id: str) -> str | None:

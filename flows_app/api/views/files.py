@@ -11,7 +11,8 @@ from rest_framework.views import APIView
 from flows_app.services.storage import SCHEME, StorageError, execution_parts, storage
 
 from ..errors import ApiError, invalid
-from .common import SharesTheCreateRoute, visible_execution
+from .common import visible_execution
+from .executions import SharesTheCreateRoute
 
 
 def owned_file(request, execution_id: str):

@@ -10,9 +10,9 @@ from rest_framework.views import APIView
 from plugins_app.base import FlowablePlugin
 from plugins_app.catalogue import doc
 from plugins_app.registry import UnknownPlugin, all_plugins, get_plugin
-from plugins_app.schemas import flow_schema, task_schema
 
 from ..errors import ApiError
+from ..flow_schema import flow_schema, task_schema
 
 
 class PluginListView(APIView):

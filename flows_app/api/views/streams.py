@@ -25,7 +25,8 @@ from flows_app.models import Execution, LogEntry
 
 from .. import serializers
 from ..representations import execution_json, log_json, runs_of
-from .common import SharesTheCreateRoute, visible_execution
+from .common import visible_execution
+from .executions import SharesTheCreateRoute
 from .logs import LEVELS, level_from
 
 QUIET_SECONDS = 15.0
