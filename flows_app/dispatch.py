@@ -29,7 +29,16 @@ from django.conf import settings
 from django.db import connections
 from django.utils import module_loading, timezone
 
-from flows_app.events import ExecutionCreated, ExecutionEnded, LogLinesWritten, ReadyRun, TaskRunsReady, WakeUpSet
+from flows_app.events import (
+    ExecutionCreated,
+    ExecutionEnded,
+    ExecutionStateChanged,
+    LogLinesWritten,
+    ReadyRun,
+    TaskRunsReady,
+    TaskRunStateChanged,
+    WakeUpSet,
+)
 from flows_app.services import executions, taskruns
 from orchestrator import celery
 from orchestrator.celery import app
@@ -90,6 +99,9 @@ class Dispatcher(Protocol):
     def logs_written(self, event: LogLinesWritten) -> None:
         """Log lines were stored: live viewers may be told."""
 
+    def changed(self, event: ExecutionStateChanged | TaskRunStateChanged) -> None:
+        """An execution or one of its task runs changed state: whoever waits on it or follows it may be told."""
+
 
 # ---- the subscribers (listed in events.SUBSCRIBERS): each hands its event to the dispatcher in use ----
 
@@ -108,6 +120,10 @@ def on_task_runs_ready(event: TaskRunsReady) -> None:
 
 def on_execution_ended(event: ExecutionEnded) -> None:
     get().ended(event)
+
+
+def on_state_changed(event: ExecutionStateChanged | TaskRunStateChanged) -> None:
+    get().changed(event)
 
 
 def on_log_lines(event: LogLinesWritten) -> None:
@@ -151,6 +167,11 @@ class CeleryDispatcher:
         from flows_app import live
 
         live.publish(event)
+
+    def changed(self, event: ExecutionStateChanged | TaskRunStateChanged) -> None:
+        from flows_app import live
+
+        live.publish_change(event)
 
 
 def run_in_turn(task_run_id: str, delivery_queue: str) -> None:
@@ -227,6 +248,9 @@ class InlineDispatcher:
 
     def logs_written(self, event: LogLinesWritten) -> None:
         pass  # no live viewers in this process: `tern flow test` subscribes to the lines itself
+
+    def changed(self, event: ExecutionStateChanged | TaskRunStateChanged) -> None:
+        pass  # nobody follows a `tern flow test` execution over Redis
 
     # -- the loop --
     def _run(self, execution_id: str, task_run_id: str) -> None:

@@ -118,8 +118,8 @@ SUBSCRIBERS: dict[type, tuple[str, ...]] = {
     WakeUpSet: ("flows_app.dispatch.on_wake_up",),
     TaskRunsReady: ("flows_app.dispatch.on_task_runs_ready",),
     ExecutionEnded: ("flows_app.services.subflows.on_execution_ended", "flows_app.dispatch.on_execution_ended"),
-    ExecutionStateChanged: ("flows_app.live.on_execution_state_changed",),
-    TaskRunStateChanged: ("flows_app.live.on_task_run_state_changed",),
+    ExecutionStateChanged: ("flows_app.dispatch.on_state_changed",),
+    TaskRunStateChanged: ("flows_app.dispatch.on_state_changed",),
     LogLinesWritten: ("flows_app.dispatch.on_log_lines",),
 }
 

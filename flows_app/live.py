@@ -103,12 +103,10 @@ def publish(event: LogLinesWritten) -> None:
     outbox.post(CHANNEL.format(execution_id=event.execution_id), payload)
 
 
-def on_execution_state_changed(event: ExecutionStateChanged) -> None:
-    outbox.post(STATE_CHANNEL.format(execution_id=event.execution_id), event.state)
-
-
-def on_task_run_state_changed(event: TaskRunStateChanged) -> None:
-    outbox.post(STATE_CHANNEL.format(execution_id=event.execution_id), f"{event.task_id}:{event.state}")
+def publish_change(event: ExecutionStateChanged | TaskRunStateChanged) -> None:
+    """An execution or a task run of it changed state (the Celery dispatcher's `changed`)."""
+    what = f"{event.task_id}:{event.state}" if isinstance(event, TaskRunStateChanged) else event.state
+    outbox.post(STATE_CHANNEL.format(execution_id=event.execution_id), what)
 
 
 def wait_for_end(

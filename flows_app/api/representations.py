@@ -109,6 +109,11 @@ def state_json(current: str, histories: list[dict[str, Any]]) -> dict[str, Any]:
         "startDate": _z(start),
         "endDate": _z(end),
         "duration": duration,
+        # Kestra's JSON also carries its State's getters; its clients' models require them (an end that
+        # has not come yet reads as now, as Kestra's getEndDate does).
+        "getStartDate": _z(start),
+        "getEndDate": _z(end) or iso(timezone.now()),
+        "getDuration": duration,
     }
 
 

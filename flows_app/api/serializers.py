@@ -22,6 +22,9 @@ class State(s.Serializer):
     startDate = s.DateTimeField(allow_null=True)
     endDate = s.DateTimeField(allow_null=True)
     duration = s.CharField(allow_null=True, help_text="ISO 8601, like PT1.5S")
+    getStartDate = s.DateTimeField(allow_null=True)
+    getEndDate = s.DateTimeField()
+    getDuration = s.CharField(allow_null=True)
 
 
 class Flow(s.Serializer):

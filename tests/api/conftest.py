@@ -80,6 +80,9 @@ class Quiet:
     def logs_written(self, event):
         pass
 
+    def changed(self, event):
+        pass
+
 
 @pytest.fixture(autouse=True)
 def quiet_dispatcher():

@@ -120,3 +120,15 @@ def test_the_api_document_wants_credentials_and_its_pages_send_a_browser_to_the_
     browser.force_login(people["root"])
     assert browser.get("/api/v1/docs").status_code == 200
     assert b"/static/drf_spectacular_sidecar/" in browser.get("/api/v1/docs").content  # our files, no CDN
+
+
+def test_a_nul_character_anywhere_is_a_placed_400_not_a_database_error(alice):
+    from .conftest import HELLO as FLOW
+
+    alice.save_flow(FLOW)
+    assert alice.get("flows/search", {"namespace": "a\x00b"}).json()["errors"][0]["path"] == "query"
+    assert alice.put("namespaces/company.team/kv/k", '"a\\u0000b"', content_type="application/json").status_code == 400
+    assert alice.put("namespaces/company.team/kv/k", "a\x00b", content_type="text/plain").status_code == 400
+    answer = alice.post("executions/company.team/hello", {"name": "a\x00b"})
+    assert answer.status_code == 400 and answer.json()["errors"][0]["path"] == "inputs.name"
+    assert alice.get("flows/company.team/he%00llo").status_code in (400, 404)

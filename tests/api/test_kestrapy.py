@@ -166,3 +166,21 @@ def test_kestrapy_with_a_token(kestra, web_server):
     token, _ = create_token(User.objects.get(username="root@root.com"), "sdk")
     client = KestraClient(host=web_server.url, token=token, timeout=10)
     assert client.flows.search_flows(TENANT, page=1, size=10).total == 0
+
+
+def test_kestrapys_models_take_tern_json_as_it_is_not_by_their_lenient_fallback(kestra, web_server):
+    """kestrapy falls back to building a model without checks when its validation fails: check that
+    Tern's answers pass the validation itself."""
+    import requests
+    from kestrapy.models.execution import Execution
+    from kestrapy.models.flow_with_source import FlowWithSource
+    from kestrapy.models.log_entry import LogEntry
+
+    kestra.flows.create_flow(TENANT, FLOW)
+    run = kestra.executions.create_execution(TENANT, "company.team", "greeter", wait=True)
+    auth = ("root@root.com", PASSWORD)
+    base = f"{web_server.url}/api/v1/main"
+    FlowWithSource.from_dict(requests.get(f"{base}/flows/company.team/greeter", auth=auth, timeout=10).json())
+    Execution.from_dict(requests.get(f"{base}/executions/{run.id}", auth=auth, timeout=10).json())
+    for line in requests.get(f"{base}/logs/{run.id}", auth=auth, timeout=10).json():
+        LogEntry.from_dict(line)

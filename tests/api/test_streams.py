@@ -28,7 +28,7 @@ tasks:
         message: "item {{ taskrun.value }}"
   - id: nap
     type: io.kestra.plugin.scripts.shell.Commands
-    commands: ["sleep 1", "echo after the nap"]
+    commands: ["sleep 2", "echo after the nap"]
 """
 
 
@@ -79,9 +79,8 @@ def test_following_an_execution_and_its_logs_from_its_start_to_its_end(http):
     assert changes[-1][0] == "end" and all(kind == "progress" for kind, _ in changes[:-1])
     final = json.loads(changes[-1][1])
     assert final["state"]["current"] == "SUCCESS"
-    assert len(changes) >= 3  # it was seen moving, not only at its end
     states = [json.loads(data)["state"]["current"] for _, data in changes]
-    assert states[-1] == "SUCCESS" and "RUNNING" in states
+    assert "RUNNING" in states[:-1]  # it was seen running, not only at its end
 
     lines = [json.loads(data)["message"] for kind, data in collected["logs"] if kind == "progress"]
     assert collected["logs"][-1][0] == "end"
@@ -92,7 +91,7 @@ def test_following_an_execution_and_its_logs_from_its_start_to_its_end(http):
 
 
 def test_following_an_ended_execution_answers_at_once_with_its_end(http):
-    http.post("/flows", content=CHATTY.replace("sleep 1", "true"), headers={"Content-Type": "application/x-yaml"})
+    http.post("/flows", content=CHATTY.replace("sleep 2", "true"), headers={"Content-Type": "application/x-yaml"})
     done = http.post("/executions/company.team/chatty?wait=true").json()
     assert done["state"]["current"] == "SUCCESS"
     with http.stream("GET", f"/executions/{done['id']}/follow") as response:

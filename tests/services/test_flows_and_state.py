@@ -42,6 +42,9 @@ class Recorder:
     def logs_written(self, event):
         pass
 
+    def changed(self, event):
+        pass
+
 
 @pytest.mark.django_db
 def test_saving_the_same_source_twice_makes_no_new_revision():

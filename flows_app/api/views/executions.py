@@ -37,6 +37,10 @@ def inputs_of(request) -> dict[str, Any]:
     for key in request.data:
         items = request.data.getlist(key)
         values[key] = items[0] if len(items) == 1 else items
+    for key, value in values.items():
+        texts = [key, *(v for v in (value if isinstance(value, list) else [value]) if isinstance(v, str))]
+        if any("\x00" in text for text in texts):  # no database stores one
+            raise invalid(f"inputs.{key[:40]}: a NUL character is not allowed", f"inputs.{key[:40]}", status_code=400)
     for key in request.FILES:
         values[key] = request.FILES[key].read()
     return values
