@@ -18,6 +18,7 @@ from flows_app.services.access import Role
 from flows_app.services.flows import delete_flow, save_flow, set_disabled
 from flows_app.spec.errors import FlowValidationError
 from flows_app.spec.flow import load_flow
+from flows_app.spec.yamlsource import load_plain_yaml
 
 from .. import querying, serializers
 from ..errors import ApiError, flow_errors, invalid, not_found
@@ -299,9 +300,10 @@ class ValidateView(APIView):
 
 
 def _loose_identity(source: str) -> tuple[str | None, str | None]:
+    """The namespace and id an invalid flow says it has, read within the loader's limits."""
     try:
-        data = yaml.safe_load(source)
-    except yaml.YAMLError:
+        data = load_plain_yaml(source)
+    except (yaml.YAMLError, ValueError):
         return None, None
     if not isinstance(data, dict):
         return None, None
@@ -325,7 +327,7 @@ class FlowBulkView(APIView):
 
     def _run(self, request):
         if self.by == "ids":
-            flows = self._by_ids(request)
+            flows = flows_by_ids(request)
         else:
             query = querying.build(querying.conditions(request.query_params), FLOW_FILTERS)
             flows = list(visible_flows(request).filter(query))
@@ -343,17 +345,15 @@ class FlowBulkView(APIView):
                     audit.record_request(request, f"flow.{self.action}d", str(flow))
         return Response({"count": count})
 
-    def _by_ids(self, request) -> list[Flow]:
-        items = request.data if isinstance(request.data, list) else None
-        if items is None:
-            raise invalid("send a JSON list of {namespace, id}", "body", status_code=400)
-        flows = []
-        for index, item in enumerate(items):
-            if (
-                not isinstance(item, dict)
-                or not isinstance(item.get("namespace"), str)
-                or not isinstance(item.get("id"), str)
-            ):
-                raise invalid("expected {namespace, id}", f"[{index}]", status_code=400)
-            flows.append(visible_flow(request, item["namespace"], item["id"]))
-        return flows
+
+def flows_by_ids(request) -> list[Flow]:
+    """The flows a `[{namespace, id}]` JSON body names (each one the caller may see, else a 404)."""
+    items = request.data if isinstance(request.data, list) else None
+    if items is None:
+        raise invalid("send a JSON list of {namespace, id}", "body", status_code=400)
+    flows = []
+    for index, item in enumerate(items):
+        if not (isinstance(item, dict) and isinstance(item.get("namespace"), str) and isinstance(item.get("id"), str)):
+            raise invalid("expected {namespace, id}", f"[{index}]", status_code=400)
+        flows.append(visible_flow(request, item["namespace"], item["id"]))
+    return flows

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from django.conf import settings
 from django.db import connection
 from django.db.models import Count
 from django.http import HttpResponse, JsonResponse
@@ -14,6 +13,7 @@ from prometheus_client.core import GaugeMetricFamily
 from rest_framework.permissions import AllowAny
 from rest_framework.views import APIView
 
+from flows_app import live
 from flows_app.models import Execution, TaskRun
 
 from .common import access_of
@@ -28,15 +28,9 @@ def _database() -> bool:
         return False
 
 
-def _redis():
-    from orchestrator.embedded_redis import client
-
-    return client(settings.CELERY_BROKER_URL, timeout=1)
-
-
 def _redis_up() -> bool:
     try:
-        return bool(_redis().ping())
+        return bool(live.redis().ping())
     except Exception:
         return False
 
@@ -111,7 +105,7 @@ class TernCollector:
         depth = GaugeMetricFamily("tern_queue_depth", "Messages waiting in each Celery queue", labels=["queue"])
         workers = GaugeMetricFamily("tern_workers_alive", "Workers that answered a ping within a second")
         try:
-            redis = _redis()
+            redis = live.redis()
             for key in redis.scan_iter(match="tern*", count=1000):
                 if redis.type(key) == b"list":
                     depth.add_metric([key.decode()], redis.llen(key))

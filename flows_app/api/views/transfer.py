@@ -23,8 +23,8 @@ from flows_app.spec.yamlsource import LIMITS
 
 from .. import querying, serializers
 from ..errors import ApiError, invalid
-from .common import access_of, flag, visible_flow
-from .flows import FLOW_FILTERS, documents, visible_flows
+from .common import access_of, flag
+from .flows import FLOW_FILTERS, documents, flows_by_ids, visible_flows
 
 MAX_FILES, MAX_UNPACKED = 10_000, 50 * 1024 * 1024
 
@@ -46,10 +46,7 @@ class ExportByIdsView(APIView):
         operation_id="export_flows_by_ids",
     )
     def post(self, request, **_):
-        items = request.data if isinstance(request.data, list) else None
-        if items is None or not all(isinstance(i, dict) and {"namespace", "id"} <= set(i) for i in items):
-            raise invalid("send a JSON list of {namespace, id}", "body", status_code=400)
-        return zip_of([visible_flow(request, str(i["namespace"]), str(i["id"])) for i in items])
+        return zip_of(flows_by_ids(request))
 
 
 class ExportByQueryView(APIView):
