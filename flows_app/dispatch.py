@@ -133,11 +133,16 @@ def on_log_lines(event: LogLinesWritten) -> None:
 # ---- Celery ------------------------------------------------------------------------------------
 
 
+# Said per message, not only by the task (CELERY_TASK_IGNORE_RESULT): a process that sends by name without the
+# task imported (the web) would otherwise subscribe to each message's result channel, which nobody reads.
+NO_RESULT = {"ignore_result": True}
+
+
 class CeleryDispatcher:
     """Events as Celery messages: one per task run, a `group` for several, a `chord` to join them."""
 
     def advance(self, execution_id: str, at: datetime | None = None) -> None:
-        signature = app.signature("tern.advance_execution", args=(execution_id,), immutable=True)
+        signature = app.signature("tern.advance_execution", args=(execution_id,), immutable=True, **NO_RESULT)
         if at is not None and at > timezone.now():
             signature.apply_async(eta=at)
         else:
@@ -193,7 +198,8 @@ def run_in_turn(task_run_id: str, delivery_queue: str) -> None:
 
 
 def _run_signature(task_run_id: str, queue_name: str, task: str = "tern.run_task_run"):
-    return app.signature(task, args=(task_run_id,), queue=queue_name, immutable=True)
+    options = {} if task == "tern.run_task_run_in_chord" else NO_RESULT  # a chord counts its members' results
+    return app.signature(task, args=(task_run_id,), queue=queue_name, immutable=True, **options)
 
 
 def run_chord_member(task_run_id: str) -> None:

@@ -11,10 +11,23 @@ import sys
 import tempfile
 from pathlib import Path
 
-from orchestrator import remote
-from orchestrator.remote import add_server_options
-
 EXIT_OK, EXIT_FAILED, EXIT_INVALID, EXIT_PAUSED = 0, 1, 2, 3
+
+
+def add_server_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--server", default=os.environ.get("TERN_SERVER"), help="the Tern server (TERN_SERVER)")
+    parser.add_argument("--token", default=os.environ.get("TERN_TOKEN"), help="an API token (TERN_TOKEN)")
+
+
+def remotely(command: str):
+    """A handler running remote.py's `command`; imported when used: httpx costs every process memory."""
+
+    def handler(args: argparse.Namespace) -> int:
+        from orchestrator import remote
+
+        return remote.run(getattr(remote, command), args)
+
+    return handler
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -42,7 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     deploy.add_argument("--namespace", required=True, help="every flow must be in this namespace")
     deploy.add_argument("--delete", action="store_true", help="delete the namespace's flows that are not in it")
     add_server_options(deploy)
-    deploy.set_defaults(handler=lambda args: remote.run(remote.deploy, args))
+    deploy.set_defaults(handler=remotely("deploy"))
 
     test = flow.add_parser("test", help="run one flow to its end in this process, on a throwaway database")
     test.add_argument("file", type=Path)
@@ -62,13 +75,13 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--label", action="append", default=[], metavar="KEY:VALUE", help="an execution label")
     run.add_argument("--wait", action="store_true", help="show its task runs as they go; exit 0 on success, 1 else")
     add_server_options(run)
-    run.set_defaults(handler=lambda args: remote.run(remote.run_execution, args))
+    run.set_defaults(handler=remotely("run_execution"))
     logs = execution.add_parser("logs", help="an execution's log lines; --follow until it ends")
     logs.add_argument("execution", help="the execution's id")
     logs.add_argument("--follow", action="store_true")
     logs.add_argument("--level", choices=["TRACE", "DEBUG", "INFO", "WARN", "ERROR"], help="the lowest level shown")
     add_server_options(logs)
-    logs.set_defaults(handler=lambda args: remote.run(remote.logs, args))
+    logs.set_defaults(handler=remotely("logs"))
 
     plugins = commands.add_parser("plugins", help="the task types Tern knows").add_subparsers(dest="plugins_command")
     plugins.add_parser("list", help="every task type, one per line").set_defaults(handler=cmd_plugins_list)
@@ -151,7 +164,7 @@ def add_listen_options(parser: argparse.ArgumentParser) -> None:
 
 def cmd_validate(args: argparse.Namespace) -> int:
     if args.server:
-        return remote.run(remote.validate, args)
+        return remotely("validate")(args)
     from flows_app.spec.errors import FlowValidationError
     from flows_app.spec.flow import load_flow, read_source
 

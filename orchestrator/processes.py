@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import signal
 import sys
@@ -45,6 +46,14 @@ def say(message: str) -> None:
 
 def run_web(host: str, port: int) -> int:
     start_process()
+    from django.core.management import call_command
+    from django.core.management.base import SystemCheckError
+
+    try:  # Django's system checks run here, not in Celery's processes (see skip_checks_in_celery)
+        call_command("check", stdout=io.StringIO())  # warnings still reach stderr
+    except SystemCheckError as exc:
+        print(exc, file=sys.stderr)
+        return 1
     import uvicorn
 
     from orchestrator.asgi import application
@@ -61,7 +70,14 @@ def run_web(host: str, port: int) -> int:
     return 0
 
 
+def skip_checks_in_celery() -> None:
+    """Celery runs Django's system checks when a worker or beat starts; the URL check imports the whole web
+    side (the API, DRF, drf-spectacular: some 20 MB a process). `tern web` and `migrate` run the checks."""
+    os.environ.setdefault("CELERY_SKIP_CHECKS", "1")
+
+
 def run_worker(queues: str, concurrency: int | None, pool: str | None, hostname: str) -> int:
+    skip_checks_in_celery()
     start_process()
     from celery.signals import worker_ready
     from django.conf import settings
@@ -98,6 +114,7 @@ def run_worker(queues: str, concurrency: int | None, pool: str | None, hostname:
 
 
 def run_scheduler() -> int:
+    skip_checks_in_celery()
     start_process()
     from celery.signals import beat_init
     from django.conf import settings

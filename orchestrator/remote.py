@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,11 +19,6 @@ FLOW_SUFFIXES = (".yml", ".yaml")
 
 class RemoteError(Exception):
     """What went wrong, in one line."""
-
-
-def add_server_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--server", default=os.environ.get("TERN_SERVER"), help="the Tern server (TERN_SERVER)")
-    parser.add_argument("--token", default=os.environ.get("TERN_TOKEN"), help="an API token (TERN_TOKEN)")
 
 
 class Api:

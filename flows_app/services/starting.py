@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from flows_app import events
 from flows_app.engine.inputs import InputsError, coerce_inputs
-from flows_app.models import Execution, Flow, new_id
+from flows_app.models import Execution, Flow, FlowRevision, new_id
 
 from .flows import spec_of
 from .storage import execution_parts, remove, storage
@@ -42,6 +42,7 @@ def start_execution(
     revision: int | None = None,
     local_files: bool = False,
     username: str | None = None,
+    flow_revision: FlowRevision | None = None,
 ) -> Execution:
     """Check the inputs against the flow's latest revision (or `revision`; InputsError names each bad one)
     and create the execution; it is advanced once the transaction commits.
@@ -50,9 +51,10 @@ def start_execution(
     from the uploads folder, or from anywhere with `local_files` (the local `tern flow test`).
 
     The execution carries the flow's labels, then `labels` (a `system.` one is refused: ReservedLabels),
-    then its system labels (`_system_labels`)."""
+    then its system labels (`_system_labels`). A caller that has read the revision already (a webhook) passes
+    it as `flow_revision`."""
     check_labels(labels or {})
-    revision = flow.revisions.get(revision=revision or flow.revision)
+    revision = flow_revision or flow.revisions.defer("source").get(revision=revision or flow.revision)
     spec = spec_of(revision)
     if flow.deleted:
         raise FlowDisabled(f"flow {flow} is deleted")

@@ -7,13 +7,14 @@ import hmac
 import json
 from typing import Any
 
+from django.db.models import F
 from drf_spectacular.utils import OpenApiTypes, extend_schema
 from rest_framework.parsers import BaseParser
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from flows_app.models import Flow
+from flows_app.models import FlowRevision
 from flows_app.services.flows import spec_of
 from flows_app.services.starting import FlowDisabled, start_execution
 from flows_app.spec.flow import WEBHOOK
@@ -34,9 +35,18 @@ class RawBody(BaseParser):
         return stream.read() if stream is not None else b""
 
 
-def _trigger(flow: Flow, key: str):
-    spec = spec_of(flow.revisions.get(revision=flow.revision))
-    for trigger in spec.triggers:
+def _latest_revision(namespace: str, flow_id: str) -> FlowRevision | None:
+    """The flow's latest revision, with its flow, in one query (a webhook is a hot path)."""
+    return (
+        FlowRevision.objects.select_related("flow")
+        .defer("source", "flow__source")
+        .filter(flow__namespace=namespace, flow__flow_id=flow_id, flow__deleted=False, revision=F("flow__revision"))
+        .first()
+    )
+
+
+def _trigger(revision: FlowRevision, key: str):
+    for trigger in spec_of(revision).triggers:
         expected = trigger.properties.get("key")
         is_webhook = trigger.type == WEBHOOK[0] and not trigger.disabled and isinstance(expected, str)
         if is_webhook and hmac.compare_digest(expected.encode(), key.encode()):
@@ -85,8 +95,8 @@ class WebhookView(APIView):
         return self._start(request, namespace, flow_id, key)
 
     def _start(self, request, namespace: str, flow_id: str, key: str):
-        flow = Flow.objects.filter(namespace=namespace, flow_id=flow_id, deleted=False).first()
-        trigger = _trigger(flow, key) if flow is not None else None
+        revision = _latest_revision(namespace, flow_id)
+        trigger = _trigger(revision, key) if revision is not None else None
         if trigger is None:
             raise ApiError(NOT_FOUND, status_code=404)
         raw = request.body
@@ -96,7 +106,9 @@ class WebhookView(APIView):
             "parameters": {name: request.query_params.getlist(name) for name in request.query_params},
         }
         try:
-            execution = start_execution(flow, {}, trigger={"id": trigger.id, "type": trigger.type, **variables})
+            execution = start_execution(
+                revision.flow, {}, trigger={"id": trigger.id, "type": trigger.type, **variables}, flow_revision=revision
+            )
         except FlowDisabled:
             raise ApiError(NOT_FOUND, status_code=404) from None
         return Response(

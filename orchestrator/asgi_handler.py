@@ -1,0 +1,37 @@
+"""Django's ASGI handler, with each request's sync code on a kept thread instead of a new one.
+
+Django runs a request's sync parts (middleware, DRF views, the ORM) on a thread made for that request and
+thrown away after it. Whatever a thread keeps is lost with it: its database connection (so CONN_MAX_AGE
+cannot work, and each request connects again; on PostgreSQL that costs more than the request) and Celery's
+producer. Here a request borrows one of the threads that earlier requests used (asgiref's
+`ThreadSensitiveContext(executor=...)` is made for this) and gives it back when it is done; one thread still
+serves one request at a time, as in Django.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+from asgiref.sync import ThreadSensitiveContext
+from django.core.handlers.asgi import ASGIHandler
+
+KEPT = 32  # idle threads kept at most; a burst beyond them gets threads that end with it
+
+
+class KeptThreadsASGIHandler(ASGIHandler):
+    def __init__(self) -> None:
+        super().__init__()
+        self.idle: list[ThreadPoolExecutor] = []  # only touched on the event loop's thread
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            raise ValueError(f"Django can only handle ASGI/HTTP connections, not {scope['type']}.")
+        executor = self.idle.pop() if self.idle else ThreadPoolExecutor(1, thread_name_prefix="tern-web")
+        try:
+            async with ThreadSensitiveContext(executor=executor):
+                await self.handle(scope, receive, send)
+        finally:
+            if len(self.idle) < KEPT:
+                self.idle.append(executor)
+            else:
+                executor.shutdown(wait=False)
