@@ -67,6 +67,9 @@ class Execution(models.Model):
     outputs = models.JSONField(default=dict, blank=True)
     trigger = models.JSONField(null=True, blank=True)
     histories = models.JSONField(default=list, blank=True, help_text="Each state it entered, with its date.")
+    held = models.BooleanField(
+        default=False, help_text="Paused by hand: nothing new starts (running tasks finish) until it is resumed."
+    )
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     started_at = models.DateTimeField(null=True, blank=True)
     ended_at = models.DateTimeField(null=True, blank=True)

@@ -43,11 +43,13 @@ urlpatterns = [
         path(
             f"executions/by-{by}" if action == "delete" else f"executions/{action}/by-{by}",
             executions.ExecutionBulkView.as_view(
-                action=action, by=by, http_method_names=["post" if action == "restart" else "delete", "options"]
+                action=action,
+                by=by,
+                http_method_names=["delete" if action in ("kill", "delete") else "post", "options"],
             ),
             name=f"execution-{action}-{by}",
         )
-        for action in ("kill", "delete", "restart")
+        for action in ("kill", "delete", "restart", "pause", "resume")
         for by in ("ids", "query")
     ],
     path(f"executions/webhook/{NS}/<str:flow_id>/<str:key>", webhooks.WebhookView.as_view(), name="webhook"),
@@ -62,6 +64,7 @@ urlpatterns = [
     path("executions/<str:execution_id>/actions/replay", executions.ReplayView.as_view(), name="execution-replay"),
     path("executions/<str:execution_id>/actions/state", executions.TaskRunStateView.as_view(), name="task-run-state"),
     path("executions/<str:execution_id>/actions/resume", executions.ResumeView.as_view(), name="execution-resume"),
+    path("executions/<str:execution_id>/actions/pause", executions.PauseView.as_view(), name="execution-pause"),
     # logs
     path("logs/<str:execution_id>", logs.ExecutionLogsView.as_view(), name="logs"),
     path("logs/<str:execution_id>/follow", streams.LogFollowView.as_view(), name="logs-follow"),

@@ -49,6 +49,8 @@ MAX_ROUNDS = 10_000  # a safety net: each round creates or ends at least one run
 
 
 def plan(snapshot: ExecutionSnapshot, new_id: NewId = new_run_id) -> Plan:
+    if snapshot.held and snapshot.state != State.KILLING:
+        return Plan((), None)  # paused by hand: what runs finishes, nothing new starts, no timer fires
     steps: Sequence[Callable[[ExecutionSnapshot, NewId], list[Action]]] = (
         handle_start,
         handle_kill,

@@ -43,6 +43,7 @@ class ExecutionSnapshot:
     start_date: datetime | None = None
     trigger: Mapping[str, Any] | None = None
     outputs: Mapping[str, Any] = field(default_factory=dict)
+    held: bool = False  # paused by hand (the API's pause): nothing moves but a kill until it is resumed
 
     def run(self, run_id: str) -> RunState:
         return self._by_id()[run_id]

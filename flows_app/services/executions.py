@@ -229,7 +229,7 @@ def kill_execution(execution_id: str) -> bool:
         execution = Execution.objects.select_for_update().filter(id=execution_id).first()
         if execution is None or State(execution.state).is_terminal or execution.state == State.KILLING:
             return False
-        move_execution(execution, State.KILLING)
+        move_execution(execution, State.KILLING, held=False)
         events.announce(events.WakeUpSet(execution_id))
     return True
 
@@ -238,9 +238,24 @@ class NotPaused(Exception):
     pass
 
 
+class NotRunning(Exception):
+    pass
+
+
+def pause_execution(execution_id: str) -> None:
+    """Pause a running execution by hand (Kestra's pause): the task runs under way finish, nothing new
+    starts and no timer fires until `resume_execution`; a kill still works."""
+    with transaction.atomic():
+        execution = Execution.objects.select_for_update().filter(id=execution_id).first()
+        if execution is None or execution.state not in (State.CREATED, State.RUNNING):
+            raise NotRunning(f"execution {execution_id} is not running ({execution.state if execution else 'gone'})")
+        move_execution(execution, State.PAUSED, held=True)
+
+
 def resume_execution(execution_id: str, inputs: Mapping[str, Any] | None = None) -> None:
     """Resume a PAUSED execution: its paused runs go on, with the values of their `onResume` inputs
-    (InputsError names a bad one) stored as their output `onResume`. Holds the execution's row lock."""
+    (InputsError names a bad one) stored as their output `onResume`, and so does an execution paused by
+    hand (`pause_execution`). Holds the execution's row lock."""
     from flows_app.spec.errors import ErrorCollector
     from flows_app.spec.inputs import parse_inputs
 
@@ -254,5 +269,5 @@ def resume_execution(execution_id: str, inputs: Mapping[str, Any] | None = None)
             values = coerce_inputs(parse_inputs(declared, ("onResume",), ErrorCollector()), inputs or {})
             outputs = {**run.outputs, "onResume": values} if declared else run.outputs
             move_task_run(run, State.RUNNING, outputs=outputs, next_attempt_at=None)
-        move_execution(execution, State.RUNNING)
+        move_execution(execution, State.RUNNING, held=False)
         events.announce(events.WakeUpSet(execution_id))

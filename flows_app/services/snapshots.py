@@ -195,4 +195,5 @@ def load_snapshot(execution: Execution, runs: tuple[RunState, ...] | None = None
         start_date=execution.started_at or execution.created_at,
         trigger=execution.trigger,
         outputs=execution.outputs or {},
+        held=execution.held,
     )

@@ -3,7 +3,8 @@ their task runs and logs, searched, killed, resumed, deleted; and webhooks."""
 
 from __future__ import annotations
 
-from flows_app.models import Execution
+from flows_app.models import Execution, TaskRun
+from flows_app.services.executions import advance_execution
 
 from .conftest import HELLO, ended, wait_until
 
@@ -91,6 +92,51 @@ def test_it_resumes_a_paused_execution_with_its_on_resume_inputs(worker, alice):
     assert execution.state == "SUCCESS"
     decision = alice.get(f"executions/{started['id']}").json()["taskRunList"][-1]
     assert decision["outputs"] == {"value": "true"}
+
+
+TWO_STEPS = """\
+id: two-steps
+namespace: company.team
+tasks:
+  - id: first
+    type: io.kestra.plugin.scripts.shell.Commands
+    commands: ["sleep 2"]
+  - id: second
+    type: io.kestra.plugin.core.debug.Return
+    format: done
+"""
+
+
+def test_a_paused_running_execution_finishes_what_runs_and_starts_nothing_until_resumed(worker, alice, bob):
+    alice.save_flow(TWO_STEPS)
+    started = alice.post("executions/company.team/two-steps").json()
+    runs = TaskRun.objects.filter(execution_id=started["id"])
+    wait_until(lambda: runs.filter(task_id="first", state="RUNNING").exists(), what="the first task running")
+    assert bob.post(f"executions/{started['id']}/actions/pause").status_code == 403
+    paused = alice.post(f"executions/{started['id']}/actions/pause")
+    assert paused.status_code == 200 and paused.json()["state"]["current"] == "PAUSED"
+    assert alice.post(f"executions/{started['id']}/actions/pause").status_code == 409  # not running now
+    wait_until(lambda: runs.filter(task_id="first", state="SUCCESS").exists(), what="the first task's end")
+    advance_execution(started["id"])  # whatever the worker's advance did, one more finds nothing to start
+    assert list(runs.values_list("task_id", flat=True)) == ["first"]
+    assert Execution.objects.get(id=started["id"]).state == "PAUSED"
+    assert alice.post(f"executions/{started['id']}/actions/resume").status_code == 200
+    assert ended(started["id"]).state == "SUCCESS"
+    assert sorted(runs.values_list("task_id", "state")) == [("first", "SUCCESS"), ("second", "SUCCESS")]
+    histories = [h["state"] for h in alice.get(f"executions/{started['id']}").json()["state"]["histories"]]
+    assert histories == ["CREATED", "RUNNING", "PAUSED", "RUNNING", "SUCCESS"]
+
+
+def test_pause_and_resume_by_ids(worker, alice):
+    alice.save_flow(SLEEPER)
+    one, two = (alice.post("executions/company.team/sleeper").json()["id"] for _ in range(2))
+    wait_until(lambda: TaskRun.objects.filter(execution_id__in=[one, two]).count() == 2, what="both naps")
+    assert alice.post("executions/pause/by-ids", [one, two], format="json").json() == {"count": 2}
+    assert alice.post("executions/pause/by-ids", [one], format="json").json() == {"count": 0}
+    assert set(Execution.objects.filter(id__in=[one, two]).values_list("state", flat=True)) == {"PAUSED"}
+    assert alice.post("executions/resume/by-ids", [one, two], format="json").json() == {"count": 2}
+    assert alice.delete("executions/kill/by-ids", [one, two], format="json").json() == {"count": 2}
+    assert {ended(one).state, ended(two).state} == {"KILLED"}
 
 
 def test_search_filters_by_flow_state_and_labels_and_delete_needs_an_end(worker, alice, bob):

@@ -118,10 +118,11 @@ def test_kestrapy_drives_tern(kestra, web_server):
     )
     assert [e["id"] for e in searched["results"]] == [run.id]
 
-    # Kill a running execution.
+    # Pause a running execution, then kill it.
     kestra.flows.create_flow(TENANT, SLEEPER)
     sleeping = kestra.executions.create_execution(TENANT, "company.team", "sleeper")
     wait_until(lambda: kestra.executions.execution(sleeping.id, TENANT).task_run_list, what="the nap started")
+    assert kestra.executions.pause_execution(sleeping.id, TENANT).state.current == StateType.PAUSED
     kestra.executions.kill_execution(sleeping.id, TENANT)
     assert ended(kestra, sleeping.id).state.current == StateType.KILLED
 

@@ -253,6 +253,27 @@ def test_a_due_retry_is_requeued_and_a_later_one_sets_the_wake_time():
     assert sim.queued() == ["a"]
 
 
+def test_a_held_execution_starts_nothing_and_fires_no_timer_until_released_but_a_kill_goes_on():
+    sim = Sim(flow(f"  - id: a\n{LOG}  - id: b\n{LOG}", "retry:\n  type: constant\n  interval: PT1M\n  maxAttempts: 3"))
+    sim.step()
+    sim.finish("a")
+    sim.snapshot = ExecutionSnapshot(**{**sim.snapshot.__dict__, "state": State.PAUSED, "held": True})
+    assert sim.step().actions == () and sim.last.wake_at is None
+    assert "b" not in sim.states()
+    sim.snapshot = ExecutionSnapshot(**{**sim.snapshot.__dict__, "state": State.RUNNING, "held": False})
+    sim.step()
+    assert sim.queued() == ["b"]
+    sim.attempt("b", State.FAILED)  # a retry in a minute: a timer
+    sim.step()
+    assert sim.last.wake_at is not None
+    sim.snapshot = ExecutionSnapshot(**{**sim.snapshot.__dict__, "state": State.PAUSED, "held": True})
+    sim.at(NOW + timedelta(minutes=5))
+    assert sim.step().actions == () and sim.last.wake_at is None and sim.states()["b"] == State.RETRYING
+    sim.snapshot = ExecutionSnapshot(**{**sim.snapshot.__dict__, "state": State.KILLING})
+    sim.step()
+    assert sim.states()["b"] == State.KILLED and sim.state == State.KILLED
+
+
 def test_killing_drops_queued_work_and_ends_killed():
     sim = Sim(
         flow(

@@ -13,12 +13,13 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from flows_app import live
+from flows_app.engine.inputs import InputsError
 from flows_app.engine.states import State
 from flows_app.models import Execution
 from flows_app.services import audit
 from flows_app.services.access import Role
 from flows_app.services.deletion import NotEnded, delete_executions
-from flows_app.services.executions import NotPaused, kill_execution, resume_execution
+from flows_app.services.executions import NotPaused, NotRunning, kill_execution, pause_execution, resume_execution
 from flows_app.services.restarts import CannotReopen, replay_execution, restart_execution, set_task_run_state
 from flows_app.services.starting import FlowDisabled, ReservedLabels, start_execution
 
@@ -149,6 +150,19 @@ class KillView(APIView):
             )
         audit.record_request(request, "execution.killed", execution.id)
         return execution_response(request, reload(execution.id), status=202)
+
+
+class PauseView(APIView):
+    @extend_schema(request=None, responses={200: serializers.Execution}, operation_id="pause_execution")
+    def post(self, request, execution_id: str, **_):
+        """Pause a running execution: the task runs under way finish, nothing new starts until it is resumed."""
+        execution = visible_execution(request, execution_id, Role.EDITOR)
+        try:
+            pause_execution(execution.id)
+        except NotRunning as exc:
+            raise ApiError(str(exc), status_code=409) from None
+        audit.record_request(request, "execution.paused", execution.id)
+        return execution_response(request, reload(execution.id))
 
 
 class ResumeView(APIView):
@@ -301,28 +315,35 @@ class FlowExecutionsView(APIView):
 
 
 class ExecutionBulkView(APIView):
-    """Kill or delete many executions at once: by ids (a JSON list), or by the search filters."""
+    """Kill, delete, restart, pause or resume many executions at once: by ids (a JSON list), or by the search
+    filters."""
 
-    action = ""  # kill, delete, restart
+    action = ""  # kill, delete (DELETE); restart, pause, resume (POST)
     by = "ids"
+    POSTED = {
+        "restart": (restart_execution, CannotReopen, "execution.restarted"),
+        "pause": (pause_execution, NotRunning, "execution.paused"),
+        "resume": (resume_execution, (NotPaused, InputsError), "execution.resumed"),  # no onResume inputs here
+    }
 
     @extend_schema(
         request={"application/json": {"type": "array", "items": {"type": "string"}}},
         responses={200: serializers.BulkResponse},
     )
     def post(self, request, **_):
-        """Restart many executions: those that cannot restart are left as they are, and not counted."""
+        """Restart, pause or resume many executions: those that cannot are left as they are, and not counted."""
+        act, cannot, done = self.POSTED[self.action]
         executions = self._chosen(request)
         for execution in executions:
             require(request, execution.flow.namespace, Role.EDITOR)
         count = 0
         for execution in executions:
             try:
-                restart_execution(execution.id)
-            except CannotReopen:
+                act(execution.id)
+            except cannot:
                 continue
             count += 1
-            audit.record_request(request, "execution.restarted", execution.id)
+            audit.record_request(request, done, execution.id)
         return Response({"count": count})
 
     @extend_schema(
