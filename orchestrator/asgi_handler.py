@@ -20,7 +20,9 @@ from concurrent.futures import ThreadPoolExecutor
 from asgiref.sync import ThreadSensitiveContext, sync_to_async
 from django.core.handlers.asgi import ASGIHandler
 
-KEPT = 32  # idle threads kept at most; a burst beyond them gets threads that end with it
+# Idle threads kept at most (each keeps its database connection: on PostgreSQL, one per kept thread); a
+# burst beyond them gets threads that end, with their connections, once it has passed.
+KEPT = 8
 
 
 class KeptThreadsASGIHandler(ASGIHandler):
