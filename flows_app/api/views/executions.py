@@ -152,17 +152,31 @@ class KillView(APIView):
         return execution_response(request, reload(execution.id), status=202)
 
 
+# An editor's action on an execution: (the service, what it raises when it cannot act now, the audit's word).
+ACTIONS = {
+    "restart": (restart_execution, CannotReopen, "execution.restarted"),
+    "pause": (pause_execution, NotRunning, "execution.paused"),
+    "resume": (resume_execution, (NotPaused, InputsError), "execution.resumed"),  # by ids: no onResume inputs
+}
+
+
+def act_on(request, execution_id: str, action: str):
+    """One execution: 404 if one may not see it, 403 if one may not change it, 409 if it cannot be done now."""
+    act, cannot, audited = ACTIONS[action]
+    execution = visible_execution(request, execution_id, Role.EDITOR)
+    try:
+        act(execution.id)
+    except cannot as exc:
+        raise ApiError(str(exc), status_code=409) from None
+    audit.record_request(request, audited, execution.id)
+    return execution_response(request, reload(execution.id))
+
+
 class PauseView(APIView):
     @extend_schema(request=None, responses={200: serializers.Execution}, operation_id="pause_execution")
     def post(self, request, execution_id: str, **_):
         """Pause a running execution: the task runs under way finish, nothing new starts until it is resumed."""
-        execution = visible_execution(request, execution_id, Role.EDITOR)
-        try:
-            pause_execution(execution.id)
-        except NotRunning as exc:
-            raise ApiError(str(exc), status_code=409) from None
-        audit.record_request(request, "execution.paused", execution.id)
-        return execution_response(request, reload(execution.id))
+        return act_on(request, execution_id, "pause")
 
 
 class ResumeView(APIView):
@@ -187,13 +201,7 @@ class RestartView(APIView):
     @extend_schema(request=None, responses={200: serializers.Execution}, operation_id="restart_execution")
     def post(self, request, execution_id: str, **_):
         """Run a FAILED or KILLED execution again from its failed task runs (a new attempt of each)."""
-        execution = visible_execution(request, execution_id, Role.EDITOR)
-        try:
-            restart_execution(execution.id)
-        except CannotReopen as exc:
-            raise ApiError(str(exc), status_code=409) from None
-        audit.record_request(request, "execution.restarted", execution.id)
-        return execution_response(request, reload(execution.id))
+        return act_on(request, execution_id, "restart")
 
 
 class ReplayView(APIView):
@@ -320,11 +328,6 @@ class ExecutionBulkView(APIView):
 
     action = ""  # kill, delete (DELETE); restart, pause, resume (POST)
     by = "ids"
-    POSTED = {
-        "restart": (restart_execution, CannotReopen, "execution.restarted"),
-        "pause": (pause_execution, NotRunning, "execution.paused"),
-        "resume": (resume_execution, (NotPaused, InputsError), "execution.resumed"),  # no onResume inputs here
-    }
 
     @extend_schema(
         request={"application/json": {"type": "array", "items": {"type": "string"}}},
@@ -332,7 +335,7 @@ class ExecutionBulkView(APIView):
     )
     def post(self, request, **_):
         """Restart, pause or resume many executions: those that cannot are left as they are, and not counted."""
-        act, cannot, done = self.POSTED[self.action]
+        act, cannot, done = ACTIONS[self.action]
         executions = self._chosen(request)
         for execution in executions:
             require(request, execution.flow.namespace, Role.EDITOR)
