@@ -166,8 +166,8 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = env_int("TERN_WORKER_PREFETCH", 4)
 CELERY_TASK_DEFAULT_QUEUE = "tern"
 CELERY_RESULT_EXPIRES = 3600
 CELERY_TASK_IGNORE_RESULT = True  # only chord headers keep results (they say so per task)
-# One result backend per process, not one per thread: the web answers each request on a new thread, and a
-# backend costs its set-up and a Redis connection. Nothing reads results from several threads at once.
+# One result backend per process, not one per thread: the web's request threads and a worker's pool each
+# would build their own (its set-up and a Redis connection). Nothing reads results from several threads at once.
 CELERY_RESULT_BACKEND_THREAD_SAFE = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_WORKER_SEND_TASK_EVENTS = False

@@ -1,4 +1,4 @@
-"""The real `tern web` (uvicorn, orchestrator/asgi_handler.py): a browser's session, CSRF and messages go
+"""The real `tern web` (uvicorn, orchestrator/asgi_handler.py): a browser's session and the CSRF check go
 through the sync middleware chain as they do under WSGI."""
 
 from __future__ import annotations
