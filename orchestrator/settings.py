@@ -197,4 +197,9 @@ TERN = {
     "INLINE_THREADS": env_int("TERN_INLINE_THREADS", 32),
     # `POST /executions/...?wait=true` answers by then at the latest, with the state reached so far.
     "API_WAIT_SECONDS": env_int("TERN_API_WAIT_SECONDS", 600),
+    # What one template render may spend (README "Limits"): beyond it the task fails, naming the limit.
+    "TEMPLATE_SECONDS": env_int("TERN_TEMPLATE_SECONDS", 10),
+    "TEMPLATE_MAX_CHARS": env_int("TERN_TEMPLATE_MAX_CHARS", 10_000_000),
+    "TEMPLATE_MAX_ITEMS": env_int("TERN_TEMPLATE_MAX_ITEMS", 100_000),
+    "TEMPLATE_BUILT_CHARS": env_int("TERN_TEMPLATE_BUILT_CHARS", 50_000_000),
 }

@@ -14,6 +14,7 @@ import yaml
 from ..spec.durations import DurationError, format_duration, parse_duration
 from ..spec.model import InputSpec
 from ..spec.yamlsource import load_plain_yaml
+from . import patterns
 
 StoreFile = Callable[[str, Any], str]
 
@@ -377,8 +378,13 @@ _BOUNDS: dict[str, tuple[Callable[[Any], Any], Callable[[Any], Any], str, str]] 
 
 def _check_rules(spec: InputSpec, typed: Any, given: Any) -> None:
     """Check the typed value; errors show the value as given, which is what the user wrote."""
-    if spec.validator is not None and spec.type in TEXT_TYPES and not re.fullmatch(spec.validator, typed):
-        raise InputValueError(given, f"does not match the pattern `{spec.validator}`")
+    if spec.validator is not None and spec.type in TEXT_TYPES:
+        try:
+            matched = patterns.fullmatch(spec.validator, typed)
+        except ValueError as exc:  # a pattern that is not one, or that runs past its time
+            raise InputValueError(given, str(exc)) from None
+        if not matched:
+            raise InputValueError(given, f"does not match the pattern `{spec.validator}`")
     if spec.type not in _BOUNDS:
         return
     value_key, bound_key, too_low, too_high = _BOUNDS[spec.type]

@@ -100,7 +100,16 @@ def arithmetic(op: str, left: Any, right: Any) -> Any:
         and abs(left) > 1
         and left.bit_length() * right > MAX_POWER_BITS
     ):
-        raise TypeError(f"{left} ** {right} is too large a number to compute")  # one template must not hang a worker
+        raise TypeError(
+            f"{_operand(left)} ** {right} is too large a number to compute"
+        )  # one template must not hang a worker
+    if (
+        op == "*"
+        and isinstance(left, int)
+        and isinstance(right, int)
+        and left.bit_length() + right.bit_length() > MAX_POWER_BITS
+    ):
+        raise TypeError(f"{_operand(left)} * {_operand(right)} is too large a number to compute")  # squaring in a loop
     if op not in ("/", "%"):
         return _PYTHON[op](left, right)
     if isinstance(left, int) and isinstance(right, int):
@@ -166,6 +175,8 @@ def _operand(value: Any) -> str:
     )
     if value is None:
         return kind
+    if isinstance(value, int) and value.bit_length() > 128:  # str() of a huge number is slow, then refused
+        return f"{kind} of about {int(value.bit_length() * 0.30103) + 1:,} digits"
     shown = repr(value) if isinstance(value, str) else to_text(value)
     return f"{kind} {shown if len(shown) <= 40 else shown[:37] + '...'}"
 

@@ -9,7 +9,7 @@ from typing import Any, NamedTuple
 
 from jinja2 import Undefined
 
-MAX_RANGE = 100_000  # as Jinja's sandbox caps range()
+from . import budget
 
 
 class Entry(NamedTuple):
@@ -96,8 +96,9 @@ def pebble_range(start: Any, end: Any, step: int = 1) -> list[Any]:
     fail_if_undefined(start, end)
     letters = isinstance(start, str) and isinstance(end, str)
     low, high = (ord(start), ord(end)) if letters else (int(start), int(end))
-    if step == 0 or abs(high - low) // abs(step) >= MAX_RANGE:
-        raise ValueError(f"range({start!r}, {end!r}, {step}) is too long")
+    if step == 0:
+        raise ValueError(f"range({start!r}, {end!r}, {step}): the step cannot be 0")
+    budget.ensure_items(abs(high - low) // abs(step) + 1)
     numbers = range(low, high + (1 if step > 0 else -1), step)
     return [chr(n) for n in numbers] if letters else list(numbers)
 

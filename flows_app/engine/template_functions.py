@@ -19,7 +19,7 @@ import yaml
 from jinja2 import Undefined, pass_context
 from jinja2.runtime import Context
 
-from . import javadates, operators, pebble_runtime
+from . import javadates, operators, patterns, pebble_runtime
 from .pebble_runtime import fail_if_undefined, to_json, to_text
 
 # --- Filters ------------------------------------------------------------------------------------
@@ -113,7 +113,7 @@ def _replace(value: Any, old: Any, new: Any = None, count: int | None = None, re
     pairs = old.items() if isinstance(old, Mapping) else [(old, new)]
     for search, replacement in pairs:
         if regexp:
-            text = re.sub(search, re.sub(r"\$(\d)", r"\\\1", to_text(replacement)), text)
+            text = patterns.sub(search, re.sub(r"\$(\d)", r"\\\1", to_text(replacement)), text)
         else:
             text = text.replace(to_text(search), to_text(replacement), -1 if count is None else count)
     return text

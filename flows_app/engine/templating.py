@@ -8,16 +8,17 @@ from collections.abc import Mapping
 from typing import Any
 
 import jinja2
-from jinja2 import ChainableUndefined, StrictUndefined
+from jinja2 import ChainableUndefined, StrictUndefined, nodes
 from jinja2.runtime import Context
-from jinja2.sandbox import SandboxedEnvironment
+from jinja2.sandbox import ImmutableSandboxedEnvironment, SandboxedEnvironment
 
-from . import operators, pebble
+from . import budget, growth, operators, pebble
+from .budget import BudgetExceeded, RenderStopped
 from .pebble_runtime import to_text
 from .template_functions import FILTERS, GLOBALS, RAW_FILTERS, TESTS, filter_conventions
 from .vocabulary import is_template, truthy
 
-__all__ = ["TemplateError", "check_syntax", "is_template", "render", "render_value", "truthy"]
+__all__ = ["RenderStopped", "TemplateError", "check_syntax", "is_template", "render", "render_value", "truthy"]
 
 
 class TemplateError(Exception):
@@ -37,16 +38,31 @@ class PebbleUndefined(ChainableUndefined, StrictUndefined):
 
 
 def render(template: str, variables: Mapping[str, Any]) -> str:
-    """Render `template` with `variables`; every failure is a TemplateError naming the template."""
+    """Render `template` with `variables`, within the render budget (see `budget`); every failure is a
+    TemplateError naming the template, but for RenderStopped: the task was killed or timed out."""
     if not is_template(template):
         return template
     compiled = _compile(template)
-    try:
-        return compiled.render(variables)
-    except TemplateError:
-        raise  # from a nested render() the caller put in `variables`: it names the inner template
-    except Exception as exc:  # anything a template runs is the template's failure
-        raise TemplateError(template, _describe(template, exc)) from exc
+    with budget.spending() as spent:
+        try:
+            return _printed(compiled, variables, spent)
+        except (TemplateError, RenderStopped):
+            raise  # from a nested render() the caller put in `variables`: it names the inner template
+        except Exception as exc:  # anything a template runs is the template's failure
+            raise TemplateError(template, _describe(template, exc)) from exc
+
+
+def _printed(compiled: jinja2.Template, variables: Mapping[str, Any], spent: budget.Budget) -> str:
+    """Template.render, but counting what is printed as it comes (a loop may print without end)."""
+    limit = spent.limits.max_chars
+    pieces, size = [], 0
+    for piece in compiled.root_render_func(compiled.new_context(dict(variables))):  # as Template.render does
+        size += len(piece)
+        if size > limit:
+            raise BudgetExceeded(f"the render printed more than {limit:,} characters (TERN_TEMPLATE_MAX_CHARS)")
+        pieces.append(piece)
+        spent.tick()
+    return "".join(pieces)
 
 
 def render_value(value: Any, variables: Mapping[str, Any]) -> Any:
@@ -70,10 +86,44 @@ def check_syntax(template: str) -> None:
 def _compile(template: str) -> jinja2.Template:
     """Rewrite Pebble into Jinja and compile it once per distinct source (rendering is on the hot path)."""
     try:
-        return _ENV.from_string(pebble.to_jinja(template))
+        tree = _ENV.parse(pebble.to_jinja(template))
+        _guard(tree)
+        return _ENV.from_string(tree)
     except jinja2.TemplateSyntaxError as exc:
         where = f" (line {exc.lineno})" if "\n" in template.strip() else ""
         raise TemplateError(template, f"syntax error: {exc.message}{where}") from exc
+
+
+def _guard(tree: nodes.Template) -> None:
+    """Make each step of every loop and every `~` go through the render's budget (Jinja runs them
+    without a call the sandbox sees)."""
+    for loop in tree.find_all(nodes.For):
+        guard = nodes.Name(_LOOP_GUARD, "load", lineno=loop.lineno)
+        loop.iter = nodes.Call(guard, [loop.iter], [], None, None, lineno=loop.lineno)
+    for parent in tree.find_all(nodes.Node):
+        for field in parent.fields:
+            child = getattr(parent, field)
+            if isinstance(child, nodes.Concat):
+                setattr(parent, field, _guarded_concat(child))
+            elif isinstance(child, list):
+                setattr(parent, field, [_guarded_concat(c) if isinstance(c, nodes.Concat) else c for c in child])
+    tree.set_environment(_ENV)
+
+
+def _guarded_concat(concat: nodes.Concat) -> nodes.Call:
+    guard = nodes.Name(_CONCAT_GUARD, "load", lineno=concat.lineno)
+    return nodes.Call(guard, concat.nodes, [], None, None, lineno=concat.lineno)
+
+
+def _concat(*parts: Any) -> str:
+    """Jinja's `~`: each side as str() prints it, joined."""
+    for part in parts:
+        if isinstance(part, str):
+            budget.ensure_chars(len(part))
+    return "".join(str(part) for part in parts)
+
+
+_LOOP_GUARD, _CONCAT_GUARD = "_tern_bounded_iteration", "_tern_concat"
 
 
 # Jinja says "'dict object' has no attribute 'nope'"; we find the path in the source to say "'outputs'".
@@ -83,7 +133,7 @@ _MISSING = re.compile(r"'?(?:dict|list|str|[\w.]*\bLabels) object'? has no (attr
 def _describe(template: str, exc: Exception) -> str:
     """A readable cause for `exc`, naming the variable path when an attribute is missing."""
     message = str(exc) or type(exc).__name__
-    if not isinstance(exc, (jinja2.TemplateError, ValueError, TypeError, ArithmeticError)):
+    if not isinstance(exc, (jinja2.TemplateError, ValueError, TypeError, ArithmeticError, BudgetExceeded)):
         message = f"{type(exc).__name__}: {message}"
     missing = _MISSING.search(message)
     if missing:
@@ -98,14 +148,25 @@ def _describe(template: str, exc: Exception) -> str:
     return message
 
 
-class _Environment(SandboxedEnvironment):
-    """The sandbox, reading a map's keys before its methods and doing arithmetic by Pebble's rules."""
+class _Environment(ImmutableSandboxedEnvironment):
+    """The sandbox, reading a map's keys before its methods and doing arithmetic by Pebble's rules; no
+    template changes a value in place (`list.append` and friends are refused, as Pebble has none), and
+    every call and operation spends the render's budget."""
 
     intercepted_binops = frozenset(operators.OPERATIONS)
     intercepted_unops = operators.UNARY
 
     def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:
-        return operators.binary(operator, left, right)
+        return budget.built(operators.binary(operator, left, right))
+
+    def call(__self, __context: Context, __obj: Any, *args: Any, **kwargs: Any) -> Any:
+        method = getattr(__obj, "__wrapped__", __obj)  # the sandbox wraps str.format
+        owner = getattr(method, "__self__", None)
+        if isinstance(owner, str):  # `'x'.center(9)`: sized before it runs
+            estimate = growth.TEXT_METHODS.get(getattr(__obj, "__name__", ""))
+            if estimate is not None:
+                estimate(owner, *args, **kwargs)
+        return budget.built(super().call(__context, __obj, *args, **kwargs))
 
     def call_unop(self, context: Context, operator: str, arg: Any) -> Any:
         return operators.unary(operator, arg)
@@ -121,6 +182,24 @@ class _Environment(SandboxedEnvironment):
         return super().getattr(obj, attribute)
 
 
+def _bounded_filter(name: str, fn: Any) -> Any:
+    """`fn`, sized before it runs when its arguments make it grow (growth.FILTERS), checked once it has."""
+    estimate = growth.FILTERS.get(name)
+    skip = 1 if getattr(fn, "jinja_pass_arg", None) is not None else 0  # a context or environment first
+
+    @functools.wraps(fn)  # keeps jinja_pass_arg
+    def bounded(*args: Any, **kwargs: Any) -> Any:
+        if estimate is not None and len(args) > skip:
+            estimate(*args[skip:], **kwargs)
+        return budget.built(fn(*args, **kwargs))
+
+    return bounded
+
+
+# Jinja's globals that Kestra has no word for and that only make load (lipsum writes lorem ipsum).
+_UNKNOWN_GLOBALS = ("lipsum", "cycler", "joiner")
+
+
 def _environment() -> SandboxedEnvironment:
     env = _Environment(
         undefined=PebbleUndefined,
@@ -130,7 +209,12 @@ def _environment() -> SandboxedEnvironment:
     )
     env.filters.update({name: filter_conventions(fn) for name, fn in FILTERS.items()})
     env.filters.update(RAW_FILTERS)
+    env.filters = {name: _bounded_filter(name, fn) for name, fn in env.filters.items()}
+    for name in _UNKNOWN_GLOBALS:
+        del env.globals[name]
     env.globals.update(GLOBALS)
+    env.globals[_LOOP_GUARD] = budget.bounded_iteration
+    env.globals[_CONCAT_GUARD] = _concat
     env.tests.update(TESTS)
     return env
 

@@ -16,11 +16,12 @@ from django.db import connections, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from flows_app.engine import budget
 from flows_app.engine.masking import mask_value, secret_values
 from flows_app.engine.outcome import decide
 from flows_app.engine.properties import PropertyError, render_properties
 from flows_app.engine.states import State
-from flows_app.engine.templating import TemplateError, render_value
+from flows_app.engine.templating import RenderStopped, TemplateError, render_value
 from flows_app.engine.variables import build_variables, in_after_execution, mentions_other_runs
 from flows_app.events import ReadyRun
 from flows_app.models import Execution, LogEntry, TaskRun
@@ -96,8 +97,10 @@ def _run_claimed(
         workdir = workdirs.directory_of(execution.id, shared.id)
     else:
         workdir = settings.TERN["WORK_DIR"] / execution.id / f"{run.id}-{len(run.attempts)}"
+    deadline = started + task.timeout.total_seconds() if task.timeout else None
     try:
-        attempt = _execute(snapshot, task, run, sink, workdir, started, shared)
+        with budget.task_scope(deadline, str(task.timeout), _stop_check(task, run)):  # renders stop with the task
+            attempt = _execute(snapshot, task, run, sink, workdir, deadline, shared)
     finally:
         sink.flush()
         if shared is None and workdir.exists():
@@ -118,7 +121,12 @@ def _snapshot_for(execution: Execution, run: TaskRun):
     return chain
 
 
-def _execute(snapshot, task, run: TaskRun, sink: LogSink, workdir, started: float, shared=None) -> Attempt:
+def _stop_check(task, run: TaskRun):
+    """Whether the task must stop: its execution is being killed (but for afterExecution tasks)."""
+    return (lambda: False) if in_after_execution(task) else (lambda: _is_killing(run.execution_id))
+
+
+def _execute(snapshot, task, run: TaskRun, sink: LogSink, workdir, deadline: float | None, shared=None) -> Attempt:
     plugin_cls = get_plugin(task.type)
     run_view = snapshot.run(run.id)
     variables = build_variables(snapshot, task, run_view)
@@ -131,11 +139,13 @@ def _execute(snapshot, task, run: TaskRun, sink: LogSink, workdir, started: floa
     files = storage()
     variables["read"] = files.read
     parts = task_run_parts(snapshot.flow.namespace, snapshot.flow.id, run.execution_id, task.id, run.id)
-    deadline = started + task.timeout.total_seconds() if task.timeout else None
     try:
         props = render_properties(plugin_cls, task, variables)
     except PropertyError as exc:
         sink.emit("ERROR", str(exc))
+        return Attempt(State.FAILED)
+    except RenderStopped as exc:
+        sink.emit("ERROR", f"task '{task.id}': {exc}")
         return Attempt(State.FAILED)
     ctx = TaskRunContext(
         task_id=task.id,
@@ -145,7 +155,7 @@ def _execute(snapshot, task, run: TaskRun, sink: LogSink, workdir, started: floa
         work_root=workdir,
         renderer=lambda value: render_value(value, variables),
         logger=sink.emit,
-        stop_check=(lambda: False) if in_after_execution(task) else (lambda: _is_killing(run.execution_id)),
+        stop_check=_stop_check(task, run),
         deadline=deadline,
         kv=store,
         storage_put=lambda source, name: files.put(parts, name, source),
@@ -160,7 +170,7 @@ def _execute(snapshot, task, run: TaskRun, sink: LogSink, workdir, started: floa
     except PluginError as exc:
         sink.emit("ERROR", str(exc))
         return Attempt(State.FAILED, exc.outputs, exc.retryable)
-    except TemplateError as exc:
+    except (TemplateError, RenderStopped) as exc:
         sink.emit("ERROR", f"task '{task.id}': {exc}")
         return Attempt(State.FAILED)
     except (KeyMissing, StorageError, PropertyError) as exc:
