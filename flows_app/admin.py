@@ -4,6 +4,8 @@ API tokens, the audit log)."""
 
 from __future__ import annotations
 
+import json
+
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import actions as admin_actions
@@ -26,6 +28,7 @@ from .services.access import Access, Role
 from .services.deletion import NotEnded, delete_execution, delete_executions
 from .services.executions import FlowDisabled, kill_execution, start_execution
 from .services.flows import spec_of
+from .services.secret_inputs import shown_inputs
 from .services.starting import ReservedLabels
 from .spec.model import FlowSpec
 
@@ -238,7 +241,7 @@ class ExecutionAdmin(ReadOnlyAdmin):
         "state",
         "parent",
         "parent_task_run_id",
-        "inputs",
+        "inputs_shown",
         "labels",
         "outputs",
         "trigger",
@@ -250,6 +253,11 @@ class ExecutionAdmin(ReadOnlyAdmin):
     readonly_fields = fields
     inlines = [TaskRunInline, LogInline]
     actions = ["kill_executions", "delete_selected"]
+
+    @admin.display(description="inputs")
+    def inputs_shown(self, execution):
+        """SECRET inputs as ******: the admin never shows a secret."""
+        return json.dumps(shown_inputs(execution), ensure_ascii=False, default=str)
 
     @admin.action(description="Kill the selected executions", permissions=["kill"])
     def kill_executions(self, request, queryset):

@@ -151,6 +151,11 @@ SPECTACULAR_SETTINGS = {
 }
 # Bodies the API reads at most (a flow source is at most 1 MB; uploads of FILE inputs stream to disk).
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("TERN_API_MAX_BODY_BYTES", 5 * 1024 * 1024)
+FILE_UPLOAD_HANDLERS = [
+    "flows_app.api.uploads.BoundedUploadHandler",  # refuses a file past TERN_UPLOAD_MAX_BYTES as it arrives
+    "django.core.files.uploadhandler.MemoryFileUploadHandler",
+    "django.core.files.uploadhandler.TemporaryFileUploadHandler",
+]
 
 # ---- Celery over Redis ---------------------------------------------------------------------------
 # No REDIS_URL: `tern server local` starts an embedded Redis and sets it for the processes it starts.
@@ -202,4 +207,16 @@ TERN = {
     "TEMPLATE_MAX_CHARS": env_int("TERN_TEMPLATE_MAX_CHARS", 10_000_000),
     "TEMPLATE_MAX_ITEMS": env_int("TERN_TEMPLATE_MAX_ITEMS", 100_000),
     "TEMPLATE_BUILT_CHARS": env_int("TERN_TEMPLATE_BUILT_CHARS", 50_000_000),
+    # A task's outputs (as JSON) and a flow's outputs: bigger data belongs in files (outputFiles).
+    "OUTPUT_MAX_BYTES": env_int("TERN_OUTPUT_MAX_BYTES", 1_000_000),
+    # A log line is cut past this; past LOG_MAX_LINES lines a task run's log goes on in a file in storage.
+    "LOG_LINE_MAX_BYTES": env_int("TERN_LOG_LINE_MAX_BYTES", 65_536),
+    "LOG_MAX_LINES": env_int("TERN_LOG_MAX_LINES", 10_000),
+    # What a flow source, one input value and one uploaded file may weigh.
+    "FLOW_SOURCE_MAX_BYTES": env_int("TERN_FLOW_SOURCE_MAX_BYTES", 1_000_000),
+    "INPUT_MAX_CHARS": env_int("TERN_INPUT_MAX_CHARS", 1_000_000),
+    "UPLOAD_MAX_BYTES": env_int("TERN_UPLOAD_MAX_BYTES", 1_073_741_824),
+    # What each process of a script task may use (0: no limit): writable memory (RLIMIT_DATA) and CPU time.
+    "SCRIPT_MEMORY_MB": env_int("TERN_SCRIPT_MEMORY_MB", 4096),
+    "SCRIPT_CPU_SECONDS": env_int("TERN_SCRIPT_CPU_SECONDS", 0),
 }

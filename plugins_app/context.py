@@ -26,6 +26,7 @@ class TaskRunContext:
     kv: Any = None  # the KV store of the flow's namespace: get(key), put(key, value, ttl=), delete(key)
     storage_put: Callable[[Any, str], str] | None = None  # (path or bytes, file name) -> kestra:/// URI
     storage_path: Callable[[str], Path] | None = None  # URI -> the local file (for reading)
+    masker: Callable[[str], None] | None = None  # a value to mask in this task's logs and outputs from now on
     _last_stop_check: float = field(default=0.0, repr=False)
     _stopped: bool = field(default=False, repr=False)
 
@@ -46,6 +47,11 @@ class TaskRunContext:
 
     def log(self, level: str, message: str) -> None:
         self.logger(level, message)
+
+    def mask(self, value: str) -> None:
+        """From now on `value` (and its disguises) is masked in this task's logs, outputs and errors."""
+        if self.masker is not None:
+            self.masker(value)
 
     def should_stop(self) -> bool:
         """True once the execution is being killed; asks at most twice a second."""

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import RequestDataTooBig
 from django.http import Http404
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -71,6 +73,8 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     if isinstance(exc, InputsError):
         errors = [_input_error(line) for line in exc.errors]
         return Response(body(f"Invalid inputs: {'; '.join(exc.errors)}", errors), status=422)
+    if isinstance(exc, RequestDataTooBig):  # a form's fields past TERN_API_MAX_BODY_BYTES
+        return Response(body(too_big_message(), []), status=413)
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):
@@ -90,6 +94,10 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         message = "; ".join(f"{e['path']}: {e['message']}" if e["path"] else e["message"] for e in errors)
         return Response(body(message or "Invalid request", errors), status=exc.status_code, headers=headers)
     return Response(body(str(exc.detail), []), status=exc.status_code, headers=headers)
+
+
+def too_big_message() -> str:
+    return f"the request body is more than {settings.DATA_UPLOAD_MAX_MEMORY_SIZE:,} bytes (TERN_API_MAX_BODY_BYTES)"
 
 
 def _input_error(line: str) -> dict[str, str]:

@@ -1,14 +1,16 @@
 """Refuse what no database takes: a NUL character (PostgreSQL stores none, in text or JSON). An API request
-with one in its path, its parameters or a text body is a 400 that names the place, before any view runs."""
+with one in its path, its parameters or a text body is a 400 that names the place, before any view runs;
+a text body past TERN_API_MAX_BODY_BYTES is a 413."""
 
 from __future__ import annotations
 
 import re
 from urllib.parse import unquote_to_bytes
 
+from django.core.exceptions import RequestDataTooBig
 from django.http import JsonResponse
 
-from .errors import body
+from .errors import body, too_big_message
 
 TEXT_BODIES = (
     "application/json",
@@ -26,7 +28,10 @@ class NulGuard:
 
     def __call__(self, request):
         if request.path_info.startswith("/api/"):
-            place = self._nul_in(request)
+            try:
+                place = self._nul_in(request)
+            except RequestDataTooBig:
+                return JsonResponse(body(too_big_message(), []), status=413)
             if place:
                 message = f"{place}: a NUL character is not allowed"
                 return JsonResponse(body(message, [{"path": place, "message": "a NUL character"}]), status=400)

@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from flows_app.engine.states import State
 from flows_app.models import Execution, Flow, FlowRevision, KVEntry, LogEntry, TaskRun
+from flows_app.services.secret_inputs import shown_inputs
 from flows_app.spec.durations import format_duration
 from flows_app.spec.yamlsource import load_plain_yaml
 
@@ -186,7 +187,7 @@ def execution_json(execution: Execution, runs: list[TaskRun] | None = None) -> d
         "flowId": flow.flow_id,
         "flowRevision": execution.flow_revision.revision,
         "state": state_json(execution.state, _execution_histories(execution)),
-        "inputs": execution.inputs or {},
+        "inputs": shown_inputs(execution),
         "outputs": execution.outputs or {},
         "labels": labels_list(execution.labels or {}),
         "taskRunList": [task_run_json(run, execution) for run in runs] if runs is not None else None,

@@ -15,6 +15,7 @@ from plugins_app.registry import get_plugin
 from .actions import CreateTaskRun
 from .applying import apply
 from .inputs import InputValueError, coerce_value
+from .output_size import within_limit
 from .properties import PropertyError, render_properties
 from .snapshot import ExecutionSnapshot, RunState
 from .states import State
@@ -108,6 +109,7 @@ def render_flow_outputs(snapshot: ExecutionSnapshot) -> dict[str, Any]:
             outputs[item["id"]] = coerce_value(InputSpec(id=item["id"], type=str(item.get("type") or "STRING")), value)
         except InputValueError as exc:
             raise ValueError(f"output '{item['id']}': {exc}") from None
+    within_limit(outputs, "the flow's outputs")
     return outputs
 
 

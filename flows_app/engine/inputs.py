@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from typing import Any
 from urllib.parse import urlsplit
@@ -17,6 +18,15 @@ from ..spec.yamlsource import load_plain_yaml
 from . import patterns
 
 StoreFile = Callable[[str, Any], str]
+
+
+@dataclass(frozen=True)
+class Upload:
+    """A file sent with a request, read in chunks as it is stored (Django's UploadedFile gives both)."""
+
+    name: str
+    chunks: Callable[[], Iterable[bytes]]
+
 
 # Types whose value is free text, so `validator` and length bounds apply.
 TEXT_TYPES = frozenset({"STRING", "SECRET", "EMAIL", "URI"})
@@ -78,6 +88,7 @@ def coerce_inputs(
                 result[spec.id] = None
             continue
         try:
+            _within_size(spec, value)
             result[spec.id] = coerce_value(spec, value, store_file=store_file)
         except InputValueError as exc:
             where = f"inputs.{spec.id}" + (f"[{exc.index}]" if exc.index is not None else "")
@@ -85,6 +96,28 @@ def coerce_inputs(
     if problems:
         raise InputsError(problems)
     return result
+
+
+MAX_CHARS = 1_000_000  # TERN_INPUT_MAX_CHARS: one value as given (a STRING, a JSON); files have their own limit
+
+
+def configure(max_chars: int) -> None:
+    global MAX_CHARS
+    MAX_CHARS = max_chars
+
+
+def _within_size(spec: InputSpec, value: Any) -> None:
+    """Refuse a value too big to be an input (a FILE's size is the upload's limit)."""
+    if spec.type == "FILE" or isinstance(value, (bytes, bytearray, Upload)):
+        return
+    try:
+        size = len(value) if isinstance(value, str) else len(json.dumps(value, default=str))
+    except (TypeError, ValueError, RecursionError):  # no JSON at all: its coercion says what is wrong
+        return
+    if size > MAX_CHARS:
+        raise InputValueError(
+            value, f"is {size:,} characters long, more than the {MAX_CHARS:,} of an input value (TERN_INPUT_MAX_CHARS)"
+        )
 
 
 def _default_of(spec: InputSpec, render: Callable[[str], Any] | None) -> Any:
@@ -328,7 +361,7 @@ def _to_list(value: Any) -> list[Any]:
 def _to_file(spec: InputSpec, value: Any, store_file: StoreFile | None) -> str:
     if isinstance(value, str) and value.startswith("kestra://"):
         return value  # already in internal storage, e.g. passed on by a parent flow
-    if not isinstance(value, (str, bytes, bytearray)):
+    if not isinstance(value, (str, bytes, bytearray, Upload)):
         raise InputValueError(value, "is not a file path")
     _check_extension(spec, value)
     if store_file is None:
@@ -348,9 +381,10 @@ def _to_file(spec: InputSpec, value: Any, store_file: StoreFile | None) -> str:
 
 def _check_extension(spec: InputSpec, value: Any) -> None:
     accepted = spec.extra.get("acceptedExtensions")
-    if not accepted or not isinstance(value, str):
+    name = value.name if isinstance(value, Upload) else value
+    if not accepted or not isinstance(name, str):
         return  # raw bytes carry no file name to check
-    if not any(value.lower().endswith(ext.lower()) for ext in accepted):
+    if not any(name.lower().endswith(ext.lower()) for ext in accepted):
         raise InputValueError(value, "does not have one of the extensions " + ", ".join(accepted))
 
 

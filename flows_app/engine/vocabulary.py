@@ -11,10 +11,12 @@ from typing import Any
 from flows_app.spec.durations import DurationError, format_duration, parse_duration
 from flows_app.spec.model import TaskSpec
 
+from .masking import MIN_LENGTH as MASK_MIN_LENGTH
 from .pebble_runtime import to_text
 from .states import TERMINAL, State
 
 __all__ = [
+    "MASK_MIN_LENGTH",
     "TERMINAL",
     "DurationError",
     "State",

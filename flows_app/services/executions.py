@@ -21,6 +21,7 @@ from flows_app.engine.actions import (
     SetTaskRunState,
 )
 from flows_app.engine.inputs import coerce_inputs
+from flows_app.engine.masking import mask_value, secret_values
 from flows_app.engine.planner import plan
 from flows_app.engine.states import State, check_transition
 from flows_app.events import ReadyRun
@@ -168,12 +169,12 @@ def _apply(execution: Execution, runs: dict[str, Any], result: Plan) -> None:
             TaskRun.objects.filter(execution_id=execution.id, id__in=action.task_run_ids).delete()
         elif isinstance(action, SetExecutionState):
             _flush_new(new_runs)
-            fields = {"outputs": dict(action.outputs)} if action.outputs is not None else {}
+            fields = {"outputs": _masked(action.outputs)} if action.outputs is not None else {}
             move_execution(execution, action.state, **fields)
             if action.message:
                 errors.append((None, "", action.message))
         elif isinstance(action, SetExecutionOutputs):  # no state change: not through the door
-            execution.outputs = dict(action.outputs)
+            execution.outputs = _masked(action.outputs)
             Execution.objects.filter(id=execution.id).update(outputs=execution.outputs)
             if action.message:
                 errors.append((None, "", action.message))
@@ -271,3 +272,8 @@ def resume_execution(execution_id: str, inputs: Mapping[str, Any] | None = None)
             move_task_run(run, State.RUNNING, outputs=outputs, next_attempt_at=None)
         move_execution(execution, State.RUNNING, held=False)
         events.announce(events.WakeUpSet(execution_id))
+
+
+def _masked(outputs: Mapping[str, Any]) -> dict[str, Any]:
+    """A flow's outputs as stored: no secret value in clear (they are rendered templates)."""
+    return mask_value(dict(outputs), secret_values())

@@ -9,8 +9,10 @@ from django.conf import settings
 from django.utils import timezone
 
 from flows_app import events
-from flows_app.engine.masking import mask, secret_values
+from flows_app.engine.masking import mask, secret_values, with_disguises
 from flows_app.models import LogEntry
+
+from .logfiles import LogFile, cut_line, file_line, switch_message
 
 LEVELS = {"TRACE": 0, "DEBUG": 10, "INFO": 20, "WARN": 30, "WARNING": 30, "ERROR": 40}
 
@@ -32,6 +34,8 @@ class LogSink:
         task_id: str = "",
         attempt: int = 1,
         min_level: str | None = None,
+        log_file: LogFile | None = None,
+        to_file: bool = False,
     ):
         self.execution_id, self.task_run_id, self.task_id, self.attempt = execution_id, task_run_id, task_id, attempt
         self.min_level = LEVELS[normalize_level(min_level)] if min_level else 0
@@ -40,12 +44,44 @@ class LogSink:
         self.pending: list[LogEntry] = []
         self.lock = threading.Lock()  # stdout and stderr readers log from two threads
         self.last_flush = time.monotonic()
+        self.max_line_bytes = settings.TERN["LOG_LINE_MAX_BYTES"]
+        # the task's own lines past its share of the database go to `log_file` (logToFile: all of them)
+        self.log_file, self.to_file = log_file, to_file
+        self.max_lines = 0 if to_file else settings.TERN["LOG_MAX_LINES"]
+        self.task_lines = 0
+        self.on_file = False
+
+    def task_line(self, level: str, message: str) -> None:
+        """A line the task itself writes (its RunContext's log): past the database's share, to the log file."""
+        if self.log_file is None:
+            return self.emit(level, message)
+        with self.lock:
+            self.task_lines += 1
+            to_file, switching = self.task_lines > self.max_lines, not self.on_file
+            self.on_file = to_file
+        if not to_file:
+            return self.emit(level, message)
+        if switching:
+            reason = "logToFile" if self.to_file else f"more than {self.max_lines:,} lines (TERN_LOG_MAX_LINES)"
+            self._record("INFO", switch_message(self.log_file.open(), reason))  # ours: never cut
+        level = normalize_level(level)
+        if LEVELS[level] >= self.min_level:
+            line = file_line(timezone.now(), level, self.task_id, self._shaped(message))
+            with self.lock:
+                self.log_file.write(line)
+
+    def add_secret(self, value: str) -> None:
+        """Mask `value` and its disguises from now on, here and in the task's outputs (a script's
+        `::{"mask": …}::` line). One assignment: the other output reader sees the old list or the new."""
+        self.secrets = with_disguises([value], known=self.secrets)
 
     def emit(self, level: str, message: str) -> None:
+        """A line in the database, announced to live viewers."""
         level = normalize_level(level)
-        if LEVELS[level] < self.min_level:
-            return
-        message = mask(str(message), self.secrets)
+        if LEVELS[level] >= self.min_level:
+            self._record(level, self._shaped(message))
+
+    def _record(self, level: str, message: str) -> None:
         entry = LogEntry(
             execution_id=self.execution_id,
             task_run_id=self.task_run_id,
@@ -60,6 +96,15 @@ class LogSink:
             due = len(self.pending) >= self.batch_size or time.monotonic() - self.last_flush >= FLUSH_SECONDS
         if due:
             self.flush()
+
+    def _shaped(self, message: str) -> str:
+        return cut_line(mask(str(message), self.secrets), self.max_line_bytes)
+
+    def close(self) -> None:
+        """The attempt is over: the last lines written, its log file closed."""
+        self.flush()
+        if self.log_file is not None:
+            self.log_file.close()
 
     def flush(self) -> None:
         """One INSERT for the batch, announced (live viewers hear it once it commits)."""

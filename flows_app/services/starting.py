@@ -12,7 +12,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from flows_app import events
-from flows_app.engine.inputs import InputsError, coerce_inputs
+from flows_app.engine.inputs import InputsError, Upload, coerce_inputs
 from flows_app.models import Execution, Flow, FlowRevision, new_id
 
 from .flows import spec_of
@@ -120,6 +120,8 @@ def _file_store(folder: list[str], local_files: bool) -> Callable[[str, Any], st
     def store(input_id: str, value: Any) -> str:
         if isinstance(value, (bytes, bytearray)):
             return storage().put([*folder, input_id], input_id, bytes(value))
+        if isinstance(value, Upload):
+            return storage().put([*folder, input_id], input_id, value.chunks())
         path = Path(value).resolve()
         if not local_files and not path.is_relative_to(uploads):
             raise PermissionError(errno.EACCES, "only uploaded files are read")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import shutil
+from collections.abc import Iterable
 from pathlib import Path, PurePosixPath
 
 from django.conf import settings
@@ -24,16 +25,28 @@ class LocalStorage:
     def __init__(self, root: Path):
         self.root = root.resolve()
 
-    def put(self, parts: list[str], name: str, source: Path | bytes) -> str:
-        """Store a file (copied from a path, or bytes) under parts/name; returns its URI."""
+    def put(self, parts: list[str], name: str, source: Path | bytes | Iterable[bytes]) -> str:
+        """Store a file (copied from a path, bytes, or chunks of bytes) under parts/name; returns its URI."""
         relative = PurePosixPath(*[_clean(p) for p in parts], _clean(name))
         target = self.root / relative
         target.parent.mkdir(parents=True, exist_ok=True)
         if isinstance(source, bytes):
             target.write_bytes(source)
-        else:
+        elif isinstance(source, (str, Path)):
             shutil.copyfile(source, target)
+        else:
+            with target.open("wb") as file:
+                for chunk in source:
+                    file.write(chunk)
         return f"{SCHEME}/{relative}"
+
+    def create(self, parts: list[str], name: str) -> tuple[str, Path]:
+        """A new empty file under parts/name, for its writer to fill: its URI and its local path."""
+        relative = PurePosixPath(*[_clean(p) for p in parts], _clean(name))
+        target = self.root / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(b"")
+        return f"{SCHEME}/{relative}", target
 
     def path_of(self, uri: str) -> Path:
         """The local file of a URI; refuses URIs outside the storage."""

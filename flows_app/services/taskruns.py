@@ -19,12 +19,14 @@ from django.utils import timezone
 from flows_app.engine import budget
 from flows_app.engine.masking import mask_value, secret_values
 from flows_app.engine.outcome import decide
+from flows_app.engine.output_size import OutputsTooLarge, within_limit
 from flows_app.engine.properties import PropertyError, render_properties
 from flows_app.engine.states import State
 from flows_app.engine.templating import RenderStopped, TemplateError, render_value
 from flows_app.engine.variables import build_variables, in_after_execution, mentions_other_runs
 from flows_app.events import ReadyRun
 from flows_app.models import Execution, LogEntry, TaskRun
+from flows_app.spec.durations import format_duration
 from plugins_app.base import PluginError, TaskResult
 from plugins_app.context import TaskRunContext
 from plugins_app.registry import get_plugin
@@ -33,7 +35,9 @@ from . import workdirs
 from .executions import Keep, advance_execution
 from .flows import spec_of_revision
 from .kv import KeyMissing, NamespaceKV
+from .logfiles import LogFile
 from .logs import FLUSH_SECONDS, LogSink, log_now
+from .secret_inputs import secret_values as secret_input_values
 from .snapshots import load_chain, load_snapshot, revision_checksum
 from .storage import StorageError, storage, task_run_parts
 from .transitions import claim_task_run, move_task_run
@@ -45,6 +49,7 @@ class Attempt:
     outputs: Mapping[str, Any] = field(default_factory=dict)
     retryable: bool = True
     labels: Mapping[str, str] | None = None
+    log_file: str | None = None  # the kestra:/// URI of the file its log went on in, if it did
 
 
 RUNNABLE_IN = frozenset({State.CREATED, State.RUNNING, State.PAUSED})  # execution states a task may start in
@@ -89,8 +94,20 @@ def _run_claimed(
 ) -> ReadyRun | None:
     snapshot = _snapshot_for(execution, run)
     task = snapshot.flow.task(run.task_id)
-    sink = LogSink(execution.id, run.id, run.task_id, attempt=len(run.attempts), min_level=task.log_level)
+    flow = snapshot.flow
+    log_file = LogFile(flow.namespace, flow.id, execution.id, task.id, run.id, len(run.attempts))
+    sink = LogSink(
+        execution.id,
+        run.id,
+        run.task_id,
+        attempt=len(run.attempts),
+        min_level=task.log_level,
+        log_file=log_file,
+        to_file=task.log_to_file,
+    )
     heartbeat.sink = sink
+    for value in secret_input_values(flow, snapshot.inputs):  # SECRET inputs: masked as secrets are
+        sink.add_secret(value)
     started = time.monotonic()
     shared = workdirs.sharing_parent(snapshot, snapshot.run(run.id))  # a WorkingDirectory's child
     if shared is not None:
@@ -99,12 +116,14 @@ def _run_claimed(
         workdir = settings.TERN["WORK_DIR"] / execution.id / f"{run.id}-{len(run.attempts)}"
     deadline = started + task.timeout.total_seconds() if task.timeout else None
     try:
-        with budget.task_scope(deadline, str(task.timeout), _stop_check(task, run)):  # renders stop with the task
-            attempt = _execute(snapshot, task, run, sink, workdir, deadline, shared)
+        with budget.task_scope(deadline, _timeout_text(task), _stop_check(task, run)):  # renders stop with the task
+            attempt = _within_output_size(task, _execute(snapshot, task, run, sink, workdir, deadline, shared), sink)
     finally:
-        sink.flush()
+        sink.close()
         if shared is None and workdir.exists():
             shutil.rmtree(workdir, ignore_errors=True)
+    attempt.log_file = log_file.uri
+    attempt.outputs = mask_value(_json_safe(attempt.outputs), sink.secrets)  # and the values the task masked
     return record_attempt(run, snapshot.flow, task, attempt, advance, keep)
 
 
@@ -119,6 +138,10 @@ def _snapshot_for(execution: Execution, run: TaskRun):
     if shared is not None and mentions_other_runs(chain.flow.task(shared.task_id)):
         return load_snapshot(execution)
     return chain
+
+
+def _timeout_text(task) -> str:
+    return format_duration(task.timeout) if task.timeout else ""
 
 
 def _stop_check(task, run: TaskRun):
@@ -154,7 +177,8 @@ def _execute(snapshot, task, run: TaskRun, sink: LogSink, workdir, deadline: flo
         attempt=len(run.attempts),
         work_root=workdir,
         renderer=lambda value: render_value(value, variables),
-        logger=sink.emit,
+        logger=sink.task_line,
+        masker=sink.add_secret,
         stop_check=_stop_check(task, run),
         deadline=deadline,
         kv=store,
@@ -181,11 +205,21 @@ def _execute(snapshot, task, run: TaskRun, sink: LogSink, workdir, deadline: flo
         sink.emit("DEBUG", traceback.format_exc())
         return Attempt(State.FAILED)
     if deadline is not None and time.monotonic() > deadline:
-        sink.emit("ERROR", f"Timeout after {task.timeout}")
+        sink.emit("ERROR", f"Timeout after {_timeout_text(task)}")
         return Attempt(State.FAILED)
     if isinstance(result, TaskResult):
         return Attempt(State(result.state), dict(result.outputs), labels=result.labels)
     return Attempt(State.SUCCESS, dict(result or {}))
+
+
+def _within_output_size(task, attempt: Attempt, sink: LogSink) -> Attempt:
+    """The attempt, or a failed one when its outputs are over the limit: nothing of them is stored."""
+    try:
+        within_limit(attempt.outputs, f"the outputs of task '{task.id}'")
+    except OutputsTooLarge as exc:
+        sink.emit("ERROR", str(exc))
+        return Attempt(State.FAILED, retryable=False)
+    return attempt
 
 
 def _error_logs(execution_id: str) -> list[dict[str, Any]]:
@@ -274,6 +308,8 @@ def record_attempt(
         decision_state, next_at = decision.state, decision.next_attempt_at
     attempts = list(run.attempts)
     attempts[-1] = {**attempts[-1], "state": attempt.state.value, "endDate": now.isoformat()}
+    if attempt.log_file:
+        attempts[-1]["logFile"] = attempt.log_file  # Kestra's name, in the attempt
     fields: dict[str, Any] = {"attempts": attempts, "outputs": _json_safe(attempt.outputs)}
     if next_at is not None:
         fields["next_attempt_at"] = next_at
@@ -304,6 +340,7 @@ def record_attempt(
 def _add_labels(execution_id: str, labels: Mapping[str, str]) -> None:
     """Merge labels into the execution's (a task's request, recorded with the task's end)."""
     execution = Execution.objects.only("labels").get(id=execution_id)
+    labels = mask_value(dict(labels), secret_values())  # rendered by the task: a secret may be in one
     Execution.objects.filter(id=execution_id).update(labels={**(execution.labels or {}), **labels})
 
 

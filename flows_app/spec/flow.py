@@ -12,7 +12,7 @@ from .errors import ErrorCollector, FlowValidationError, Path, SpecError
 from .inputs import parse_inputs
 from .model import FlowSpec, TaskSpec, TriggerSpec
 from .tasks import ID_PATTERN, TaskParser, parse_retry
-from .yamlsource import LIMITS, YamlLimits, load_yaml
+from .yamlsource import YamlLimits, load_yaml
 
 # Kestra's limits (AbstractFlow): an id of at most 100 characters, a namespace of at most 150.
 MAX_FLOW_ID, MAX_NAMESPACE = 100, 150
@@ -66,7 +66,7 @@ TRIGGER_TYPES = {name: group[0] for group in (SCHEDULE, FLOW_TRIGGER, WEBHOOK) f
 MAX_ERRORS = 200  # reported for one source; past them the check stops
 
 
-def load_flow(source: str, limits: YamlLimits = LIMITS) -> FlowSpec:
+def load_flow(source: str, limits: YamlLimits | None = None) -> FlowSpec:
     """Parse and check a flow's YAML source."""
     data, lines, yaml_errors = load_yaml(source, limits)
     errors = ErrorCollector(lines=lines, errors=list(yaml_errors), limit=MAX_ERRORS)

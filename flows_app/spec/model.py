@@ -68,6 +68,7 @@ class TaskSpec:
     allow_failure: bool = False
     allow_warning: bool = False
     log_level: str | None = None
+    log_to_file: bool = False  # Kestra's logToFile: the task run's log goes to a file in internal storage
     worker_group: str | None = None
     run_if: str | None = None
     path: Path = ()

@@ -165,6 +165,7 @@ class TaskParser:
         out["disabled"] = self._bool(raw, "disabled", path)
         out["allow_failure"] = self._bool(raw, "allowFailure", path)
         out["allow_warning"] = self._bool(raw, "allowWarning", path)
+        out["log_to_file"] = self._bool(raw, "logToFile", path)
         if raw.get("timeout") is not None:
             out["timeout"] = self._duration(raw["timeout"], path + ("timeout",))
         if raw.get("retry") is not None:

@@ -135,15 +135,28 @@ class _PlainLoader(_LimitedComposer, _Parsing):
     """yaml.safe_load's loader within the limits, for values (YAML inputs) rather than flows."""
 
 
-def load_yaml(source: str, limits: YamlLimits = LIMITS) -> tuple[Any, dict[Path, int], list[SpecError]]:
+def configure(limits: YamlLimits) -> None:
+    """Set the deployment's limits (Django's app start reads TERN_FLOW_SOURCE_MAX_BYTES)."""
+    global LIMITS
+    LIMITS = limits
+
+
+def load_yaml(source: str, limits: YamlLimits | None = None) -> tuple[Any, dict[Path, int], list[SpecError]]:
     """Parse `source` safely; return (data, lines by path, duplicate-key errors).
 
     Raises FlowValidationError for YAML syntax errors and sources past `limits`, with the line.
     """
+    limits = limits or LIMITS
     size = len(source.encode("utf-8", "surrogatepass"))
     if size > limits.max_bytes:
         raise FlowValidationError(
-            [SpecError((), f"the source is {size} bytes, more than the {limits.max_bytes} a flow may have")]
+            [
+                SpecError(
+                    (),
+                    f"the source is {size:,} bytes, more than the {limits.max_bytes:,} a flow may have "
+                    "(TERN_FLOW_SOURCE_MAX_BYTES)",
+                )
+            ]
         )
     try:
         loader = _Constructor(source)  # checks the characters at once
@@ -169,8 +182,9 @@ def load_yaml(source: str, limits: YamlLimits = LIMITS) -> tuple[Any, dict[Path,
         loader.dispose()
 
 
-def load_plain_yaml(text: str, limits: YamlLimits = LIMITS) -> Any:
+def load_plain_yaml(text: str, limits: YamlLimits | None = None) -> Any:
     """yaml.safe_load within `limits`; raises yaml.YAMLError, or ValueError for a value Python cannot hold."""
+    limits = limits or LIMITS
     if len(text) > limits.max_bytes:
         raise yaml.YAMLError(f"more than {limits.max_bytes} characters")
     loader = _PlainLoader(text)
@@ -259,4 +273,4 @@ def _scalar_text(node: yaml.Node) -> str:
     return str(node.value)
 
 
-__all__ = ["LIMITS", "ErrorCollector", "YamlLimits", "load_plain_yaml", "load_yaml"]
+__all__ = ["LIMITS", "ErrorCollector", "YamlLimits", "configure", "load_plain_yaml", "load_yaml"]

@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator
 
-from flows_app.engine.vocabulary import State, format_duration
+from flows_app.engine.vocabulary import MASK_MIN_LENGTH, State, format_duration
 from plugins_app.base import PluginError, Properties, RunContext, RunnablePlugin, TaskResult, prop
 
 from .docker_runner import DOCKER_RUNNER, DOCKER_RUNNER_NAMES, LABEL, DockerOptions, docker_options, run_in_container
@@ -307,7 +307,8 @@ def run_shell(job: ShellJob, ctx: RunContext) -> Mapping[str, Any] | TaskResult:
         raise PluginError("killed", retryable=False)
     outputs: dict[str, Any] = {"exitCode": ended.exit_code, "vars": printed.vars}
     if ended.exit_code != 0:
-        raise PluginError(f"Command failed with exit code {ended.exit_code}", outputs=outputs)
+        why = f": {ended.over_limit}" if ended.over_limit else ""
+        raise PluginError(f"Command failed with exit code {ended.exit_code}{why}", outputs=outputs)
     if job.output_patterns:
         outputs["outputFiles"] = store_matching(workdir, job.output_patterns, ctx.storage_put)
     if printed.stderr_lines and job.warning_on_stderr:
@@ -369,8 +370,8 @@ _COMMAND_LINE = re.compile(r"^::(\{.*\})::$")
 
 
 class _Printed:
-    """`::{json}::` lines are messages to the orchestrator (outputs, metrics); every other line is logged,
-    stdout at INFO and stderr at ERROR, as Kestra's log consumer does since 0.21."""
+    """`::{json}::` lines are messages to the orchestrator (outputs, metrics, values to mask); every other
+    line is logged, stdout at INFO and stderr at ERROR, as Kestra's log consumer does since 0.21."""
 
     def __init__(self, ctx: RunContext):
         self.ctx = ctx
@@ -390,16 +391,33 @@ class _Printed:
         try:
             command = json.loads(payload)
         except ValueError as exc:
-            self.ctx.log("WARN", f"Invalid outputs '{payload}': {exc}")
+            shown = "a mask line" if '"mask"' in payload else f"'{payload}'"  # a mistyped mask line holds a secret
+            self.ctx.log("WARN", f"Invalid outputs {shown}: {exc}")
             return
         if not isinstance(command, dict):
             return
+        self._mask(command.get("mask"))  # first: the warnings below repeat the payload
         outputs = command.get("outputs")
         if isinstance(outputs, dict):
             self.vars.update(outputs)
         elif outputs is not None:
             self.ctx.log("WARN", f"Invalid outputs '{payload}': `outputs` must be a JSON object")
         self._metrics(command.get("metrics"), payload)
+
+    def _mask(self, values: Any) -> None:
+        """`"mask": "value"` or a list of values: masked from now on in the task's logs, outputs and error."""
+        if values is None:
+            return
+        mask = getattr(self.ctx, "mask", None)  # RunContext implementations older than masking have none
+        for value in values if isinstance(values, list) else [values]:
+            if not isinstance(value, (str, int, float)) or isinstance(value, bool):
+                self.ctx.log("WARN", "Invalid mask: `mask` must be a text or a list of texts")
+            elif len(str(value).strip()) < MASK_MIN_LENGTH:
+                self.ctx.log("WARN", f"A mask value under {MASK_MIN_LENGTH} characters is not masked")
+            elif mask is None:
+                self.ctx.log("WARN", "A mask value was given, but this task cannot mask values")
+            else:
+                mask(str(value))
 
     def _metrics(self, metrics: Any, payload: str) -> None:
         """Kestra's `[{"name", "type", "value", "tags"}]`, logged until Tern has a metrics store."""

@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from flows_app.engine import budget
@@ -203,15 +203,16 @@ def _template(draw):
     return body
 
 
+@settings(max_examples=150)  # many renders run to the time limit: the suite's time is the budget
 @given(_template())
 def test_every_generated_render_ends_in_time_with_a_value_or_a_clear_error(template):
     saved = budget.LIMITS
-    budget.configure(budget.Limits(seconds=0.3, max_chars=1_000_000, max_items=100_000, built_chars=5_000_000))
+    budget.configure(budget.Limits(seconds=0.1, max_chars=1_000_000, max_items=100_000, built_chars=5_000_000))
     try:
         result, seconds = rendered_within(template, {"t": "text\twith\ttabs"})
     finally:
         budget.configure(saved)
-    assert seconds < 0.3 + 0.4, template
+    assert seconds < 0.1 + 0.5, template  # the margin: one C call (a join of 100 000 items) past the clock
     if isinstance(result, TemplateError):
         assert result.cause and "Traceback" not in result.cause
     else:

@@ -105,8 +105,13 @@ def test_deep_nesting_does_not_reach_the_recursion_limit():
 
 def test_a_source_past_the_size_limit_is_refused_before_parsing():
     source = HEAD + "description: " + "x" * 1_000_000 + "\ntasks:\n" + LOG
-    assert errors_of(source) == [f"<flow>: the source is {len(source)} bytes, more than the 1000000 a flow may have"]
-    assert errors_of(HEAD, max_bytes=10) == ["<flow>: the source is 23 bytes, more than the 10 a flow may have"]
+    assert errors_of(source) == [
+        f"<flow>: the source is {len(source):,} bytes, more than the 1,000,000 a flow may have"
+        " (TERN_FLOW_SOURCE_MAX_BYTES)"
+    ]
+    assert errors_of(HEAD, max_bytes=10) == [
+        "<flow>: the source is 23 bytes, more than the 10 a flow may have (TERN_FLOW_SOURCE_MAX_BYTES)"
+    ]
 
 
 def test_a_flow_with_thousands_of_mistakes_stops_after_the_first_ones():

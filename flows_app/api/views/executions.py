@@ -13,7 +13,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from flows_app import live
-from flows_app.engine.inputs import InputsError
+from flows_app.engine.inputs import InputsError, Upload
 from flows_app.engine.states import State
 from flows_app.models import Execution
 from flows_app.services import audit
@@ -31,7 +31,7 @@ from .common import access_of, flag, require, visible_execution, visible_flow
 
 
 def inputs_of(request) -> dict[str, Any]:
-    """Form fields as text (a repeated field as a list) and uploaded files as bytes, or a JSON object."""
+    """Form fields as text (a repeated field as a list) and uploaded files as Uploads, or a JSON object."""
     if isinstance(request.data, dict) and not hasattr(request.data, "getlist"):
         return dict(request.data)
     values: dict[str, Any] = {}
@@ -43,7 +43,8 @@ def inputs_of(request) -> dict[str, Any]:
         if any("\x00" in text for text in texts):  # no database stores one
             raise invalid(f"inputs.{key[:40]}: a NUL character is not allowed", f"inputs.{key[:40]}", status_code=400)
     for key in request.FILES:
-        values[key] = request.FILES[key].read()
+        upload = request.FILES[key]
+        values[key] = Upload(upload.name or key, upload.chunks)  # copied to storage in chunks, not read whole
     return values
 
 

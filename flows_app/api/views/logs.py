@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from django.http import HttpResponse
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from flows_app.models import LogEntry
+from flows_app.services.logfiles import SWITCH_PREFIX, file_line
+from flows_app.services.storage import SCHEME, StorageError, execution_parts, storage
 
 from .. import serializers
 from ..errors import invalid
-from ..representations import iso, log_json
+from ..representations import log_json
 from .common import visible_execution
 
 LEVELS = ("TRACE", "DEBUG", "INFO", "WARN", "ERROR")
@@ -69,10 +73,32 @@ class ExecutionLogsDownloadView(APIView):
     )
     def get(self, request, execution_id: str, **_):
         execution = visible_execution(request, execution_id)
-        text = "".join(
-            f"{iso(line.timestamp)} {line.level:<5} {line.task_id or '-'} {line.message}\n"
-            for line in lines_of(request, execution).iterator()
-        )
+        level = level_from(request)
+        text = "".join(_downloaded(lines_of(request, execution).iterator(), execution, level))
         response = HttpResponse(text, content_type="text/plain; charset=utf-8")
         response["Content-Disposition"] = f'attachment; filename="{execution.id}.log"'
         return response
+
+
+def _downloaded(lines, execution, level: str | None) -> Iterator[str]:
+    """The lines as text; a task run's lines that went on in a log file (logToFile, or past the database's
+    share) follow the line that says so."""
+    for line in lines:
+        yield file_line(line.timestamp, line.level, line.task_id, line.message)
+        if line.task_run_id and line.message.startswith(SWITCH_PREFIX):
+            yield from _file_lines(line.message[len(SWITCH_PREFIX) :].split(" ", 1)[0], execution, level)
+
+
+def _file_lines(uri: str, execution, level: str | None) -> Iterator[str]:
+    owner = "/".join(execution_parts(execution.flow.namespace, execution.flow.flow_id, execution.id))
+    if not uri.startswith(f"{SCHEME}/{owner}/"):  # only this execution's own files
+        return
+    try:
+        path = storage().path_of(uri)
+    except StorageError:
+        return  # removed with the execution's files
+    wanted = set(LEVELS[LEVELS.index(level) :]) if level else None
+    with path.open(encoding="utf-8") as lines:
+        for text in lines:
+            if wanted is None or text.split(" ", 2)[1] in wanted:
+                yield text
