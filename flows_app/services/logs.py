@@ -53,7 +53,8 @@ class LogSink:
 
     def task_line(self, level: str, message: str) -> None:
         """A line the task itself writes (its RunContext's log): past the database's share, to the log file."""
-        if self.log_file is None:
+        level = normalize_level(level)
+        if self.log_file is None or LEVELS[level] < self.min_level:
             return self.emit(level, message)
         with self.lock:
             self.task_lines += 1
@@ -64,11 +65,9 @@ class LogSink:
         if switching:
             reason = "logToFile" if self.to_file else f"more than {self.max_lines:,} lines (TERN_LOG_MAX_LINES)"
             self._record("INFO", switch_message(self.log_file.open(), reason))  # ours: never cut
-        level = normalize_level(level)
-        if LEVELS[level] >= self.min_level:
-            line = file_line(timezone.now(), level, self.task_id, self._shaped(message))
-            with self.lock:
-                self.log_file.write(line)
+        line = file_line(timezone.now(), level, self.task_id, self._shaped(message))
+        with self.lock:
+            self.log_file.write(line)
 
     def add_secret(self, value: str) -> None:
         """Mask `value` and its disguises from now on, here and in the task's outputs (a script's

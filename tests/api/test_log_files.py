@@ -65,9 +65,25 @@ def test_past_its_share_a_task_runs_log_goes_on_in_a_file_that_the_download_incl
 def test_log_to_file_sends_every_line_of_the_task_to_the_file(run_flow, tmp_path, small_logs, root):
     outcome = run_flow(flow_file(tmp_path, SCRIPT.replace("    taskRunner:", "    logToFile: true\n    taskRunner:")))
     run = TaskRun.objects.get(execution=outcome.execution, task_id="talk")
-    assert lines_in_database(outcome.execution) == [
-        f"this task run's log goes on in {run.attempts[0]['logFile']} (logToFile)"
-    ]
+    switched = f"this task run's log goes on in {run.attempts[0]['logFile']} (logToFile)"
+    assert lines_in_database(outcome.execution) == [switched]
     text = root.get(f"logs/{outcome.execution.id}/download", {"minLevel": "INFO"}).content.decode()
     assert [line.split(None, 3)[3] for line in text.splitlines()][-50:] == [f"line {i}" for i in range(1, 51)]
-    assert root.get(f"logs/{outcome.execution.id}/download", {"minLevel": "ERROR"}).content == b""
+    errors = root.get(f"logs/{outcome.execution.id}/download", {"minLevel": "ERROR"}).content.decode()
+    assert [line.split(None, 3)[3] for line in errors.splitlines()] == [switched]  # where the rest is, and no INFO
+
+
+def test_a_multi_line_message_in_the_file_is_downloaded_whole_with_a_level_filter(run_flow, tmp_path, small_logs, root):
+    source = """id: lines
+namespace: company.team
+tasks:
+  - id: say
+    type: io.kestra.plugin.core.log.Log
+    logToFile: true
+    level: WARN
+    message: "first\\nsecond words\\nthird"
+"""
+    outcome = run_flow(flow_file(tmp_path, source))
+    text = root.get(f"logs/{outcome.execution.id}/download", {"minLevel": "WARN"}).content.decode()
+    assert text.splitlines()[-3:][1:] == ["second words", "third"]
+    assert text.splitlines()[-3].endswith("WARN  say first")

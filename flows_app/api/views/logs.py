@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from django.db.models import Q
 from django.http import HttpResponse
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.response import Response
@@ -38,12 +39,17 @@ def level_from(request) -> str | None:
     return level
 
 
-def lines_of(request, execution):
+def lines_of(request, execution, with_file_lines: bool = False):
+    """The execution's lines as asked; `with_file_lines`: whatever the level asked, with the lines that name
+    a log file (the download then puts the file's lines of that level after them)."""
     lines = LogEntry.objects.filter(execution_id=execution.id)
     params = request.query_params
     level = level_from(request)
     if level:
-        lines = lines.filter(level__in=LEVELS[LEVELS.index(level) :])
+        wanted = Q(level__in=LEVELS[LEVELS.index(level) :])
+        if with_file_lines:
+            wanted |= Q(task_run_id__isnull=False, message__startswith=SWITCH_PREFIX)
+        lines = lines.filter(wanted)
     if params.get("taskRunId"):
         lines = lines.filter(task_run_id=params["taskRunId"])
     if params.get("taskId"):
@@ -74,7 +80,7 @@ class ExecutionLogsDownloadView(APIView):
     def get(self, request, execution_id: str, **_):
         execution = visible_execution(request, execution_id)
         level = level_from(request)
-        text = "".join(_downloaded(lines_of(request, execution).iterator(), execution, level))
+        text = "".join(_downloaded(lines_of(request, execution, with_file_lines=True).iterator(), execution, level))
         response = HttpResponse(text, content_type="text/plain; charset=utf-8")
         response["Content-Disposition"] = f'attachment; filename="{execution.id}.log"'
         return response
@@ -98,7 +104,12 @@ def _file_lines(uri: str, execution, level: str | None) -> Iterator[str]:
     except StorageError:
         return  # removed with the execution's files
     wanted = set(LEVELS[LEVELS.index(level) :]) if level else None
+    keep = True
     with path.open(encoding="utf-8") as lines:
         for text in lines:
-            if wanted is None or text.split(" ", 2)[1] in wanted:
+            if wanted is not None:
+                parts = text.split(" ", 2)
+                if len(parts) > 1 and parts[1] in LEVELS:  # else the next line of a multi-line message
+                    keep = parts[1] in wanted
+            if keep:
                 yield text
