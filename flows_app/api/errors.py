@@ -73,8 +73,9 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     if isinstance(exc, InputsError):
         errors = [_input_error(line) for line in exc.errors]
         return Response(body(f"Invalid inputs: {'; '.join(exc.errors)}", errors), status=422)
-    if isinstance(exc, RequestDataTooBig):  # a form's fields past TERN_API_MAX_BODY_BYTES
-        return Response(body(too_big_message(), []), status=413)
+    if isinstance(exc, RequestDataTooBig):  # an upload past its limit, or a form's fields past the body's
+        field, message = getattr(exc, "field", ""), getattr(exc, "message", too_big_message())
+        return Response(body(message, [{"path": field, "message": message}] if field else []), status=413)
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):

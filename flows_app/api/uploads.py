@@ -5,9 +5,16 @@ write bigger ones to a temporary file, which is copied to internal storage in ch
 from __future__ import annotations
 
 from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
 from django.core.files.uploadhandler import FileUploadHandler
 
-from .errors import invalid
+
+class UploadTooLarge(RequestDataTooBig):
+    """A file past TERN_UPLOAD_MAX_BYTES: the API answers 413 with the message, the rest of Django a 400."""
+
+    def __init__(self, field: str, message: str):
+        super().__init__(message)
+        self.field, self.message = field, message
 
 
 class BoundedUploadHandler(FileUploadHandler):
@@ -21,12 +28,8 @@ class BoundedUploadHandler(FileUploadHandler):
         self.received += len(raw_data)
         limit = settings.TERN["UPLOAD_MAX_BYTES"]
         if self.received > limit:
-            field = str(self.field_name)[:40]
-            raise invalid(
-                f"inputs.{field}: the file is more than {limit:,} bytes (TERN_UPLOAD_MAX_BYTES)",
-                f"inputs.{field}",
-                status_code=413,
-            )
+            field = f"inputs.{str(self.field_name)[:40]}"
+            raise UploadTooLarge(field, f"{field}: the file is more than {limit:,} bytes (TERN_UPLOAD_MAX_BYTES)")
         return raw_data
 
     def file_complete(self, file_size: int) -> None:
