@@ -116,11 +116,11 @@ def _guarded_concat(concat: nodes.Concat) -> nodes.Call:
 
 
 def _concat(*parts: Any) -> str:
-    """Jinja's `~`: each side as str() prints it, joined."""
-    for part in parts:
-        if isinstance(part, str):
-            budget.ensure_chars(len(part))
-    return "".join(str(part) for part in parts)
+    """Jinja's `~` (where Pebble's is left as written, as in `{% set ns.t = ... %}`): each side as str()
+    prints it, joined, and sized before the join (the sandbox's `call` counts the result as built)."""
+    texts = [part if isinstance(part, str) else str(part) for part in parts]
+    budget.ensure_chars(sum(len(text) for text in texts))
+    return "".join(texts)
 
 
 _LOOP_GUARD, _CONCAT_GUARD = "_tern_bounded_iteration", "_tern_concat"

@@ -91,6 +91,17 @@ def test_doubling_a_text_stops_at_the_limit(tight):
     assert isinstance(result, TemplateError) and "TERN_TEMPLATE_MAX_CHARS" in result.cause
 
 
+def test_joining_texts_each_within_the_limit_is_sized_as_a_whole(tight):
+    # `~` in a namespace's `set` is Jinja's own (a Concat node), elsewhere Pebble's (a call): both sized
+    result, _ = rendered_within("{% set b = a ~ a ~ a %}{{ b | length }}", {"a": "x" * 40_000})
+    assert isinstance(result, TemplateError)
+    assert result.cause == "a text of 120,000 characters is more than the limit of 100,000 (TERN_TEMPLATE_MAX_CHARS)"
+    template = "{% set ns = namespace(t='') %}{% set ns.t = a ~ a ~ a %}built, never read"
+    result, _ = rendered_within(template, {"a": "x" * 40_000})
+    assert isinstance(result, TemplateError)
+    assert result.cause == "a text of 120,000 characters is more than the limit of 100,000 (TERN_TEMPLATE_MAX_CHARS)"
+
+
 def test_squaring_a_number_stops_before_it_gets_slow():
     template = "{% set ns = namespace(n=9) %}{% for i in range(1, 60) %}{% set ns.n = ns.n * ns.n %}{% endfor %}"
     result, seconds = rendered_within(template)
