@@ -15,7 +15,7 @@ from plugins_app.registry import get_plugin
 from .actions import CreateTaskRun
 from .applying import apply
 from .inputs import InputValueError, coerce_value
-from .output_size import within_limit
+from .output_size import as_json
 from .properties import PropertyError, render_properties
 from .snapshot import ExecutionSnapshot, RunState
 from .states import State
@@ -109,7 +109,7 @@ def render_flow_outputs(snapshot: ExecutionSnapshot) -> dict[str, Any]:
             outputs[item["id"]] = coerce_value(InputSpec(id=item["id"], type=str(item.get("type") or "STRING")), value)
         except InputValueError as exc:
             raise ValueError(f"output '{item['id']}': {exc}") from None
-    within_limit(outputs, "the flow's outputs")
+    as_json(outputs, "the flow's outputs")  # refused over the limit
     return outputs
 
 

@@ -20,15 +20,18 @@ class OutputsTooLarge(ValueError):
     """Outputs over the limit; the message says how big, the limit, its setting and what to do instead."""
 
 
-def within_limit(outputs: Mapping[str, Any], whose: str) -> None:
-    """Refuse outputs whose JSON is over MAX_BYTES; `whose` names them ("the outputs of task 'a'")."""
-    size = len(json.dumps(dict(outputs), default=str).encode())
+def as_json(outputs: Mapping[str, Any], whose: str) -> str:
+    """The outputs as JSON text (what is not JSON as its str()), refused over MAX_BYTES; `whose` names them
+    ("the outputs of task 'a'")."""
+    text = json.dumps(dict(outputs), default=str)
+    size = len(text.encode())
     if size > MAX_BYTES:
         raise OutputsTooLarge(
             f"{whose} take {_bytes(size)} as JSON, more than the limit of {_bytes(MAX_BYTES)} "
             "(TERN_OUTPUT_MAX_BYTES): write big data to files instead (a script's `outputFiles`), "
             "which internal storage keeps, and pass their kestra:/// URI"
         )
+    return text
 
 
 def _bytes(size: int) -> str:

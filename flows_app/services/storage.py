@@ -59,6 +59,13 @@ class LocalStorage:
             raise StorageError(f"'{uri}': no such file in the internal storage")
         return path
 
+    def path_in(self, uri: str, parts: list[str]) -> Path:
+        """The local file of a URI that lies under `parts` (an execution's folder); StorageError if not."""
+        path = self.path_of(uri)
+        if self.root.joinpath(*parts).resolve() not in path.parents:
+            raise StorageError(f"'{uri}' is not under {'/'.join(parts)}")
+        return path
+
     def read(self, uri: str) -> str:
         return self.path_of(uri).read_text()
 

@@ -19,7 +19,7 @@ from django.utils import timezone
 from flows_app.engine import budget
 from flows_app.engine.masking import mask_value, secret_values
 from flows_app.engine.outcome import decide
-from flows_app.engine.output_size import OutputsTooLarge, within_limit
+from flows_app.engine.output_size import OutputsTooLarge, as_json
 from flows_app.engine.properties import PropertyError, render_properties
 from flows_app.engine.states import State
 from flows_app.engine.templating import RenderStopped, TemplateError, render_value
@@ -46,7 +46,7 @@ from .transitions import claim_task_run, move_task_run
 @dataclass
 class Attempt:
     state: State
-    outputs: Mapping[str, Any] = field(default_factory=dict)
+    outputs: Mapping[str, Any] = field(default_factory=dict)  # as stored once through `_as_stored`
     retryable: bool = True
     labels: Mapping[str, str] | None = None
     log_file: str | None = None  # the kestra:/// URI of the file its log went on in, if it did
@@ -117,13 +117,12 @@ def _run_claimed(
     deadline = started + task.timeout.total_seconds() if task.timeout else None
     try:
         with budget.task_scope(deadline, _timeout_text(task), _stop_check(task, run)):  # renders stop with the task
-            attempt = _within_output_size(task, _execute(snapshot, task, run, sink, workdir, deadline, shared), sink)
+            attempt = _as_stored(task, _execute(snapshot, task, run, sink, workdir, deadline, shared), sink)
     finally:
         sink.close()
         if shared is None and workdir.exists():
             shutil.rmtree(workdir, ignore_errors=True)
     attempt.log_file = log_file.uri
-    attempt.outputs = mask_value(_json_safe(attempt.outputs), sink.secrets)  # and the values the task masked
     return record_attempt(run, snapshot.flow, task, attempt, advance, keep)
 
 
@@ -212,13 +211,16 @@ def _execute(snapshot, task, run: TaskRun, sink: LogSink, workdir, deadline: flo
     return Attempt(State.SUCCESS, dict(result or {}))
 
 
-def _within_output_size(task, attempt: Attempt, sink: LogSink) -> Attempt:
-    """The attempt, or a failed one when its outputs are over the limit: nothing of them is stored."""
+def _as_stored(task, attempt: Attempt, sink: LogSink) -> Attempt:
+    """The attempt with its outputs as stored: JSON types only, masked with the task's secrets (SECRET_*
+    values, SECRET inputs, its mask lines); or a failed attempt when they are over the size limit, and
+    nothing of them is stored."""
     try:
-        within_limit(attempt.outputs, f"the outputs of task '{task.id}'")
+        text = as_json(attempt.outputs, f"the outputs of task '{task.id}'")
     except OutputsTooLarge as exc:
         sink.emit("ERROR", str(exc))
         return Attempt(State.FAILED, retryable=False)
+    attempt.outputs = mask_value(json.loads(text), sink.secrets)
     return attempt
 
 
@@ -310,7 +312,7 @@ def record_attempt(
     attempts[-1] = {**attempts[-1], "state": attempt.state.value, "endDate": now.isoformat()}
     if attempt.log_file:
         attempts[-1]["logFile"] = attempt.log_file  # Kestra's name, in the attempt
-    fields: dict[str, Any] = {"attempts": attempts, "outputs": _json_safe(attempt.outputs)}
+    fields: dict[str, Any] = {"attempts": attempts, "outputs": dict(attempt.outputs)}
     if next_at is not None:
         fields["next_attempt_at"] = next_at
     fields["heartbeat_at"] = None
@@ -342,8 +344,3 @@ def _add_labels(execution_id: str, labels: Mapping[str, str]) -> None:
     execution = Execution.objects.only("labels").get(id=execution_id)
     labels = mask_value(dict(labels), secret_values())  # rendered by the task: a secret may be in one
     Execution.objects.filter(id=execution_id).update(labels={**(execution.labels or {}), **labels})
-
-
-def _json_safe(outputs: Mapping[str, Any]) -> dict[str, Any]:
-    """Outputs as stored: JSON types only, and no secret value in clear."""
-    return mask_value(json.loads(json.dumps(dict(outputs), default=str)), secret_values())

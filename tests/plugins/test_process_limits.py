@@ -60,8 +60,7 @@ def test_a_script_allocating_past_the_memory_limit_fails_naming_it_and_the_worke
     assert str(error.value) == (
         "Command failed with exit code 1: the script ran out of its 4096 MB of memory (TERN_SCRIPT_MEMORY_MB)"
     )
-    assert any("MemoryError" in line for line in ctx.lines("ERROR"))
-    assert bytearray(1024) == bytes(1024)  # this process (the worker) was never limited
+    assert any("MemoryError" in line for line in ctx.lines("ERROR"))  # the script's, not this process's
 
 
 def test_a_script_growing_step_by_step_runs_out_of_memory_too(ctx, limits):

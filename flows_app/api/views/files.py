@@ -21,13 +21,9 @@ def owned_file(request, execution_id: str):
     if not uri.startswith(SCHEME):
         raise invalid(f"path: '{uri[:80]}' is not a kestra:/// URI", "path", status_code=400)
     try:
-        path = storage().path_of(uri)
+        return storage().path_in(uri, execution_parts(execution.flow.namespace, execution.flow.flow_id, execution.id))
     except StorageError:
         raise ApiError(f"no file {uri[:200]} in execution {execution.id}", status_code=404) from None
-    folder = storage().root.joinpath(*execution_parts(execution.flow.namespace, execution.flow.flow_id, execution.id))
-    if folder.resolve() not in path.parents:
-        raise ApiError(f"no file {uri[:200]} in execution {execution.id}", status_code=404)
-    return path
 
 
 class ExecutionFileView(SharesTheCreateRoute, APIView):

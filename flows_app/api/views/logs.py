@@ -12,7 +12,7 @@ from rest_framework.views import APIView
 
 from flows_app.models import LogEntry
 from flows_app.services.logfiles import SWITCH_PREFIX, file_line
-from flows_app.services.storage import SCHEME, StorageError, execution_parts, storage
+from flows_app.services.storage import StorageError, execution_parts, storage
 
 from .. import serializers
 from ..errors import invalid
@@ -96,13 +96,10 @@ def _downloaded(lines, execution, level: str | None) -> Iterator[str]:
 
 
 def _file_lines(uri: str, execution, level: str | None) -> Iterator[str]:
-    owner = "/".join(execution_parts(execution.flow.namespace, execution.flow.flow_id, execution.id))
-    if not uri.startswith(f"{SCHEME}/{owner}/"):  # only this execution's own files
-        return
-    try:
-        path = storage().path_of(uri)
+    try:  # only this execution's own files
+        path = storage().path_in(uri, execution_parts(execution.flow.namespace, execution.flow.flow_id, execution.id))
     except StorageError:
-        return  # removed with the execution's files
+        return  # removed with the execution's files, or not one of them
     wanted = set(LEVELS[LEVELS.index(level) :]) if level else None
     keep = True
     with path.open(encoding="utf-8") as lines:
