@@ -22,7 +22,19 @@ from django.utils.text import capfirst
 from .engine.inputs import InputsError
 from .forms import InputsForm, KVEntryForm, LabelsForm, inputs_form, needs_value
 from .markdown import render_markdown
-from .models import ApiToken, AuditEntry, Execution, Flow, FlowRevision, KVEntry, LogEntry, NamespaceRole, TaskRun
+from .models import (
+    ApiToken,
+    AuditEntry,
+    Backfill,
+    Execution,
+    Flow,
+    FlowRevision,
+    KVEntry,
+    LogEntry,
+    NamespaceRole,
+    TaskRun,
+    TriggerState,
+)
 from .services import audit, kv, tokens
 from .services.access import Access, Role
 from .services.deletion import NotEnded, delete_execution, delete_executions
@@ -31,6 +43,7 @@ from .services.flows import spec_of
 from .services.secret_inputs import shown_inputs
 from .services.starting import ReservedLabels
 from .spec.model import FlowSpec
+from .triggers import backfills, control
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -323,6 +336,115 @@ class ExecutionAdmin(ReadOnlyAdmin):
             LogEntry._meta.verbose_name_plural: LogEntry.objects.filter(execution__in=ids).count(),
         }
         return listed, counts, set(), []
+
+
+class OperatedAdmin(ReadOnlyAdmin):
+    """Rows an operator acts on through actions that call a service (disable a trigger, pause a backfill):
+    what "Can change" allows here, while the page itself edits nothing."""
+
+    def has_operate_permission(self, request):
+        return request.user.has_perm(f"{self.opts.app_label}.{get_permission_codename('change', self.opts)}")
+
+
+@admin.register(TriggerState)
+class TriggerStateAdmin(OperatedAdmin):
+    """Each flow trigger as it runs. Disabling one here stops it without editing its flow; enabling it
+    recovers the ticks it missed by its `recoverMissedSchedules`."""
+
+    list_display = ("flow", "trigger_id", "short_type", "enabled", "next_date", "last_date", "last_error")
+    list_filter = ("enabled", "type", "flow__namespace")
+    search_fields = ("trigger_id", "flow__flow_id", "flow__namespace")
+    fields = (
+        "flow",
+        "trigger_id",
+        "type",
+        "enabled",
+        "disabled",
+        "next_date",
+        "last_date",
+        "last_execution_id",
+        "last_error",
+        "error_count",
+        "retry_at",
+        "periodic_task",
+        "updated_at",
+    )
+    readonly_fields = fields
+    actions = ["disable_triggers", "enable_triggers", "follow_flow"]
+
+    @admin.display(description="type")
+    def short_type(self, state):
+        return state.type.rsplit(".", 1)[-1]
+
+    def _set(self, request, queryset, disabled, said):
+        for state in queryset:
+            control.set_disabled(state, disabled)
+            audit.record_request(request, "trigger.disabled" if disabled else "trigger.enabled", str(state))
+        self.message_user(request, f"{queryset.count()} trigger(s) {said}", messages.SUCCESS)
+
+    @admin.action(description="Disable the selected triggers", permissions=["operate"])
+    def disable_triggers(self, request, queryset):
+        self._set(request, queryset, True, "disabled")
+
+    @admin.action(description="Enable the selected triggers", permissions=["operate"])
+    def enable_triggers(self, request, queryset):
+        self._set(request, queryset, False, "enabled")
+
+    @admin.action(description="Let the selected triggers follow their flow's `disabled`", permissions=["operate"])
+    def follow_flow(self, request, queryset):
+        self._set(request, queryset, None, "set to follow their flow")
+
+
+@admin.register(Backfill)
+class BackfillAdmin(OperatedAdmin):
+    """A schedule's backfills and how far each is; paused, resumed or cancelled here (or through the API)."""
+
+    list_display = ("trigger_state", "state", "progress", "current_date", "start", "end", "only_missing")
+    list_filter = ("state",)
+    search_fields = ("trigger_state__trigger_id", "trigger_state__flow__flow_id", "trigger_state__flow__namespace")
+    fields = (
+        "trigger_state",
+        "state",
+        "progress",
+        "current_date",
+        "start",
+        "end",
+        "only_missing",
+        "started",
+        "inputs",
+        "labels",
+        "origin",
+        "created_at",
+        "updated_at",
+    )
+    readonly_fields = fields
+    actions = ["pause_backfills", "resume_backfills", "cancel_backfills"]
+
+    @admin.display(description="done")
+    def progress(self, backfill):
+        return f"{backfill.done} / {backfill.total}"
+
+    def _each(self, request, queryset, change, said):
+        count = 0
+        for backfill in queryset:
+            try:
+                change(backfill)
+                count += 1
+            except backfills.BackfillError as exc:
+                self.message_user(request, f"{backfill}: {exc}", messages.WARNING)
+        self.message_user(request, f"{count} backfill(s) {said}", messages.SUCCESS)
+
+    @admin.action(description="Pause the selected backfills", permissions=["operate"])
+    def pause_backfills(self, request, queryset):
+        self._each(request, queryset, lambda b: backfills.set_paused(b, True), "paused")
+
+    @admin.action(description="Resume the selected backfills", permissions=["operate"])
+    def resume_backfills(self, request, queryset):
+        self._each(request, queryset, lambda b: backfills.set_paused(b, False), "resumed")
+
+    @admin.action(description="Cancel the selected backfills", permissions=["operate"])
+    def cancel_backfills(self, request, queryset):
+        self._each(request, queryset, backfills.cancel, "cancelled")
 
 
 @admin.register(TaskRun)

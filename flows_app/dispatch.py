@@ -282,7 +282,7 @@ class InlineDispatcher:
             with self.lock:
                 idle = self.running == 0 and self.items.empty()
                 waiting = bool(self.timers)
-            if idle and state in ("SUCCESS", "WARNING", "FAILED", "KILLED", "PAUSED") and not waiting:
+            if idle and state in ("SUCCESS", "WARNING", "FAILED", "KILLED", "CANCELLED", "PAUSED") and not waiting:
                 return state
             if kind == "idle" and idle and not waiting:
                 # Nothing in flight and nothing due, yet not ended: re-advance once, as the scheduler's

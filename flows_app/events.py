@@ -53,6 +53,8 @@ class ExecutionEnded:
     state: str
     outputs: Mapping[str, Any] = field(default_factory=dict)
     parent_id: str | None = None  # the execution whose Subflow or ForEachItem task started this one
+    flow_pk: int | None = None  # its Flow row
+    trigger: Mapping[str, Any] | None = None  # what started it (Execution.trigger): a trigger's id and type
 
 
 @dataclass(frozen=True)
@@ -117,7 +119,14 @@ SUBSCRIBERS: dict[type, tuple[str, ...]] = {
     ExecutionCreated: ("flows_app.dispatch.on_execution_created",),
     WakeUpSet: ("flows_app.dispatch.on_wake_up",),
     TaskRunsReady: ("flows_app.dispatch.on_task_runs_ready",),
-    ExecutionEnded: ("flows_app.services.subflows.on_execution_ended", "flows_app.dispatch.on_execution_ended"),
+    ExecutionEnded: (
+        "flows_app.services.subflows.on_execution_ended",
+        "flows_app.services.concurrency.on_execution_ended",
+        "flows_app.triggers.stops.on_execution_ended",
+        "flows_app.triggers.flow_triggers.on_execution_ended",
+        "flows_app.triggers.backfill_runs.on_execution_ended",
+        "flows_app.dispatch.on_execution_ended",
+    ),
     ExecutionStateChanged: ("flows_app.dispatch.on_state_changed",),
     TaskRunStateChanged: ("flows_app.dispatch.on_state_changed",),
     LogLinesWritten: ("flows_app.dispatch.on_log_lines",),

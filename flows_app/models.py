@@ -72,7 +72,7 @@ class Execution(models.Model):
     )
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     started_at = models.DateTimeField(null=True, blank=True)
-    ended_at = models.DateTimeField(null=True, blank=True)
+    ended_at = models.DateTimeField(null=True, blank=True, db_index=True)  # Flow triggers' sweep reads by it
     wake_at = models.DateTimeField(
         null=True, blank=True, db_index=True, help_text="When the execution has work due with no message (a retry)."
     )
@@ -85,9 +85,20 @@ class Execution(models.Model):
         help_text="The execution whose Subflow task started it.",
     )
     parent_task_run_id = models.CharField(max_length=32, blank=True, default="")
+    queued_at = models.DateTimeField(
+        null=True, blank=True, help_text="When it began to wait for a slot of its flow's concurrency limit."
+    )
+    start_key = models.CharField(
+        max_length=255,
+        null=True,
+        blank=True,
+        unique=True,
+        help_text="What started it, when that must start one execution at most: a schedule's tick, a message's id.",
+    )
 
     class Meta:
         ordering = ["-created_at"]
+        indexes = [models.Index(fields=["flow", "state"], name="execution_flow_state")]
 
     def __str__(self) -> str:
         return f"{self.flow} {self.id[:8]} {self.state}"
@@ -133,6 +144,80 @@ class TaskRun(models.Model):
     @property
     def attempt_count(self) -> int:
         return len(self.attempts)
+
+
+class TriggerState(models.Model):
+    """A flow trigger as it runs (Kestra's trigger context): when it fired, when it fires next, what failed.
+
+    A Schedule's `next_date` is its first tick not yet handled: ticks before it have started their
+    execution or were skipped by the schedule's rules. `disabled` set by an operator overrides the flow."""
+
+    flow = models.ForeignKey(Flow, on_delete=models.CASCADE, related_name="trigger_states")
+    trigger_id = models.CharField(max_length=100)
+    type = models.CharField(max_length=255)
+    next_date = models.DateTimeField(null=True, blank=True, help_text="The next tick not yet handled.")
+    last_date = models.DateTimeField(null=True, blank=True, help_text="When it last started an execution.")
+    last_execution_id = models.CharField(max_length=32, blank=True, default="")
+    disabled = models.BooleanField(
+        null=True,
+        blank=True,
+        help_text="Set by an operator: overrides the flow's `disabled` (empty: as the flow says).",
+    )
+    enabled = models.BooleanField(
+        default=True, help_text="Whether it fires: the flow, the trigger and the operator all let it (kept by Tern)."
+    )
+    fingerprint = models.CharField(
+        max_length=64, blank=True, default="", help_text="What its dates come from (a cron and time zone)."
+    )
+    periodic_task = models.OneToOneField(
+        "django_celery_beat.PeriodicTask",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="tern_trigger",
+        help_text="The Celery Beat row that sends its ticks (a Schedule).",
+    )
+    last_error = models.TextField(blank=True, default="")
+    error_count = models.PositiveIntegerField(default=0, help_text="Failures in a row; reset by a success.")
+    retry_at = models.DateTimeField(null=True, blank=True, help_text="After failures: not tried again before this.")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["flow", "trigger_id"], name="trigger_state_unique")]
+        ordering = ["flow", "trigger_id"]
+        verbose_name = "trigger"
+
+    def __str__(self) -> str:
+        return f"{self.flow}.{self.trigger_id}"
+
+
+class Backfill(models.Model):
+    """A Schedule's past ticks run once each, oldest first, a few at a time (Kestra's backfill): from the
+    flow's `backfill: {start, end}`, or started through the API on an existing trigger."""
+
+    RUNNING, PAUSED, CANCELLED, DONE = "RUNNING", "PAUSED", "CANCELLED", "DONE"
+    STATE_CHOICES = [(s, s) for s in (RUNNING, PAUSED, CANCELLED, DONE)]
+
+    trigger_state = models.ForeignKey(TriggerState, on_delete=models.CASCADE, related_name="backfills")
+    start = models.DateTimeField()
+    end = models.DateTimeField()
+    current_date = models.DateTimeField(null=True, blank=True, help_text="The next tick to start (empty: none left).")
+    state = models.CharField(max_length=10, choices=STATE_CHOICES, default=RUNNING, db_index=True)
+    total = models.PositiveIntegerField(default=0, help_text="The ticks from start to end.")
+    done = models.PositiveIntegerField(default=0, help_text="Ticks passed: started, or skipped.")
+    started = models.PositiveIntegerField(default=0, help_text="Executions it started.")
+    only_missing = models.BooleanField(default=False, help_text="Ticks that have an execution already are skipped.")
+    inputs = models.JSONField(default=dict, blank=True)
+    labels = models.JSONField(default=dict, blank=True)
+    origin = models.CharField(max_length=80, blank=True, default="", help_text="`flow:<digest>` when its flow asked.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"backfill of {self.trigger_state} {self.start:%Y-%m-%d %H:%M} to {self.end:%Y-%m-%d %H:%M}"
 
 
 class LogEntry(models.Model):
@@ -243,3 +328,30 @@ class AuditEntry(models.Model):
 
     def __str__(self) -> str:
         return f"{self.at:%Y-%m-%d %H:%M:%S} {self.username or '-'} {self.action} {self.target}"
+
+
+class PreconditionWindow(models.Model):
+    """What one precondition of a Flow trigger has met in its current window of time (Kestra's
+    MultipleConditionWindow), kept so a restart loses none of it. Written under its trigger state's row lock."""
+
+    trigger_state = models.ForeignKey(TriggerState, on_delete=models.CASCADE, related_name="precondition_windows")
+    precondition_id = models.CharField(max_length=100, help_text="The precondition's `id`.")
+    start = models.DateTimeField(null=True, blank=True)
+    end = models.DateTimeField(null=True, blank=True)
+    sliding = models.BooleanField(default=False, help_text="A SLIDING_WINDOW: it ends at its newest execution.")
+    met = models.JSONField(
+        default=dict, blank=True, help_text="Each check met in the window: {name: {execution, ended}}."
+    )
+    seen = models.JSONField(
+        default=dict, blank=True, help_text="The executions counted already, with when they ended: never twice."
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["trigger_state", "precondition_id"], name="precondition_window_unique")
+        ]
+        ordering = ["trigger_state", "precondition_id"]
+
+    def __str__(self) -> str:
+        return f"{self.trigger_state} preconditions {self.precondition_id}"

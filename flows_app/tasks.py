@@ -34,10 +34,25 @@ def run_task_run_in_chord(task_run_id: str) -> None:
 
 @app.task(name="tern.tick")
 def tick() -> None:
-    """The scheduler's housekeeping: re-advance executions with work due, reap task runs of dead workers."""
+    """The scheduler's housekeeping: re-advance executions with work due, reap task runs of dead workers,
+    start schedule ticks whose message was lost."""
     from flows_app.services.housekeeping import tick as do_tick
+    from flows_app.triggers.backfill_runs import advance_all
+    from flows_app.triggers.flow_triggers import sweep as sweep_flow_triggers
+    from flows_app.triggers.schedules import fire_overdue
 
     do_tick()
+    fire_overdue()
+    sweep_flow_triggers()
+    advance_all()
+
+
+@app.task(name="tern.schedule")
+def schedule(trigger_state_id: int) -> None:
+    """Celery Beat says a Schedule trigger's tick is due: start what is due of it."""
+    from flows_app.triggers.schedules import fire
+
+    fire(trigger_state_id)
 
 
 @app.task(name="tern.noop", ignore_result=False)

@@ -1,7 +1,8 @@
 """`make bench`: figures, not tests. Starts its own Redis (embedded, or REDIS_URL) and a real worker, then
 measures on the same Redis: the bare Celery hop, and three workloads through the whole engine.
 
-Then the API's figures (bench_api.py; TERN_BENCH_API=false skips them). Ends with one JSON line. With
+Then the API's figures (bench_api.py; TERN_BENCH_API=false skips them) and the triggers' (bench_triggers.py:
+tick-to-start delay, backfill creation rate; TERN_BENCH_TRIGGERS=false skips them). Ends with one JSON line. With
 DATABASE_URL set it measures on that database (and migrates it).
 """
 
@@ -234,6 +235,10 @@ def main() -> int:
                 from orchestrator.bench_api import api_figures
 
                 figures.update(api_figures(dict(os.environ), directory, wait_all_ended))
+            if os.environ.get("TERN_BENCH_TRIGGERS", "true") != "false":
+                from orchestrator.bench_triggers import trigger_figures
+
+                figures.update(trigger_figures(dict(os.environ), directory, wait_for))
         finally:
             stop(worker)
             if embedded:

@@ -121,10 +121,14 @@ def run_scheduler() -> int:
     from django.db import DatabaseError
 
     from flows_app.services.housekeeping import ensure_tick_schedule
+    from flows_app.triggers.control import sync_missing_states
+    from flows_app.triggers.schedules import recover_all_missed
     from orchestrator.celery import app
 
     try:
         ensure_tick_schedule()
+        sync_missing_states()  # flows saved before trigger states existed
+        recovered = recover_all_missed()  # ticks missed while no scheduler ran: by each trigger's policy
     except DatabaseError as exc:
         print(f"scheduler: the database is not ready (run `tern manage migrate`): {exc}", file=sys.stderr)
         return 1
@@ -132,15 +136,17 @@ def run_scheduler() -> int:
     @beat_init.connect(weak=False)
     def announce(sender, **kwargs):
         say(f"scheduler: started, housekeeping tick every {settings.TERN['TICK_SECONDS']} s")
+        if recovered:
+            say(f"scheduler: {recovered} schedule(s) had missed ticks, recovered by their recoverMissedSchedules")
 
-    # Schedules are database rows (DatabaseScheduler), so beat writes no schedule file; an empty
+    # Schedules are database rows (TernScheduler, a DatabaseScheduler), so beat writes no schedule file; an empty
     # --pidfile keeps it from writing a pid file into the working directory.
     return (
         app.start(
             [
                 "--quiet",
                 "beat",
-                "--scheduler=django_celery_beat.schedulers:DatabaseScheduler",
+                f"--scheduler={settings.CELERY_BEAT_SCHEDULER}",
                 f"--loglevel={log_level()}",
                 "--pidfile=",
             ]

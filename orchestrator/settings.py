@@ -177,7 +177,7 @@ CELERY_RESULT_BACKEND_THREAD_SAFE = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_WORKER_SEND_TASK_EVENTS = False
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
-CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+CELERY_BEAT_SCHEDULER = "flows_app.triggers.beat:TernScheduler"
 CELERY_TIMEZONE = "UTC"
 
 # Tern's own settings, in one namespace.
@@ -198,6 +198,11 @@ TERN = {
     # A task run queued longer than this lost its message (a Redis restart, a dead worker's prefetch): sent again.
     "RESEND_AFTER_SECONDS": env_int("TERN_RESEND_AFTER_SECONDS", 120),
     "TICK_SECONDS": env_int("TERN_TICK_SECONDS", 5),
+    # When a scheduler starts, a schedule's ticks older than this were missed (recoverMissedSchedules decides);
+    # younger ones are only late, and run.
+    "SCHEDULE_GRACE_SECONDS": env_int("TERN_SCHEDULE_GRACE_SECONDS", 10),
+    # A backfill starts its next tick only while fewer executions of its flow than this have not ended.
+    "BACKFILL_MAX_IN_FLIGHT": env_int("TERN_BACKFILL_MAX_IN_FLIGHT", 10),
     "LOG_BATCH_SIZE": env_int("TERN_LOG_BATCH_SIZE", 100),
     "INLINE_THREADS": env_int("TERN_INLINE_THREADS", 32),
     # `POST /executions/...?wait=true` answers by then at the latest, with the state reached so far.

@@ -7,9 +7,10 @@ import copy
 import functools
 from typing import Any
 
-from flows_app.spec.flow import FLOW_KEYS, TRIGGER_TYPES
+from flows_app.spec.flow import FLOW_KEYS
 from flows_app.spec.inputs import INPUT_TYPES
 from flows_app.spec.tasks import RETRY_TYPES
+from flows_app.spec.triggers import TRIGGER_TYPES
 from plugins_app.registry import all_plugins
 
 DURATION = {"type": "string", "description": "a duration: ISO 8601 like PT30S"}

@@ -6,6 +6,7 @@ built from two queries). `serializers.py` describes the same shapes for the Open
 
 from __future__ import annotations
 
+import typing
 from datetime import date, datetime, timedelta
 from functools import lru_cache
 from typing import Any
@@ -17,7 +18,11 @@ from flows_app.engine.states import State
 from flows_app.models import Execution, Flow, FlowRevision, KVEntry, LogEntry, TaskRun
 from flows_app.services.secret_inputs import shown_inputs
 from flows_app.spec.durations import format_duration
+from flows_app.spec.triggers import SCHEDULE
 from flows_app.spec.yamlsource import load_plain_yaml
+
+if typing.TYPE_CHECKING:
+    from flows_app.models import TriggerState
 
 
 def iso(moment: datetime | None) -> str | None:
@@ -257,3 +262,90 @@ def kv_entry_json(entry: KVEntry) -> dict[str, Any]:
 
 def kv_detail_json(entry: KVEntry) -> dict[str, Any]:
     return {"type": kv_type(entry.value), "value": entry.value, "revision": 1, "updated": iso(entry.updated_at)}
+
+
+# ---- triggers -------------------------------------------------------------------------------------
+
+
+def written_trigger(state: TriggerState) -> dict[str, Any] | None:
+    """The trigger as its flow's latest revision writes it (JSON-safe), or None if the flow no longer has it."""
+    flow = state.flow
+    triggers = _document(FlowRevision.checksum_of(flow.source), flow.source).get("triggers")
+    for item in triggers if isinstance(triggers, list) else []:
+        if isinstance(item, dict) and item.get("id") == state.trigger_id:
+            return item
+    return None
+
+
+def abstract_trigger_json(state: TriggerState, written: dict[str, Any] | None) -> dict[str, Any] | None:
+    """Kestra's AbstractTrigger: every property as written, with `id`, `type` and `disabled` always there."""
+    if written is None:
+        return None
+    return {
+        **written,
+        "id": state.trigger_id,
+        "type": str(written.get("type") or state.type),
+        "disabled": written.get("disabled") is True,
+    }
+
+
+def trigger_context_json(state: TriggerState, written: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Kestra's Trigger (a TriggerContext): `date` is when it last started an execution, `disabled` the
+    operator's switch (its flow's `disabled` is apart, as in Kestra). After them, Tern's own: `type`,
+    `enabled` (whether it fires: its flow, the trigger and an operator all let it), the last execution it
+    started, and its last error with the failures in a row."""
+    flow = state.flow
+    if written is None:
+        written = written_trigger(state)
+    stop_after = (written or {}).get("stopAfter")
+    return {
+        "tenantId": "main",
+        "namespace": flow.namespace,
+        "flowId": flow.flow_id,
+        "triggerId": state.trigger_id,
+        "date": iso(state.last_date),
+        "nextExecutionDate": iso(state.next_date)
+        if state.type == SCHEDULE[0]
+        else None,  # a Flow trigger's is a cursor
+        "stopAfter": [str(s) for s in stop_after] if isinstance(stop_after, list) else None,
+        "disabled": state.disabled is True,
+        "updatedDate": iso(state.updated_at),
+        "type": state.type,
+        "enabled": state.enabled,
+        "lastExecutionId": state.last_execution_id or None,
+        "lastError": state.last_error or None,
+        "errorCount": state.error_count,
+        "retryAt": iso(state.retry_at),
+        "backfill": backfill_json(state),
+    }
+
+
+def backfill_json(state: TriggerState) -> dict[str, Any] | None:
+    """The trigger's backfill under way, else its last one."""
+    from flows_app.models import Backfill
+
+    found = Backfill.objects.filter(trigger_state=state).order_by("-created_at", "-pk").first()
+    if found is None:
+        return None
+    return {
+        "start": iso(found.start),
+        "end": iso(found.end),
+        "currentDate": iso(found.current_date),
+        "paused": found.state == Backfill.PAUSED,
+        "inputs": found.inputs,
+        "labels": found.labels,
+        "state": found.state,
+        "done": found.done,
+        "total": found.total,
+        "started": found.started,
+        "onlyMissing": found.only_missing,
+    }
+
+
+def triggers_json(state: TriggerState) -> dict[str, Any]:
+    """Kestra's `Triggers` of a search: the trigger as written, and its context (its flow selected with it)."""
+    written = written_trigger(state)
+    return {
+        "abstractTrigger": abstract_trigger_json(state, written),
+        "triggerContext": trigger_context_json(state, written),
+    }

@@ -198,3 +198,103 @@ class WebhookResponse(s.Serializer):
     labels = Label(many=True)
     trigger = s.DictField(allow_null=True)
     url = s.CharField()
+
+
+class AbstractTrigger(s.Serializer):
+    """A trigger as its flow writes it: these, and every other property it has."""
+
+    id = s.CharField()
+    type = s.CharField()
+    disabled = s.BooleanField(help_text="Disabled in the flow's source")
+
+
+class BackfillProgress(s.Serializer):
+    """Kestra's Backfill (start, end, currentDate, paused, inputs, labels), then how far it is."""
+
+    start = s.DateTimeField()
+    end = s.DateTimeField()
+    currentDate = s.DateTimeField(allow_null=True, help_text="The next tick it starts (null: none left)")
+    paused = s.BooleanField()
+    inputs = s.DictField()
+    labels = s.DictField(child=s.CharField())
+    state = s.ChoiceField(["RUNNING", "PAUSED", "CANCELLED", "DONE"])
+    done = s.IntegerField(help_text="Ticks passed: started or skipped")
+    total = s.IntegerField(help_text="Ticks from start to end")
+    started = s.IntegerField(help_text="Executions it started")
+    onlyMissing = s.BooleanField()
+
+
+class TriggerContext(s.Serializer):
+    """Kestra's Trigger, then Tern's own fields (from `type` on)."""
+
+    tenantId = s.CharField()
+    namespace = s.CharField()
+    flowId = s.CharField()
+    triggerId = s.CharField()
+    date = s.DateTimeField(allow_null=True, help_text="When it last started an execution")
+    nextExecutionDate = s.DateTimeField(allow_null=True, help_text="A Schedule's next tick not yet handled")
+    stopAfter = s.ListField(child=s.CharField(), allow_null=True)
+    disabled = s.BooleanField(help_text="Disabled by an operator (the flow's own `disabled` is apart)")
+    updatedDate = s.DateTimeField()
+    type = s.CharField()
+    enabled = s.BooleanField(help_text="Tern: whether it fires (its flow, the trigger and an operator all let it)")
+    lastExecutionId = s.CharField(allow_null=True, help_text="Tern: the last execution it started")
+    lastError = s.CharField(allow_null=True, help_text="Tern: why its last try failed")
+    errorCount = s.IntegerField(help_text="Tern: failures in a row")
+    retryAt = s.DateTimeField(allow_null=True, help_text="Tern: after failures, not tried again before this")
+    backfill = BackfillProgress(allow_null=True, help_text="Its backfill under way, else its last one")
+
+
+class Triggers(s.Serializer):
+    abstractTrigger = AbstractTrigger(allow_null=True)
+    triggerContext = TriggerContext()
+
+
+class PagedTriggers(s.Serializer):
+    results = Triggers(many=True)
+    total = s.IntegerField()
+
+
+class PagedTriggerContexts(s.Serializer):
+    results = TriggerContext(many=True)
+    total = s.IntegerField()
+
+
+class TriggerIdentity(s.Serializer):
+    namespace = s.CharField(max_length=255)
+    flowId = s.CharField(max_length=255)
+    triggerId = s.CharField(max_length=100)
+
+
+class BackfillRequest(s.Serializer):
+    start = s.DateTimeField()
+    end = s.DateTimeField(required=False, allow_null=True, help_text="Without one: up to now")
+    inputs = s.DictField(required=False, default=dict)
+    labels = s.DictField(child=s.CharField(max_length=1000), required=False, default=dict)
+    paused = s.BooleanField(required=False, default=False)
+    onlyMissing = s.BooleanField(required=False, default=False, help_text="Tern: skip ticks that have an execution")
+
+
+class TriggerDisabled(TriggerIdentity):
+    """Kestra's Trigger as a request: `disabled` and `backfill` are read (with the trigger's identity)."""
+
+    disabled = s.BooleanField(
+        required=False, help_text="true: disabled by an operator; false: as its flow says again; absent: unchanged"
+    )
+    backfill = BackfillRequest(required=False, allow_null=True, help_text="Starts a backfill of the schedule")
+
+
+class BackfillPreviewRequest(TriggerIdentity):
+    backfill = BackfillRequest()
+
+
+class BackfillPreview(s.Serializer):
+    executions = s.IntegerField(help_text="How many it would start")
+    first = s.CharField(allow_null=True, help_text="The first tick it would start, in the schedule's zone")
+    last = s.CharField(allow_null=True)
+    ticks = s.IntegerField(help_text="The ticks from start to end, skipped ones included")
+
+
+class SetDisabledRequest(s.Serializer):
+    triggers = TriggerIdentity(many=True)
+    disabled = s.BooleanField(help_text="true: disabled by an operator; false: as its flow says again")

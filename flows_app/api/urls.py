@@ -9,6 +9,7 @@ from django.urls import path
 
 from . import schema  # noqa: F401  (the auth schemes drf-spectacular documents; only web processes load URLs)
 from .views import executions, files, flows, health, kv, logs, namespaces, plugins, streams, transfer, webhooks
+from .views import triggers as trigger_views  # apart from `flows_app.triggers`, the triggers themselves
 
 NS = "<str:namespace>"
 
@@ -75,6 +76,25 @@ urlpatterns = [
     path(f"namespaces/{NS}/kv", kv.NamespaceKeysView.as_view(), name="kv-keys"),
     path(f"namespaces/{NS}/kv/<str:key>", kv.KeyView.as_view(), name="kv-key"),
     path("kv", kv.AllKeysView.as_view(), name="kv-all"),
+    # triggers and their backfills
+    path("triggers/backfill/preview", trigger_views.BackfillPreviewView.as_view(), name="backfill-preview"),
+    path("triggers/backfill/pause", trigger_views.BackfillPauseView.as_view(), name="backfill-pause"),
+    path("triggers/backfill/unpause", trigger_views.BackfillUnpauseView.as_view(), name="backfill-unpause"),
+    path("triggers/backfill/delete", trigger_views.BackfillDeleteView.as_view(), name="backfill-delete"),
+    path("triggers", trigger_views.TriggerView.as_view(), name="triggers"),
+    path("triggers/search", trigger_views.TriggerSearchView.as_view(), name="trigger-search"),
+    path("triggers/set-disabled", trigger_views.SetDisabledView.as_view(), name="trigger-set-disabled"),
+    path(
+        "triggers/set-disabled/by-triggers",
+        trigger_views.SetDisabledByTriggersView.as_view(),
+        name="trigger-set-disabled-triggers",
+    ),
+    path(
+        "triggers/set-disabled/by-query",
+        trigger_views.SetDisabledByQueryView.as_view(),
+        name="trigger-set-disabled-query",
+    ),
+    path(f"triggers/{NS}/<str:flow_id>", trigger_views.FlowTriggersView.as_view(), name="flow-triggers"),
 ]
 
 # Kestra serves these without a tenant.

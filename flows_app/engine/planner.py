@@ -82,7 +82,9 @@ def plan(snapshot: ExecutionSnapshot, new_id: NewId = new_run_id) -> Plan:
 
 
 def handle_start(snapshot: ExecutionSnapshot, new_id: NewId) -> list[Action]:
-    if snapshot.state == State.CREATED:
+    """A new execution, or one that waited for a slot of its flow's concurrency limit (the services let it
+    through the gate before they plan), starts."""
+    if snapshot.state in (State.CREATED, State.QUEUED):
         return [SetExecutionState(State.RUNNING)]
     return []
 

@@ -17,6 +17,7 @@ class State(str, Enum):
     KILLING = "KILLING"
     KILLED = "KILLED"
     SKIPPED = "SKIPPED"
+    CANCELLED = "CANCELLED"  # never started: refused by its flow's concurrency limit (behavior CANCEL)
 
     def __str__(self) -> str:
         return self.value
@@ -35,12 +36,14 @@ class State(str, Enum):
         return self in (State.SUCCESS, State.WARNING, State.SKIPPED)
 
 
-TERMINAL = frozenset({State.SUCCESS, State.WARNING, State.FAILED, State.KILLED, State.SKIPPED})
+TERMINAL = frozenset({State.SUCCESS, State.WARNING, State.FAILED, State.KILLED, State.SKIPPED, State.CANCELLED})
 
 _S = State
 ALLOWED: dict[State, frozenset[State]] = {
-    _S.CREATED: frozenset({_S.QUEUED, _S.RUNNING, _S.PAUSED, _S.SKIPPED, _S.WARNING, _S.FAILED, _S.KILLING, _S.KILLED}),
-    _S.QUEUED: frozenset({_S.RUNNING, _S.SKIPPED, _S.FAILED, _S.KILLING, _S.KILLED}),
+    _S.CREATED: frozenset(
+        {_S.QUEUED, _S.RUNNING, _S.PAUSED, _S.SKIPPED, _S.WARNING, _S.FAILED, _S.KILLING, _S.KILLED, _S.CANCELLED}
+    ),
+    _S.QUEUED: frozenset({_S.RUNNING, _S.SKIPPED, _S.FAILED, _S.KILLING, _S.KILLED, _S.CANCELLED}),
     # RUNNING -> QUEUED: a runnable whose worker died, resubmitted to another worker
     _S.RUNNING: frozenset(
         {_S.QUEUED, _S.PAUSED, _S.RETRYING, _S.SUCCESS, _S.WARNING, _S.FAILED, _S.KILLING, _S.KILLED}
@@ -53,17 +56,19 @@ ALLOWED: dict[State, frozenset[State]] = {
     _S.FAILED: frozenset(),
     _S.KILLED: frozenset(),
     _S.SKIPPED: frozenset(),
+    _S.CANCELLED: frozenset(),
 }
 
 
 # Reopening what has ended — only an operator's restart, replay or change of a task run's state does it (see
 # services/restarts.py): the execution and the flowables around the restarted run run again, a failed run
 # waits for a new attempt, and a run's end state is set by hand. Nothing else may take these moves.
+# An execution reopened beyond its flow's concurrency limit waits QUEUED for a slot.
 REOPENING: dict[State, frozenset[State]] = {
-    _S.FAILED: frozenset({_S.RUNNING, _S.RETRYING, _S.SUCCESS, _S.WARNING}),
-    _S.KILLED: frozenset({_S.RUNNING, _S.RETRYING, _S.SUCCESS, _S.WARNING, _S.FAILED}),
-    _S.WARNING: frozenset({_S.RUNNING, _S.SUCCESS, _S.FAILED}),
-    _S.SUCCESS: frozenset({_S.RUNNING, _S.WARNING, _S.FAILED}),
+    _S.FAILED: frozenset({_S.RUNNING, _S.QUEUED, _S.RETRYING, _S.SUCCESS, _S.WARNING}),
+    _S.KILLED: frozenset({_S.RUNNING, _S.QUEUED, _S.RETRYING, _S.SUCCESS, _S.WARNING, _S.FAILED}),
+    _S.WARNING: frozenset({_S.RUNNING, _S.QUEUED, _S.SUCCESS, _S.FAILED}),
+    _S.SUCCESS: frozenset({_S.RUNNING, _S.QUEUED, _S.WARNING, _S.FAILED}),
 }
 
 

@@ -30,7 +30,7 @@ from flows_app.spec.model import FlowSpec
 from plugins_app.base import active
 from plugins_app.registry import get_plugin
 
-from . import workdirs
+from . import concurrency, workdirs
 from .flows import with_checksum
 from .logs import log_now
 from .snapshots import load_snapshot
@@ -64,6 +64,8 @@ def advance_execution(
         if execution is None or State(execution.state).is_terminal:
             return None
         snapshot = load_snapshot(execution)
+        if execution.state in (State.CREATED, State.QUEUED) and not _passes_gate(execution, snapshot.flow):
+            return None
         runs: dict[str, Any] = {r.id: r for r in snapshot.runs}
         result = plan(snapshot)
         _apply(execution, runs, result)
@@ -77,6 +79,23 @@ def advance_execution(
         if result.wake_at is not None:
             events.announce(events.WakeUpSet(execution_id, result.wake_at))
     return Advanced(result, kept)
+
+
+def _passes_gate(execution: Execution, flow: FlowSpec) -> bool:
+    """Must hold the execution's row lock. The concurrency gate of a CREATED or QUEUED execution: True when
+    it may start (or its flow has no limit); otherwise it waits QUEUED or ends CANCELLED or FAILED, said in
+    its log."""
+    verdict = concurrency.admit(execution, flow)
+    if verdict is None or verdict.admitted:
+        return True
+    if verdict.state == State.QUEUED and execution.state == State.QUEUED:
+        return False  # still waiting: nothing to say again
+    assert flow.concurrency is not None
+    fields = {"queued_at": timezone.now()} if verdict.state == State.QUEUED else {}
+    move_execution(execution, verdict.state, **fields)
+    level = "INFO" if verdict.state == State.QUEUED else "ERROR"
+    log_now(execution.id, level, verdict.message(flow.concurrency.limit))
+    return False
 
 
 def ready_runs(flow: FlowSpec, runs: Mapping[str, Any], ids: list[str]) -> tuple[ReadyRun, ...]:
@@ -247,9 +266,12 @@ def pause_execution(execution_id: str) -> None:
     """Pause a running execution by hand (Kestra's pause): the task runs under way finish, nothing new
     starts and no timer fires until `resume_execution`; a kill still works."""
     with transaction.atomic():
-        execution = Execution.objects.select_for_update().filter(id=execution_id).first()
+        execution = with_checksum(Execution.objects.select_for_update(of=("self",))).filter(id=execution_id).first()
         if execution is None or execution.state not in (State.CREATED, State.RUNNING):
             raise NotRunning(f"execution {execution_id} is not running ({execution.state if execution else 'gone'})")
+        if execution.state == State.CREATED and load_snapshot(execution).flow.concurrency is not None:
+            # a paused execution holds a slot of its flow: one that has not passed the gate may not take one
+            raise NotRunning(f"execution {execution_id} has not started: its flow limits how many run at once")
         move_execution(execution, State.PAUSED, held=True)
 
 

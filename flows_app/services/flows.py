@@ -12,6 +12,7 @@ from django.db.models import F
 from flows_app.models import Flow, FlowRevision
 from flows_app.spec.flow import load_flow
 from flows_app.spec.model import FlowSpec
+from flows_app.triggers.sync import sync_flow_triggers
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,7 @@ def save_flow(source: str) -> Saved:
             if flow.deleted:  # saved again as it was: back, with its revisions
                 flow.deleted = False
                 flow.save(update_fields=["deleted", "updated_at"])
+                sync_flow_triggers(flow, spec)
             return Saved(flow, latest, created=False)
         number = (latest.revision if latest else 0) + 1
         revision = FlowRevision.objects.create(flow=flow, revision=number, source=source, checksum=checksum)
@@ -41,13 +43,19 @@ def save_flow(source: str) -> Saved:
         flow.disabled, flow.description = spec.disabled, spec.description or ""
         flow.labels = dict(spec.labels)
         flow.save(update_fields=["revision", "source", "deleted", "disabled", "description", "labels", "updated_at"])
+        sync_flow_triggers(flow, spec)
     return Saved(flow, revision, created=True)
 
 
 def delete_flow(flow: Flow) -> bool:
-    """Hide a flow and stop it running; its revisions and executions stay (as Kestra). Saving it again
-    brings it back. False if it was already deleted."""
-    return Flow.objects.filter(pk=flow.pk, deleted=False).update(deleted=True) == 1
+    """Hide a flow and stop it running; its revisions and executions stay (as Kestra), its triggers go.
+    Saving it again brings it back. False if it was already deleted."""
+    with transaction.atomic():
+        if Flow.objects.filter(pk=flow.pk, deleted=False).update(deleted=True) != 1:
+            return False
+        flow.deleted = True
+        sync_flow_triggers(flow, None)
+    return True
 
 
 _DISABLED_LINE = re.compile(r"^disabled:[^\n]*$", re.MULTILINE)

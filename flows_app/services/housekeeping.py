@@ -21,7 +21,10 @@ TICK_TASK = "tern.tick"
 
 def tick() -> dict[str, int]:
     """1. reap task runs whose worker went silent; 2. advance executions with work due or nothing in
-    flight; 3. send again task runs queued too long ago. Every step is safe to repeat."""
+    flight; 3. send again task runs queued too long ago; 4. wake executions waiting for a concurrency slot
+    that is free (their wake-up was lost). Every step is safe to repeat."""
+    from .concurrency import wake_all_queues
+
     now = timezone.now()
     reaped = reap_dead_workers(now)
     due = list(Execution.objects.filter(state__in=ACTIVE, wake_at__lte=now).values_list("id", flat=True))
@@ -29,7 +32,8 @@ def tick() -> dict[str, int]:
     for execution_id in dict.fromkeys(due + stalled):
         events.announce(events.WakeUpSet(execution_id))
     resent = _resend_lost_queued(now)
-    return {"reaped": reaped, "advanced": len(set(due + stalled)), "resent": resent}
+    woken = wake_all_queues()
+    return {"reaped": reaped, "advanced": len(set(due + stalled)), "resent": resent, "unqueued": woken}
 
 
 def reap_dead_workers(now) -> int:

@@ -27,6 +27,7 @@ from flows_app.engine.snapshot import ExecutionSnapshot, RunState
 from flows_app.engine.states import TERMINAL, State
 from flows_app.models import Execution, TaskRun, new_id
 
+from . import concurrency
 from .flows import with_checksum
 from .snapshots import load_snapshot
 from .transitions import reopen_execution, reopen_task_run
@@ -61,7 +62,7 @@ def restart_execution(execution_id: str) -> Execution:
         anchors = _failed_anchors(snapshot)
         if not anchors:
             raise CannotReopen(f"execution {execution_id} has no failed task run to restart from")
-        _reopen(execution, snapshot, anchors)
+        _reopen(execution, snapshot, anchors, _gate(execution, snapshot))
         for anchor in anchors:
             _go_again(snapshot, anchor, execution)
         _advance(execution)
@@ -83,7 +84,7 @@ def set_task_run_state(execution_id: str, task_run_id: str, state: State) -> Exe
         anchor = snapshot.run(task_run_id)
         if anchor.state not in TERMINAL - {State.SKIPPED} or anchor.state == state:
             raise CannotReopen(f"task run {task_run_id} is {anchor.state}: cannot set it to {state}")
-        _reopen(execution, snapshot, [anchor])
+        _reopen(execution, snapshot, [anchor], _gate(execution, snapshot))
         row = TaskRun.objects.get(id=anchor.id)
         now = timezone.now().isoformat()
         attempts = [*row.attempts, {"state": state.value, "startDate": now, "endDate": now, "manual": True}]
@@ -162,9 +163,25 @@ def _outermost_directory(snapshot: ExecutionSnapshot, run: RunState) -> RunState
     return run
 
 
-def _reopen(execution: Execution, snapshot: ExecutionSnapshot, anchors: list[RunState]) -> None:
-    """Steps 2 and 3: the flowables around the anchors and the execution run again; what their failure set
-    off is deleted (its task runs; their logs stay)."""
+def _gate(execution: Execution, snapshot: ExecutionSnapshot) -> State:
+    """Step 1b: a restart passes the flow's concurrency gate like a start: beyond the limit it waits QUEUED
+    (behavior QUEUE) or is refused (CANCEL, FAIL), so restarting cannot run more than the limit."""
+    verdict = concurrency.admit(execution, snapshot.flow)
+    if verdict is None or verdict.admitted:
+        return State.RUNNING
+    if verdict.state == State.QUEUED:
+        return State.QUEUED
+    spec = snapshot.flow.concurrency
+    assert spec is not None
+    raise CannotReopen(
+        f"execution {execution.id} cannot run again now: {verdict.running} execution(s) of its flow run, its "
+        f"concurrency limit is {spec.limit} and its behavior {spec.behavior}"
+    )
+
+
+def _reopen(execution: Execution, snapshot: ExecutionSnapshot, anchors: list[RunState], target: State) -> None:
+    """Steps 2 and 3: the flowables around the anchors and the execution run again (the execution RUNNING, or
+    QUEUED for a slot); what their failure set off is deleted (its task runs; their logs stay)."""
     scopes: dict[str | None, RunState | None] = {None: None}
     for anchor in anchors:
         for ancestor in _ancestors(snapshot, anchor):
@@ -181,7 +198,7 @@ def _reopen(execution: Execution, snapshot: ExecutionSnapshot, anchors: list[Run
         if scope is not None and scope.state.is_terminal:
             reopen_task_run(TaskRun.objects.get(id=scope.id), State.RUNNING)
     if State(execution.state).is_terminal:
-        reopen_execution(execution)
+        reopen_execution(execution, target)
 
 
 def _go_again(snapshot: ExecutionSnapshot, anchor: RunState, execution: Execution) -> None:

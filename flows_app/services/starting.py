@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from flows_app import events
@@ -43,6 +43,7 @@ def start_execution(
     local_files: bool = False,
     username: str | None = None,
     flow_revision: FlowRevision | None = None,
+    start_key: str | None = None,
 ) -> Execution:
     """Check the inputs against the flow's latest revision (or `revision`; InputsError names each bad one)
     and create the execution; it is advanced once the transaction commits.
@@ -52,7 +53,10 @@ def start_execution(
 
     The execution carries the flow's labels, then `labels` (a `system.` one is refused: ReservedLabels),
     then its system labels (`_system_labels`). A caller that has read the revision already (a webhook) passes
-    it as `flow_revision`."""
+    it as `flow_revision`.
+
+    A `start_key` starts one execution at most (a schedule's tick, a message's id): a second start with the
+    same key raises IntegrityError, and stores nothing."""
     check_labels(labels or {})
     revision = flow_revision or flow.revisions.defer("source").get(revision=revision or flow.revision)
     spec = spec_of(revision)
@@ -67,19 +71,29 @@ def start_execution(
     except InputsError:
         remove(folder)
         raise
-    with transaction.atomic():
-        execution = Execution.objects.create(
-            id=execution_id,
-            flow=flow,
-            flow_revision=revision,
-            inputs=values,
-            labels={**_without_system(spec.labels), **(labels or {}), **_system_labels(execution_id, parent, username)},
-            trigger=dict(trigger) if trigger else None,
-            histories=[{"state": "CREATED", "date": timezone.now().isoformat()}],
-            parent=parent,
-            parent_task_run_id=parent_task_run_id,
-        )
-        events.announce(events.ExecutionCreated(execution.id, spec.namespace, spec.id, parent.id if parent else None))
+    try:
+        with transaction.atomic():
+            execution = Execution.objects.create(
+                id=execution_id,
+                flow=flow,
+                flow_revision=revision,
+                inputs=values,
+                labels={
+                    **_without_system(spec.labels),
+                    **(labels or {}),
+                    **_system_labels(execution_id, parent, username),
+                },
+                trigger=dict(trigger) if trigger else None,
+                histories=[{"state": "CREATED", "date": timezone.now().isoformat()}],
+                parent=parent,
+                parent_task_run_id=parent_task_run_id,
+                start_key=start_key,
+            )
+            parent_id = parent.id if parent else None
+            events.announce(events.ExecutionCreated(execution.id, spec.namespace, spec.id, parent_id))
+    except IntegrityError:
+        remove(folder)
+        raise
     return execution
 
 

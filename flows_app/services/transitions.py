@@ -78,9 +78,11 @@ def move_execution(execution: Execution, target: State, **fields: Any) -> bool:
     if moved:
         events.announce(events.ExecutionStateChanged(execution.id, target.value, previous))
         if target.is_terminal:
-            events.announce(
-                events.ExecutionEnded(execution.id, target.value, dict(execution.outputs or {}), execution.parent_id)
+            outputs = dict(execution.outputs or {})
+            ended = events.ExecutionEnded(
+                execution.id, target.value, outputs, execution.parent_id, execution.flow_id, execution.trigger
             )
+            events.announce(ended)
     return moved
 
 
@@ -98,13 +100,21 @@ def reopen_task_run(run: TaskRun, target: State, **fields: Any) -> bool:
     return moved
 
 
-def reopen_execution(execution: Execution) -> bool:
-    """An ended execution runs again: RESTARTED, then RUNNING, in its histories (Kestra's names)."""
-    now = timezone.now().isoformat()
-    histories = [*(execution.histories or []), {"state": "RESTARTED", "date": now}, {"state": "RUNNING", "date": now}]
+def reopen_execution(execution: Execution, target: State = State.RUNNING) -> bool:
+    """An ended execution runs again: RESTARTED, then RUNNING (or QUEUED, to wait for a slot of its flow's
+    concurrency limit), in its histories (Kestra's names)."""
+    moment = timezone.now()
+    now = moment.isoformat()
+    histories = [
+        *(execution.histories or []),
+        {"state": "RESTARTED", "date": now},
+        {"state": target.value, "date": now},
+    ]
     previous = execution.state
-    fields = {"histories": histories, "ended_at": None, "wake_at": None}
-    moved = _compare_and_set(execution, f"execution {execution.id}", State.RUNNING, fields, reopening=True)
+    fields: dict[str, Any] = {"histories": histories, "ended_at": None, "wake_at": None}
+    if target == State.QUEUED:
+        fields["queued_at"] = moment
+    moved = _compare_and_set(execution, f"execution {execution.id}", target, fields, reopening=True)
     if moved:
-        events.announce(events.ExecutionStateChanged(execution.id, State.RUNNING.value, previous))
+        events.announce(events.ExecutionStateChanged(execution.id, target.value, previous))
     return moved

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import re
+from functools import partial
 from os import PathLike
 from typing import Any
 
-from croniter import croniter
-
 from .errors import ErrorCollector, FlowValidationError, Path, SpecError
 from .inputs import parse_inputs
-from .model import FlowSpec, TaskSpec, TriggerSpec
+from .model import ConcurrencySpec, FlowSpec, TaskSpec
 from .tasks import ID_PATTERN, TaskParser, parse_retry
+from .triggers import parse_triggers
 from .yamlsource import YamlLimits, load_yaml
 
 # Kestra's limits (AbstractFlow): an id of at most 100 characters, a namespace of at most 150.
@@ -19,7 +19,7 @@ MAX_FLOW_ID, MAX_NAMESPACE = 100, 150
 NAMESPACE_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]*(\.[a-z0-9][a-z0-9_-]*)*$", re.IGNORECASE)
 
 # Top-level keys Kestra accepts; those Tern does not act on yet give a warning (NOT_ACTED_ON), and
-# `listeners`, `concurrency`, `sla` and `checks` are kept as written in FlowSpec.extra for the issues that will.
+# `listeners`, `sla` and `checks` are kept as written in FlowSpec.extra for the issues that will.
 FLOW_KEYS = {
     "id",
     "namespace",
@@ -49,8 +49,6 @@ FLOW_KEYS = {
 
 # Accepted keys that change nothing (yet): each gives a warning that says what does not happen. No silent no-op.
 NOT_ACTED_ON = {
-    "triggers": "accepted but not acted on yet: triggers do not fire yet",
-    "concurrency": "accepted but not acted on yet: executions are not limited",
     "sla": "accepted but not acted on yet: SLAs are not checked",
     "checks": "accepted but not acted on yet: checks are not evaluated before an execution starts",
     "listeners": "accepted but not acted on yet: listeners do not run (Kestra deprecated them for afterExecution)",
@@ -59,10 +57,6 @@ NOT_ACTED_ON = {
     "revision": "accepted but ignored: Tern numbers a flow's revisions itself when it is saved",
 }
 
-SCHEDULE = ("io.kestra.plugin.core.trigger.Schedule", "io.kestra.core.models.triggers.types.Schedule")
-FLOW_TRIGGER = ("io.kestra.plugin.core.trigger.Flow", "io.kestra.core.models.triggers.types.Flow")
-WEBHOOK = ("io.kestra.plugin.core.trigger.Webhook", "io.kestra.core.models.triggers.types.Webhook")
-TRIGGER_TYPES = {name: group[0] for group in (SCHEDULE, FLOW_TRIGGER, WEBHOOK) for name in group}
 MAX_ERRORS = 200  # reported for one source; past them the check stops
 
 
@@ -105,7 +99,7 @@ def parse_flow(data: Any, errors: ErrorCollector) -> FlowSpec | None:
     flow_errors = parser.parse_list(data.get("errors"), ("errors",), allow_empty=True)
     finally_tasks = parser.parse_list(data.get("finally"), ("finally",), allow_empty=True)
     after_execution = parser.parse_list(data.get("afterExecution"), ("afterExecution",), allow_empty=True)
-    extra = {k: data[k] for k in ("listeners", "concurrency", "sla", "checks") if k in data}
+    extra = {k: data[k] for k in ("listeners", "sla", "checks") if k in data}
     if "listeners" in data:
         extra["listeners"] = _listeners(data["listeners"], parser, errors)
     spec = FlowSpec(
@@ -117,14 +111,15 @@ def parse_flow(data: Any, errors: ErrorCollector) -> FlowSpec | None:
         after_execution=after_execution,
         revision=data.get("revision") if isinstance(data.get("revision"), int) else None,
         description=data.get("description"),
-        labels=_labels(data.get("labels"), errors),
+        labels=_labels(data.get("labels"), errors=errors),
         inputs=parse_inputs(data.get("inputs"), ("inputs",), errors) if data.get("inputs") is not None else (),
         variables=_map(data.get("variables"), ("variables",), errors),
         outputs=_outputs(data.get("outputs"), errors),
-        triggers=_triggers(data.get("triggers"), errors),
+        triggers=parse_triggers(data.get("triggers"), errors, partial(_labels, errors=errors)),
         disabled=_flag(data.get("disabled"), ("disabled",), errors),
         retry=parse_retry(data["retry"], ("retry",), errors) if data.get("retry") is not None else None,
         task_defaults=tuple(defaults),
+        concurrency=_concurrency(data.get("concurrency"), errors),
         extra=extra,
         warnings=tuple(errors.warnings),
     )
@@ -184,21 +179,21 @@ def _map(value: Any, path: Path, errors: ErrorCollector) -> dict[str, Any]:
 FLOW_SYSTEM_LABELS = {"system.readOnly"}
 
 
-def _labels(value: Any, errors: ErrorCollector) -> dict[str, str]:
+def _labels(value: Any, base: Path = ("labels",), *, errors: ErrorCollector) -> dict[str, str]:
     """Labels as a map, or as Kestra's list of {key, value}; the `system.` prefix is reserved."""
     if value is None:
         return {}
     pairs: list[tuple[Any, Any, Path]] = []
     if isinstance(value, dict):
-        pairs = [(k, v, ("labels", k)) for k, v in value.items()]
+        pairs = [(k, v, base + (k,)) for k, v in value.items()]
     elif isinstance(value, list):
         for i, item in enumerate(value):
             if not isinstance(item, dict) or "key" not in item or "value" not in item:
-                errors.add(("labels", i), "a label must be a map with `key` and `value`")
+                errors.add(base + (i,), "a label must be a map with `key` and `value`")
                 continue
-            pairs.append((item["key"], item["value"], ("labels", i)))
+            pairs.append((item["key"], item["value"], base + (i,)))
     else:
-        errors.add(("labels",), "must be a map of key: value, or a list of {key, value}")
+        errors.add(base, "must be a map of key: value, or a list of {key, value}")
     labels: dict[str, str] = {}
     for key, val, path in pairs:
         key = str(key)
@@ -207,6 +202,31 @@ def _labels(value: Any, errors: ErrorCollector) -> dict[str, str]:
             continue
         labels[key] = val if isinstance(val, str) else _text(val)
     return labels
+
+
+CONCURRENCY_BEHAVIORS = ("QUEUE", "CANCEL", "FAIL")
+
+
+def _concurrency(value: Any, errors: ErrorCollector) -> ConcurrencySpec | None:
+    """Kestra's `concurrency: {limit, behavior}`: a positive limit, QUEUE by default."""
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        errors.add(("concurrency",), "must be a map with `limit` (and `behavior`)")
+        return None
+    for key in value:
+        if key not in ("limit", "behavior"):
+            errors.add(("concurrency", key), "unknown property (concurrency takes `limit` and `behavior`)")
+    limit, behavior = value.get("limit"), value.get("behavior", "QUEUE")
+    if limit is None:
+        errors.add(("concurrency", "limit"), "missing limit: how many executions may run at once")
+    elif isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+        errors.add(("concurrency", "limit"), f"'{limit}' is not a positive whole number")
+        limit = None
+    if behavior not in CONCURRENCY_BEHAVIORS:
+        errors.add(("concurrency", "behavior"), f"'{behavior}' is not one of {', '.join(CONCURRENCY_BEHAVIORS)}")
+        return None
+    return ConcurrencySpec(limit, behavior) if limit is not None else None
 
 
 def _flag(value: Any, path: Path, errors: ErrorCollector) -> bool:
@@ -264,53 +284,6 @@ def _task_defaults(data: dict[str, Any], errors: ErrorCollector) -> list[dict[st
                 continue
             defaults.append(item)
     return defaults
-
-
-def _triggers(value: Any, errors: ErrorCollector) -> tuple[TriggerSpec, ...]:
-    if value is None:
-        return ()
-    if not isinstance(value, list):
-        errors.add(("triggers",), "must be a list of triggers")
-        return ()
-    triggers, seen = [], set()
-    for i, raw in enumerate(value):
-        path = ("triggers", i)
-        if not isinstance(raw, dict):
-            errors.add(path, "a trigger must be a map with `id` and `type`")
-            continue
-        trigger_id = _check_id(raw.get("id"), path + ("id",), errors)
-        if trigger_id in seen:
-            errors.add(path + ("id",), f"duplicate trigger id '{trigger_id}'")
-        seen.add(trigger_id)
-        type_name = raw.get("type")
-        canonical = TRIGGER_TYPES.get(type_name) if isinstance(type_name, str) else None
-        if canonical is None:
-            import difflib
-
-            close = difflib.get_close_matches(str(type_name), list(TRIGGER_TYPES), n=1)
-            hint = f"; did you mean '{close[0]}'?" if close else ""
-            errors.add(path + ("type",), f"unknown trigger type '{type_name}'{hint}")
-            continue
-        if canonical == SCHEDULE[0]:
-            _check_schedule(raw, path, errors)
-        props = {k: v for k, v in raw.items() if k not in ("id", "type", "disabled")}
-        disabled = _flag(raw.get("disabled"), path + ("disabled",), errors)
-        if trigger_id:
-            triggers.append(TriggerSpec(trigger_id, canonical, props, disabled))
-    return tuple(triggers)
-
-
-def _check_schedule(raw: dict[str, Any], path: Path, errors: ErrorCollector) -> None:
-    cron = raw.get("cron")
-    if not isinstance(cron, str):
-        errors.add(path + ("cron",), "missing cron expression")
-        return
-    aliases = {"@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly"}
-    if cron.strip() in aliases:
-        return
-    fields = cron.split()
-    if not croniter.is_valid(cron) or len(fields) not in (5, 6):
-        errors.add(path + ("cron",), f"'{cron}' is not a valid cron expression")
 
 
 def read_source(path: str | PathLike[str]) -> str:

@@ -83,9 +83,19 @@ class TaskSpec:
 @dataclass(frozen=True)
 class TriggerSpec:
     id: str
-    type: str
-    properties: Mapping[str, Any]
+    type: str  # Kestra's current name of its type
+    properties: Mapping[str, Any]  # as written
     disabled: bool = False
+    spec: Any = None  # the type's checked properties: a triggers.ScheduleSpec, FlowTriggerSpec, WebhookSpec
+
+
+@dataclass(frozen=True)
+class ConcurrencySpec:
+    """At most `limit` executions of the flow run at once; `behavior` says what becomes of one more:
+    QUEUE (it waits, in order), CANCEL (it ends CANCELLED) or FAIL (it ends FAILED)."""
+
+    limit: int
+    behavior: str = "QUEUE"
 
 
 @dataclass(frozen=True)
@@ -106,6 +116,7 @@ class FlowSpec:
     disabled: bool = False
     retry: RetrySpec | None = None
     task_defaults: tuple[Mapping[str, Any], ...] = ()
+    concurrency: ConcurrencySpec | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)  # accepted Kestra keys Tern does not act on yet
     warnings: tuple[SpecWarning, ...] = ()  # what the flow says that Tern does not do (yet): `extra`, ignored keys
 

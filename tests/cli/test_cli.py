@@ -143,8 +143,10 @@ def test_flow_test_refuses_a_recursive_alias_and_a_binary_file_without_a_traceba
 
 UNLIMITED = """id: unlimited
 namespace: tests
-concurrency:
-  limit: 1
+sla:
+  - id: slow
+    type: MAX_DURATION
+    duration: PT1H
 tasks:
   - id: t
     type: io.kestra.plugin.core.log.Log
@@ -163,8 +165,7 @@ def test_validate_prints_what_is_not_acted_on_as_warnings_and_exits_zero(tmp_pat
     assert result.returncode == 0, result.stderr
     assert result.stdout.count(": valid") == 2
     assert result.stderr.splitlines() == [
-        f"warning: {path}: concurrency (line 3): accepted but not acted on yet: executions are not limited",
-        f"warning: {path}: triggers (line 9): accepted but not acted on yet: triggers do not fire yet",
+        f"warning: {path}: sla (line 3): accepted but not acted on yet: SLAs are not checked"
     ]
 
 
@@ -174,10 +175,8 @@ def test_flow_test_prints_the_warnings_before_the_run(tmp_path):
     result = tern("flow", "test", path, "--json")
     assert result.returncode == 0, result.stderr
     lines = result.stderr.splitlines()
-    assert (
-        lines[0] == f"warning: {path}: concurrency (line 3): accepted but not acted on yet: executions are not limited"
-    )
-    assert lines[1].startswith(f"warning: {path}: triggers (line 9)") and lines[-1].endswith("ended SUCCESS")
+    assert lines[0] == f"warning: {path}: sla (line 3): accepted but not acted on yet: SLAs are not checked"
+    assert lines[-1].endswith("ended SUCCESS")
     assert json.loads(result.stdout.strip().splitlines()[-1])["state"] == "SUCCESS"
 
 

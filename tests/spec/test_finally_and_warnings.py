@@ -162,14 +162,12 @@ def test_keys_tern_does_not_act_on_give_placed_warnings_and_the_flow_stays_valid
     spec = load_flow(WARNED)
     assert [str(w) for w in spec.warnings] == [
         "revision (line 3): accepted but ignored: Tern numbers a flow's revisions itself when it is saved",
-        "concurrency (line 4): accepted but not acted on yet: executions are not limited",
         "sla (line 6): accepted but not acted on yet: SLAs are not checked",
         "checks (line 11): accepted but not acted on yet: checks are not evaluated before an execution starts",
         "workerGroup (line 14): accepted but not acted on yet: set `workerGroup` on the tasks to choose their workers",
         "deleted (line 16): accepted but not acted on yet: the flow is not deleted",
         "listeners (line 17): accepted but not acted on yet: listeners do not run (Kestra deprecated them for "
         "afterExecution)",
-        "triggers (line 26): accepted but not acted on yet: triggers do not fire yet",
     ]
     assert [t.id for t in spec.tasks] == ["a"]
 
@@ -220,8 +218,8 @@ def test_a_flow_that_says_only_what_tern_does_has_no_warnings():
 def test_warnings_do_not_hide_errors():
     errors = errors_of(
         flow("""
-    concurrency:
-      limit: 1
+    checks:
+      - condition: "{{ true }}"
     tasks:
       - id: a
         type: io.kestra.plugin.core.log.Nope

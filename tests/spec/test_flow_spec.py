@@ -123,7 +123,7 @@ triggers:
     type: io.kestra.plugin.core.trigger.Schedule
     cron: "61 * * * *"
 """
-    assert errors_of(source) == ["triggers[0].cron: '61 * * * *' is not a valid cron expression (line 10)"]
+    assert errors_of(source) == ["triggers[0].cron: '61 * * * *': minute 61 is out of range 0-59 (line 10)"]
 
 
 def test_a_wrongly_typed_property_is_an_error_unless_it_is_a_template():

@@ -361,7 +361,7 @@ class ExecutionBulkView(APIView):
         if self.action == "kill":
             count = sum(1 for e in executions if kill_execution(e.id))
         else:
-            ended = [e.id for e in executions if e.state in ("SUCCESS", "WARNING", "FAILED", "KILLED")]
+            ended = [e.id for e in executions if State(e.state).is_terminal]
             if len(ended) != len(executions) and not flag(request, "includeNonTerminated", True):
                 raise ApiError("some executions have not ended", status_code=409)
             with transaction.atomic():
