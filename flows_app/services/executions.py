@@ -244,11 +244,18 @@ def _flush_new(new_runs: list[TaskRun]) -> None:
 
 
 def kill_execution(execution_id: str) -> bool:
-    """Ask an execution to stop: queued work is dropped, running tasks are told to stop; ends KILLED."""
+    """Ask an execution to stop: queued work is dropped, running tasks are told to stop; ends KILLED. One
+    that waits for a slot of its flow's concurrency limit (QUEUED, or CREATED before the gate) never ran:
+    it ends KILLED at once, without ever holding a slot."""
     with transaction.atomic():
-        execution = Execution.objects.select_for_update().filter(id=execution_id).first()
+        execution = with_checksum(Execution.objects.select_for_update(of=("self",))).filter(id=execution_id).first()
         if execution is None or State(execution.state).is_terminal or execution.state == State.KILLING:
             return False
+        if execution.state == State.QUEUED or (
+            execution.state == State.CREATED and load_snapshot(execution).flow.concurrency is not None
+        ):
+            move_execution(execution, State.KILLED, held=False)
+            return True
         move_execution(execution, State.KILLING, held=False)
         events.announce(events.WakeUpSet(execution_id))
     return True

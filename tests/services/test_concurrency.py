@@ -197,3 +197,14 @@ def test_a_bad_concurrency_block_is_an_error_that_names_its_place(block, error):
     with pytest.raises(FlowValidationError) as info:
         save_flow(source)
     assert [str(e).rsplit(" (line", 1)[0] for e in info.value.errors] == [error]
+
+
+def test_a_queued_execution_killed_ends_at_once_without_taking_a_slot():
+    saved = save_flow(limited(1))
+    with dispatch.using(Recorder()):
+        running, queued = started(saved.flow, 2)
+        created = start_execution(saved.flow)  # not through the gate yet
+        assert kill_execution(queued.id) and kill_execution(created.id)
+        assert states([running, queued, created]) == ["RUNNING", "KILLED", "KILLED"]
+        assert Execution.objects.filter(state__in=["RUNNING", "PAUSED", "KILLING"]).count() == 1
+        assert kill_execution(queued.id) is False
