@@ -68,6 +68,11 @@ def start_backfill(
     """A new backfill of the trigger (one at a time per trigger: BackfillError otherwise); without `end`, up to
     now. Its executions start with the next housekeeping tick."""
     end = end or timezone.now()
+    reserved = sorted(key for key in labels or {} if key.startswith("system."))  # Kestra's system labels
+    if reserved:
+        raise BackfillError(
+            f"labels {', '.join(reserved)}: the `system.` prefix is reserved (Tern sets those)", "labels"
+        )
     if end < start:
         raise BackfillError(f"the end, {end.isoformat()}, is before the start, {start.isoformat()}", "end")
     if state.type != SCHEDULE[0]:

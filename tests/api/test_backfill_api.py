@@ -69,6 +69,8 @@ def test_a_viewer_may_preview_but_not_start_and_bad_requests_say_where(alice, bo
     assert webhook.status_code == 400 and "not a Schedule" in webhook.json()["message"]
     assert alice.put("triggers", {**QUARTER, "backfill": {"start": "yesterday"}}, format="json").status_code == 400
     assert alice.put("triggers", QUARTER, format="json").status_code == 400  # neither disabled nor backfill
+    system = alice.put("triggers", {**QUARTER, "backfill": {**RANGE, "labels": {"system.x": "y"}}}, format="json")
+    assert system.status_code == 400 and system.json()["errors"][0]["path"] == "backfill.labels"
     alice.put("triggers", {**QUARTER, "backfill": RANGE}, format="json")
     twice = alice.put("triggers", {**QUARTER, "backfill": RANGE}, format="json")
     assert twice.status_code == 409 and "under way" in twice.json()["message"]
