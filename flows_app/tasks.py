@@ -5,7 +5,11 @@ They only receive; every message is sent by flows_app.dispatch.
 
 from __future__ import annotations
 
+import logging
+
 from orchestrator.celery import DEFAULT_QUEUE, app
+
+logger = logging.getLogger("tern.housekeeping")
 
 
 @app.task(name="tern.advance_execution")
@@ -35,16 +39,18 @@ def run_task_run_in_chord(task_run_id: str) -> None:
 @app.task(name="tern.tick")
 def tick() -> None:
     """The scheduler's housekeeping: re-advance executions with work due, reap task runs of dead workers,
-    start schedule ticks whose message was lost."""
+    start schedule ticks whose message was lost, look again at ended executions for Flow triggers, and take
+    running backfills a step further."""
     from flows_app.services.housekeeping import tick as do_tick
     from flows_app.triggers.backfill_runs import advance_all
     from flows_app.triggers.flow_triggers import sweep as sweep_flow_triggers
     from flows_app.triggers.schedules import fire_overdue
 
-    do_tick()
-    fire_overdue()
-    sweep_flow_triggers()
-    advance_all()
+    for step in (do_tick, fire_overdue, sweep_flow_triggers, advance_all):
+        try:
+            step()
+        except Exception:  # one step's failure must not starve the others; each is tried again next tick
+            logger.exception("housekeeping: %s failed", step.__name__)
 
 
 @app.task(name="tern.schedule")

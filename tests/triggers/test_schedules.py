@@ -304,3 +304,19 @@ def test_a_tick_never_starts_before_its_date_and_one_just_ahead_is_waited_for():
         assert fire(state_of().pk) == 1
     assert ticks_started() == ["2026-03-02T11:59:56Z"]
     assert state_of().next_date == NOON - timedelta(seconds=3)
+
+
+def test_a_failing_housekeeping_step_does_not_starve_the_others(monkeypatch, caplog):
+    from flows_app import tasks
+    from flows_app.triggers import backfill_runs
+
+    ran = []
+
+    def broken():
+        raise RuntimeError("a schedule that cannot be read")
+
+    monkeypatch.setattr(schedules, "fire_overdue", broken)
+    monkeypatch.setattr(backfill_runs, "advance_all", lambda: ran.append("backfills"))
+    tasks.tick()
+    assert ran == ["backfills"]
+    assert "housekeeping: broken failed" in caplog.text
