@@ -281,48 +281,36 @@ class BackfillPreviewView(APIView):
         )
 
 
-class _BackfillAction(APIView):
+def act_on_backfill(request, change, action: str) -> Response:
+    """`change` (pause, resume or cancel) on the backfill under way of the trigger the body names."""
+    data = checked(serializers.TriggerIdentity, request.data)
+    state = visible_trigger(request, data, Role.EDITOR)
+    backfill = backfills.active_backfill(state)
+    if backfill is None:
+        raise ApiError(
+            f"trigger {state} has no backfill under way", [{"path": "backfill", "message": "none"}], status_code=404
+        )
+    try:
+        change(backfill)
+    except backfills.BackfillError as exc:
+        raise ApiError(str(exc), status_code=409) from None
+    audit.record_request(request, f"backfill.{action}", str(state))
+    return Response(trigger_context_json(state))
+
+
+class BackfillPauseView(APIView):
     parser_classes = [JSONParser]
-    action = ""
-
-    def change(self, backfill):
-        raise NotImplementedError
-
-    def act(self, request):
-        data = checked(serializers.TriggerIdentity, request.data)
-        state = visible_trigger(request, data, Role.EDITOR)
-        backfill = backfills.active_backfill(state)
-        if backfill is None:
-            raise ApiError(
-                f"trigger {state} has no backfill under way", [{"path": "backfill", "message": "none"}], status_code=404
-            )
-        try:
-            self.change(backfill)
-        except backfills.BackfillError as exc:
-            raise ApiError(str(exc), status_code=409) from None
-        audit.record_request(request, f"backfill.{self.action}", str(state))
-        return Response(trigger_context_json(state))
-
-
-class BackfillPauseView(_BackfillAction):
-    action = "paused"
-
-    def change(self, backfill):
-        backfills.set_paused(backfill, True)
 
     @extend_schema(
         request=serializers.TriggerIdentity, responses={200: serializers.TriggerContext}, operation_id="pause_backfill"
     )
     def put(self, request, **_):
         """Pause the trigger's backfill: what it started goes on, nothing more starts until it is resumed."""
-        return self.act(request)
+        return act_on_backfill(request, lambda backfill: backfills.set_paused(backfill, True), "paused")
 
 
-class BackfillUnpauseView(_BackfillAction):
-    action = "resumed"
-
-    def change(self, backfill):
-        backfills.set_paused(backfill, False)
+class BackfillUnpauseView(APIView):
+    parser_classes = [JSONParser]
 
     @extend_schema(
         request=serializers.TriggerIdentity,
@@ -330,18 +318,15 @@ class BackfillUnpauseView(_BackfillAction):
         operation_id="unpause_backfill",
     )
     def put(self, request, **_):
-        return self.act(request)
+        return act_on_backfill(request, lambda backfill: backfills.set_paused(backfill, False), "resumed")
 
 
-class BackfillDeleteView(_BackfillAction):
-    action = "cancelled"
-
-    def change(self, backfill):
-        backfills.cancel(backfill)
+class BackfillDeleteView(APIView):
+    parser_classes = [JSONParser]
 
     @extend_schema(
         request=serializers.TriggerIdentity, responses={200: serializers.TriggerContext}, operation_id="delete_backfill"
     )
     def post(self, request, **_):
         """Cancel the trigger's backfill for good (Kestra's delete): what it started goes on."""
-        return self.act(request)
+        return act_on_backfill(request, backfills.cancel, "cancelled")
