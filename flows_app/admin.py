@@ -42,6 +42,7 @@ from .services.executions import FlowDisabled, kill_execution, start_execution
 from .services.flows import spec_of
 from .services.secret_inputs import shown_inputs
 from .services.starting import ReservedLabels
+from .spec.event_triggers import type_label
 from .spec.model import FlowSpec
 from .triggers import backfills, control
 
@@ -366,6 +367,8 @@ class TriggerStateAdmin(OperatedAdmin):
         "last_error",
         "error_count",
         "retry_at",
+        "lease_owner",
+        "lease_until",
         "periodic_task",
         "updated_at",
     )
@@ -374,7 +377,7 @@ class TriggerStateAdmin(OperatedAdmin):
 
     @admin.display(description="type")
     def short_type(self, state):
-        return state.type.rsplit(".", 1)[-1]
+        return type_label(state.type)
 
     def _set(self, request, queryset, disabled, said):
         for state in queryset:

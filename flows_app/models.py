@@ -180,6 +180,9 @@ class TriggerState(models.Model):
     last_error = models.TextField(blank=True, default="")
     error_count = models.PositiveIntegerField(default=0, help_text="Failures in a row; reset by a success.")
     retry_at = models.DateTimeField(null=True, blank=True, help_text="After failures: not tried again before this.")
+    # A polling or realtime trigger runs in one `tern triggers` process at a time: the one holding its lease.
+    lease_owner = models.CharField(max_length=100, blank=True, default="", help_text="The process running it.")
+    lease_until = models.DateTimeField(null=True, blank=True, help_text="Its lease ends then unless renewed.")
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:

@@ -1,5 +1,7 @@
 """`make bench`'s trigger figures: how long after its tick a scheduled execution starts (a real Celery Beat
-and worker, a seconds-level schedule), and how many executions a backfill creates per second."""
+and worker, a seconds-level schedule), how many executions a backfill creates per second, and for a Redis
+list RealtimeTrigger in a real `tern triggers` process: how long after its push a message's execution starts,
+and how many executions it starts per second under a burst of BURST messages."""
 
 from __future__ import annotations
 
@@ -13,6 +15,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 TICKS = 30  # scheduled executions measured
 BACKFILL_TICKS = 2000
+MESSAGES = 30  # realtime messages measured one by one
+BURST = 10_000
 
 EVERY_SECOND = """id: bench-tick
 namespace: bench
@@ -39,10 +43,88 @@ triggers:
 """
 
 
+REALTIME = """id: bench-realtime
+namespace: bench
+tasks:
+  - id: one
+    type: io.kestra.plugin.core.debug.Return
+    format: "{{{{ trigger.value }}}}"
+triggers:
+  - id: list
+    type: io.kestra.plugin.redis.list.RealtimeTrigger
+    url: {url}
+    key: {key}
+"""
+
+
+def start_tern(command: str, env: dict[str, str], directory: Path) -> subprocess.Popen:
+    """A `tern <command>` process, its output in <command>.log."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "orchestrator.cli", command],
+        cwd=ROOT,
+        env=env,
+        stdout=(directory / f"{command}.log").open("w"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+
+
 def trigger_figures(env: dict[str, str], directory: Path, wait_for) -> dict[str, float]:
     figures = tick_to_start(env, directory, wait_for)
     figures["backfill_executions_created_per_s"] = round(backfill_rate(), 1)
+    figures.update(realtime_figures(env, directory, wait_for))
     return figures
+
+
+def realtime_figures(env: dict[str, str], directory: Path, wait_for) -> dict[str, float]:
+    """Push to start, message by message (median and p95 of the execution's start − the push), then the
+    executions per second `tern triggers` creates while BURST messages wait in the list."""
+    import redis
+
+    from flows_app.models import Execution
+    from flows_app.services.flows import save_flow, set_disabled
+
+    url, key = env["REDIS_URL"], f"bench-realtime-{time.time_ns()}"
+    flow = save_flow(REALTIME.format(url=url, key=key)).flow
+    client = redis.Redis.from_url(url)
+    process = start_tern("triggers", env, directory)
+    try:
+        client.rpush(key, "warm-up")
+        wait_for(lambda: Execution.objects.filter(flow=flow, started_at__isnull=False).exists(), 60, "warm-up", 0.05)
+        delays = []
+        for n in range(MESSAGES):
+            pushed = datetime.now(UTC)
+            client.rpush(key, f"m{n}")
+            value = f"m{n}"
+            wait_for(
+                lambda v=value: Execution.objects.filter(
+                    flow=flow, trigger__value=v, started_at__isnull=False
+                ).exists(),
+                30,
+                f"message {n}'s execution",
+                0.005,
+            )
+            execution = Execution.objects.get(flow=flow, trigger__value=value)
+            delays.append((execution.started_at - pushed).total_seconds() * 1000)
+        before = Execution.objects.filter(flow=flow).count()
+        pipe = client.pipeline(transaction=False)
+        for n in range(BURST):
+            pipe.rpush(key, f"b{n}")
+        began = time.perf_counter()
+        pipe.execute()
+        wait_for(lambda: Execution.objects.filter(flow=flow).count() >= before + BURST, 600, "the burst", 0.1)
+        burst_seconds = time.perf_counter() - began
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+        set_disabled(flow, True)
+        client.delete(key)
+    delays.sort()
+    return {
+        "realtime_message_to_start_ms_median": round(statistics.median(delays), 1),
+        "realtime_message_to_start_ms_p95": round(delays[int(len(delays) * 0.95) - 1], 1),
+        "realtime_burst_executions_created_per_s": round(BURST / burst_seconds, 1),
+    }
 
 
 def tick_to_start(env: dict[str, str], directory: Path, wait_for) -> dict[str, float]:
@@ -51,14 +133,7 @@ def tick_to_start(env: dict[str, str], directory: Path, wait_for) -> dict[str, f
     from flows_app.services.flows import save_flow, set_disabled
 
     flow = save_flow(EVERY_SECOND).flow
-    scheduler = subprocess.Popen(
-        [sys.executable, "-m", "orchestrator.cli", "scheduler"],
-        cwd=ROOT,
-        env=env,
-        stdout=(directory / "scheduler.log").open("w"),
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
+    scheduler = start_tern("scheduler", env, directory)
     try:
         begun = datetime.now(UTC) + timedelta(seconds=2)  # past the scheduler's start-up
 

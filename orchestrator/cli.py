@@ -1,5 +1,5 @@
 """The `tern` command: flows (`flow validate`, `flow test`, `flow deploy`), executions on a server (`execution
-run`, `execution logs`, see remote.py), processes (`web`, `worker`, `scheduler`, `server local`), API tokens,
+run`, `execution logs`, see remote.py), processes (`web`, `worker`, `scheduler`, `triggers`, `server local`), API tokens,
 and Django's commands under `tern manage`."""
 
 from __future__ import annotations
@@ -114,6 +114,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     scheduler = commands.add_parser("scheduler", help="send schedule and housekeeping ticks (Celery beat)")
     scheduler.set_defaults(handler=cmd_scheduler)
+
+    triggers = commands.add_parser("triggers", help="run polling and realtime triggers (files, HTTP, message buses)")
+    triggers.set_defaults(handler=cmd_triggers)
 
     server = commands.add_parser("server", help="all processes in one command: `tern server local`")
     server = server.add_subparsers(dest="server_command")
@@ -293,6 +296,12 @@ def cmd_scheduler(args: argparse.Namespace) -> int:
     from orchestrator.processes import run_scheduler
 
     return run_scheduler()
+
+
+def cmd_triggers(args: argparse.Namespace) -> int:
+    from orchestrator.processes import run_triggers
+
+    return run_triggers()
 
 
 def cmd_server_local(args: argparse.Namespace) -> int:

@@ -1,4 +1,5 @@
-"""`tern server local` (what `make run` starts): prepare a laptop install, then supervise web, worker and scheduler."""
+"""`tern server local` (what `make run` starts): prepare a laptop install, then supervise web, worker, scheduler
+and triggers."""
 
 from __future__ import annotations
 
@@ -69,7 +70,7 @@ class CannotStart(Exception):
 
 
 def serve(host: str, port: int) -> int:
-    """Prepare, start Redis if none is configured, run the three processes until a stop signal or until
+    """Prepare, start Redis if none is configured, run the four processes until a stop signal or until
     one of them dies; returns the exit status (0 for a requested stop)."""
     from django.conf import settings
 
@@ -133,7 +134,12 @@ def child_env(redis_url: str, data_dir: Path) -> dict[str, str]:
 
 
 def child_commands(host: str, port: int) -> dict[str, list[str]]:
-    return {"web": ["web", "--host", host, "--port", str(port)], "worker": ["worker"], "scheduler": ["scheduler"]}
+    return {
+        "web": ["web", "--host", host, "--port", str(port)],
+        "worker": ["worker"],
+        "scheduler": ["scheduler"],
+        "triggers": ["triggers"],
+    }
 
 
 def start_child(args: list[str], env: dict[str, str]) -> subprocess.Popen:

@@ -1,4 +1,5 @@
-"""Tern's long-running processes: `tern web` (uvicorn), `tern worker` (Celery worker), `tern scheduler` (beat)."""
+"""Tern's long-running processes: `tern web` (uvicorn), `tern worker` (Celery worker), `tern scheduler` (beat),
+`tern triggers` (polling and realtime triggers)."""
 
 from __future__ import annotations
 
@@ -153,6 +154,25 @@ def run_scheduler() -> int:
         )
         or 0
     )
+
+
+def run_triggers() -> int:
+    start_process()
+    from django.db import DatabaseError
+
+    from flows_app.triggers.runner import TriggerRunner
+
+    runner = TriggerRunner()
+    for signum in (signal.SIGINT, signal.SIGTERM):  # a graceful stop: each trigger closes, its leases given back
+        signal.signal(signum, lambda *_: runner.stopping.set())
+    try:
+        runner.step()
+    except DatabaseError as exc:
+        print(f"triggers: the database is not ready (run `tern manage migrate`): {exc}", file=sys.stderr)
+        return 1
+    say(f"triggers: started as {runner.owner}, running {len(runner.threads)} polling or realtime trigger(s)")
+    runner.run()
+    return 0
 
 
 def stop_when_orphaned() -> None:

@@ -203,6 +203,14 @@ TERN = {
     "SCHEDULE_GRACE_SECONDS": env_int("TERN_SCHEDULE_GRACE_SECONDS", 10),
     # A backfill starts its next tick only while fewer executions of its flow than this have not ended.
     "BACKFILL_MAX_IN_FLIGHT": env_int("TERN_BACKFILL_MAX_IN_FLIGHT", 10),
+    # A polling or realtime trigger runs in the `tern triggers` process holding its lease; one killed leaves it
+    # to another once this many seconds have passed without a renewal.
+    "TRIGGER_LEASE_SECONDS": env_int("TERN_TRIGGER_LEASE_SECONDS", 15),
+    # The folders a file trigger may watch, move files to and delete files from (Kestra's `allowed-paths`),
+    # separated by the system's path separator (":" on Linux).
+    "TRIGGER_ALLOWED_PATHS": [
+        p for p in env_str("TERN_TRIGGER_ALLOWED_PATHS", str(DATA_DIR / "files")).split(os.pathsep) if p
+    ],
     "LOG_BATCH_SIZE": env_int("TERN_LOG_BATCH_SIZE", 100),
     "INLINE_THREADS": env_int("TERN_INLINE_THREADS", 32),
     # `POST /executions/...?wait=true` answers by then at the latest, with the state reached so far.

@@ -54,6 +54,21 @@ CORE_PLUGINS = (
     "plugins_app.core.workdir.WorkingDirectory",
     "plugins_app.core.workdir.LocalFiles",
     # pause and subflows (issue 5) — add entries above this line
+    "plugins_app.buses.redis.ListPush",
+    "plugins_app.buses.redis.ListPop",
+    "plugins_app.buses.redis.Publish",
+    # message buses (issue 12): redis — add entries above this line
+    # message buses (issue 12): mqtt — add entries above this line
+    "plugins_app.buses.amqp.Publish",
+    "plugins_app.buses.amqp.Consume",
+    "plugins_app.buses.amqp.CreateQueue",
+    "plugins_app.buses.amqp.DeclareExchange",
+    "plugins_app.buses.amqp.QueueBind",
+    # message buses (issue 12): amqp — add entries above this line
+    "plugins_app.buses.nats.Produce",
+    "plugins_app.buses.nats.Consume",
+    "plugins_app.buses.nats.Request",
+    # message buses (issue 12): nats — add entries above this line
 )
 
 ENTRY_POINT_GROUP = "tern.plugins"

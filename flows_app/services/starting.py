@@ -44,6 +44,7 @@ def start_execution(
     username: str | None = None,
     flow_revision: FlowRevision | None = None,
     start_key: str | None = None,
+    execution_id: str | None = None,
 ) -> Execution:
     """Check the inputs against the flow's latest revision (or `revision`; InputsError names each bad one)
     and create the execution; it is advanced once the transaction commits.
@@ -56,7 +57,8 @@ def start_execution(
     it as `flow_revision`.
 
     A `start_key` starts one execution at most (a schedule's tick, a message's id): a second start with the
-    same key raises IntegrityError, and stores nothing."""
+    same key raises IntegrityError, and stores nothing. `execution_id`: one the caller made (`new_id()`) to
+    store files in the execution's folder before it starts (a trigger's messages)."""
     check_labels(labels or {})
     revision = flow_revision or flow.revisions.defer("source").get(revision=revision or flow.revision)
     spec = spec_of(revision)
@@ -64,7 +66,7 @@ def start_execution(
         raise FlowDisabled(f"flow {flow} is deleted")
     if spec.disabled:
         raise FlowDisabled(f"flow {flow} is disabled")
-    execution_id = new_id()
+    execution_id = execution_id or new_id()
     folder = execution_parts(spec.namespace, spec.id, execution_id) + ["inputs"]
     try:
         values = coerce_inputs(spec.inputs, inputs or {}, store_file=_file_store(folder, local_files))

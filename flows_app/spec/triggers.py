@@ -18,6 +18,7 @@ from ..engine.cron import Cron, CronError, parse_cron, zone_of
 from ..engine.preconditions import Preconditions
 from ..engine.states import TERMINAL, State
 from .errors import ErrorCollector, Path
+from .event_triggers import EVENT_KINDS, EVENT_TYPES, parse_event_trigger, type_label
 from .model import TriggerSpec
 from .preconditions import conditions_at, is_multiple, parse_multiple_condition, parse_preconditions
 from .properties import check_keys, read_duration, read_mapping, read_states
@@ -26,6 +27,7 @@ SCHEDULE = ("io.kestra.plugin.core.trigger.Schedule", "io.kestra.core.models.tri
 FLOW_TRIGGER = ("io.kestra.plugin.core.trigger.Flow", "io.kestra.core.models.triggers.types.Flow")
 WEBHOOK = ("io.kestra.plugin.core.trigger.Webhook", "io.kestra.core.models.triggers.types.Webhook")
 TRIGGER_TYPES = {name: group[0] for group in (SCHEDULE, FLOW_TRIGGER, WEBHOOK) for name in group}
+TRIGGER_TYPES |= {name: kind.names[0] for name, kind in EVENT_TYPES.items()}  # polling and realtime ones
 
 # Kestra's AbstractTrigger: what every trigger may say.
 COMMON_KEYS = {"id", "type", "description", "conditions", "disabled", "stopAfter", "labels", "logLevel", "logToFile"}
@@ -80,6 +82,7 @@ KEYS = {
     | {"backfill", "scheduleConditions", "interval"},
     FLOW_TRIGGER[0]: {"inputs", "states", "preconditions"},
     WEBHOOK[0]: {"key", "wait", "returnOutputs", "responseContentType"},
+    **{kind.names[0]: set(kind.keys) for kind in EVENT_KINDS},
 }
 
 
@@ -109,8 +112,9 @@ def parse_triggers(
             hint = f"; did you mean '{close[0]}'?" if close else ""
             errors.add(path + ("type",), f"unknown trigger type '{type_name}'{hint}")
             continue
-        check_keys(raw, KEYS[canonical] | COMMON_KEYS, path, errors, f"a {canonical.rsplit('.', 1)[-1]} trigger")
-        parsed = PARSERS[canonical](raw, path, errors, labels)
+        check_keys(raw, KEYS[canonical] | COMMON_KEYS, path, errors, f"a {type_label(canonical)} trigger")
+        parser: Callable[..., Any] = PARSERS.get(canonical, parse_event_trigger)
+        parsed = parser({**raw, "type": canonical}, path, errors, labels)
         props = {k: v for k, v in raw.items() if k not in ("id", "type", "disabled")}
         disabled = raw.get("disabled")
         if disabled is not None and not isinstance(disabled, bool):

@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from flows_app.engine.cron import next_tick, zone_of
 from flows_app.models import Flow, TriggerState
+from flows_app.spec.event_triggers import EVENT_TYPES
 from flows_app.spec.model import FlowSpec, TriggerSpec
 from flows_app.spec.triggers import SCHEDULE
 
@@ -83,6 +84,11 @@ def _first_tick(trigger: TriggerSpec, now: datetime) -> datetime | None:
 
 
 def _fingerprint(trigger: TriggerSpec) -> str:
+    """What a running trigger depends on: when it changes, its dates start anew (a Schedule) or `tern
+    triggers` reconnects it with its new properties (a polling or realtime trigger)."""
+    if trigger.type in EVENT_TYPES:
+        text = json.dumps([trigger.type, trigger.properties], sort_keys=True, default=str)
+        return hashlib.sha256(text.encode()).hexdigest()
     if trigger.type != SCHEDULE[0] or trigger.spec is None:
         return ""
     schedule = trigger.spec

@@ -1,4 +1,4 @@
-"""`tern server local` (what `make run` starts): it prepares everything, runs web, worker and scheduler, and
+"""`tern server local` (what `make run` starts): it prepares everything, runs web, worker, scheduler and triggers, and
 leaves nothing running when it stops."""
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ def alive(pid: int) -> bool:
 
 
 def child_pids(log: str) -> dict[str, int]:
-    return {name: int(pid) for name, pid in re.findall(r"(web|worker|scheduler) \(pid (\d+)\)", log)}
+    return {name: int(pid) for name, pid in re.findall(r"(web|worker|scheduler|triggers) \(pid (\d+)\)", log)}
 
 
 class LocalServer:
@@ -67,9 +67,11 @@ class LocalServer:
         children's pids."""
         wait_until(lambda: http_status(self.url("/admin/login/")) == 200, process=self.process, what="the admin")
         wait_until(
-            lambda: "worker: ready" in self.log and "scheduler: started" in self.log,
+            lambda: (
+                "worker: ready" in self.log and "scheduler: started" in self.log and "triggers: started" in self.log
+            ),
             process=self.process,
-            what="worker and scheduler ready",
+            what="worker, scheduler and triggers ready",
         )
         return child_pids(self.log)
 
@@ -97,7 +99,7 @@ def local_server(tmp_path):
 def test_it_embeds_redis_serves_the_admin_with_the_example_flows_and_stops_cleanly_on_ctrl_c(local_server, tmp_path):
     server = local_server()
     pids = server.wait_ready()
-    assert set(pids) == {"web", "worker", "scheduler"}
+    assert set(pids) == {"web", "worker", "scheduler", "triggers"}
     assert http_status(server.url("/static/admin/css/base.css")) == 200
     with sqlite3.connect(tmp_path / "tern.sqlite3") as db:
         assert db.execute("SELECT 1 FROM flows_app_flow WHERE namespace = 'prod' AND flow_id = 'hello'").fetchone()
@@ -160,7 +162,9 @@ def test_its_processes_stop_by_themselves_when_it_is_killed(local_server, tmp_pa
     server.process.wait()
 
     wait_until(
-        lambda: not any(alive(pid) for pid in pids.values()), timeout=20, what="web, worker and scheduler stopped"
+        lambda: not any(alive(pid) for pid in pids.values()),
+        timeout=20,
+        what="web, worker, scheduler and triggers stopped",
     )
 
 
