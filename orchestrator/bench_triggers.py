@@ -79,14 +79,13 @@ def trigger_figures(env: dict[str, str], directory: Path, wait_for) -> dict[str,
 def realtime_figures(env: dict[str, str], directory: Path, wait_for) -> dict[str, float]:
     """Push to start, message by message (median and p95 of the execution's start − the push), then the
     executions per second `tern triggers` creates while BURST messages wait in the list."""
-    import redis
-
     from flows_app.models import Execution
     from flows_app.services.flows import save_flow, set_disabled
+    from plugins_app.buses.redis import connect
 
     url, key = env["REDIS_URL"], f"bench-realtime-{time.time_ns()}"
     flow = save_flow(REALTIME.format(url=url, key=key)).flow
-    client = redis.Redis.from_url(url)
+    client = connect(url)  # the embedded Redis's URL is Celery's redis+socket://
     process = start_tern("triggers", env, directory)
     try:
         client.rpush(key, "warm-up")

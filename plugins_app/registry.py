@@ -58,6 +58,8 @@ CORE_PLUGINS = (
     "plugins_app.buses.redis.ListPop",
     "plugins_app.buses.redis.Publish",
     # message buses (issue 12): redis — add entries above this line
+    "plugins_app.buses.mqtt.Publish",
+    "plugins_app.buses.mqtt.Subscribe",
     # message buses (issue 12): mqtt — add entries above this line
     "plugins_app.buses.amqp.Publish",
     "plugins_app.buses.amqp.Consume",
